@@ -1,0 +1,33 @@
+"""The API's actions by name: the 29 of 2019-03-15, and the handlers implemented so far."""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from api.actions import executions, flows
+from api.actions.context import Call
+
+Handler = Callable[[Call], Awaitable[dict[str, Any]]]
+
+ALL_ACTIONS = (
+    "CreateFlow", "UpdateFlow", "DeleteFlow", "DescribeFlow", "ListFlows",
+    "PublishFlowVersion", "ListFlowVersions", "DeleteFlowVersion",
+    "CreateFlowAlias", "UpdateFlowAlias", "DescribeFlowAlias", "ListFlowAliases", "DeleteFlowAlias",
+    "StartExecution", "StartSyncExecution", "StopExecution", "DescribeExecution", "ListExecutions",
+    "GetExecutionHistory", "ReportTaskSucceeded", "ReportTaskFailed",
+    "CreateSchedule", "UpdateSchedule", "DeleteSchedule", "DescribeSchedule", "ListSchedules",
+    "DescribeMapRun", "UpdateMapRun", "DescribeRegions",
+)  # fmt: skip
+
+HANDLERS: dict[str, Handler] = {
+    "CreateFlow": flows.create_flow,
+    "DescribeFlow": flows.describe_flow,
+    "UpdateFlow": flows.update_flow,
+    "DeleteFlow": flows.delete_flow,
+    "ListFlows": flows.list_flows,
+    "StartExecution": executions.start_execution,
+    "DescribeExecution": executions.describe_execution,
+    "ListExecutions": executions.list_executions,
+    "GetExecutionHistory": executions.get_execution_history,
+    "StopExecution": executions.stop_execution,
+}

@@ -1,0 +1,142 @@
+"""StartExecution, DescribeExecution (long-poll), ListExecutions, GetExecutionHistory, StopExecution."""
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from typing import Any
+
+from api.actions.context import Call
+from api.actions.flows import get_flow
+from api.params import integer, json_object, optional, required, resource_name
+from common import keys
+from common.errors import (
+    ActionNotSupported,
+    EntityTooLarge,
+    ExecutionAlreadyCompleted,
+    ExecutionAlreadyExists,
+    ExecutionNotExists,
+)
+from common.interpreter import TERMINAL, EventType, Status
+from common.records import execution_view, history_view
+
+
+def fault_point(call: Call, name: str) -> None:
+    """Test-only: die here, as a SIGKILL would, when the settings name this point."""
+    if name in call.settings.fault_points:
+        os._exit(137)
+
+
+async def start_execution(call: Call) -> dict[str, Any]:
+    """StartExecution: claim the name atomically, hand the run to the workers, answer at once."""
+    p = call.params
+    flow_name = required(p, "FlowName")
+    name = optional(p, "ExecutionName")
+    if name:
+        resource_name(name, "ExecutionName")
+    raw_input = optional(p, "Input")
+    input_obj: dict[str, Any] = {}
+    if raw_input != "":
+        if len(raw_input.encode("utf-8")) > call.settings.max_state_bytes:
+            raise EntityTooLarge(call.settings.max_state_bytes)
+        input_obj = json_object(raw_input, "Input")
+    flow = await get_flow(call, flow_name)
+    if flow.get("ExecutionMode") == "Express":
+        raise ActionNotSupported(
+            message="Flow %s runs in Express mode: start it with StartSyncExecution, not StartExecution." % flow_name
+        )
+    name = name or str(uuid.uuid4())
+    claim = await call.store.claim_execution(
+        account=call.account,
+        flow=flow,
+        name=name,
+        raw_input=raw_input,
+        input_obj=input_obj,
+        def_id=flow["DefId"],
+        qualifier=optional(p, "Qualifier"),
+        callback=optional(p, "CallbackFnFTaskToken"),
+        now=call.now,
+    )
+    if not claim.created:
+        if claim.fields.get("status") in TERMINAL:
+            raise ExecutionAlreadyExists(name, flow_name)
+        return execution_view(claim.fields, await call.store.definition(claim.fields["defid"]))
+    fault_point(call, "api.after_claim")
+    await call.publisher.publish(keys.execution_tag(flow["Id"], name))
+    return execution_view(claim.fields, flow["Definition"])
+
+
+async def _execution(call: Call, watch: bool = False) -> tuple[dict[str, str], dict[str, str]]:
+    flow_name, name = required(call.params, "FlowName"), required(call.params, "ExecutionName")
+    flow = await get_flow(call, flow_name)
+    fields = await call.store.read_execution(flow["Id"], name, watch=watch)
+    if fields is None:
+        raise ExecutionNotExists(name, flow_name)
+    return flow, fields
+
+
+async def describe_execution(call: Call) -> dict[str, Any]:
+    """DescribeExecution; with WaitTimeSeconds > 0, answer when the execution ends or the time is up."""
+    wait = integer(call.params, "WaitTimeSeconds", default=0, lo=0, hi=call.settings.long_poll_max_seconds)
+    flow, fields = await _execution(call)
+    if wait > 0 and fields["status"] not in TERMINAL:
+        tag = keys.execution_tag(flow["Id"], fields["name"])
+        with call.waiters.register(tag) as ended:
+            # Re-read with the watch flag set: the end is then published, and one that happened
+            # between the first read and the registration is seen here.
+            fresh = await call.store.read_execution(flow["Id"], fields["name"], watch=True)
+            if fresh is not None:
+                fields = fresh
+            if fields["status"] not in TERMINAL:
+                try:
+                    await asyncio.wait_for(ended, timeout=wait)
+                except asyncio.TimeoutError:
+                    pass
+                fresh = await call.store.read_execution(flow["Id"], fields["name"])
+                if fresh is not None:
+                    fields = fresh
+    return execution_view(fields, await call.store.definition(fields["defid"]))
+
+
+async def list_executions(call: Call) -> dict[str, Any]:
+    """ListExecutions, in start order, paged by execution name."""
+    limit = integer(call.params, "Limit", default=60, lo=1, hi=100)
+    flow = await get_flow(call, required(call.params, "FlowName"))
+    rows, nxt = await call.store.list_executions(flow["Id"], optional(call.params, "NextToken") or None, limit)
+    out: dict[str, Any] = {"Executions": [execution_view(r, await call.store.definition(r["defid"])) for r in rows]}
+    if nxt:
+        out["NextToken"] = nxt
+    return out
+
+
+async def get_execution_history(call: Call) -> dict[str, Any]:
+    """GetExecutionHistory, paged by EventId (NextToken is the id of the next event)."""
+    limit = integer(call.params, "Limit", default=60, lo=1, hi=1000)
+    start = integer(call.params, "NextToken", default=1, lo=1, hi=2**31)
+    flow, fields = await _execution(call)
+    events = await call.store.history(flow["Id"], fields["name"])
+    page = [e for e in events if e.id >= start][: limit + 1]
+    out: dict[str, Any] = {"Events": [history_view(e) for e in page[:limit]]}
+    if len(page) > limit:
+        out["NextToken"] = str(page[limit].id)
+    return out
+
+
+async def stop_execution(call: Call) -> dict[str, Any]:
+    """StopExecution: ask the driver to end a running execution as Stopped (asynchronously, as the cloud)."""
+    p = call.params
+    error, cause = optional(p, "Error"), optional(p, "Cause")
+    flow, fields = await _execution(call)
+    if fields["status"] in TERMINAL:
+        raise ExecutionAlreadyCompleted(fields["name"], flow["Name"])
+    event = {"t": EventType.STOP_REQUESTED.value, "error": error, "cause": cause}
+    appended, status = await call.store.append_event(flow["Id"], fields["name"], event, call.now)
+    if appended == -1:
+        raise ExecutionNotExists(fields["name"], flow["Name"])
+    if appended == 0:
+        raise ExecutionAlreadyCompleted(fields["name"], flow["Name"])
+    await call.publisher.publish(keys.execution_tag(flow["Id"], fields["name"]))
+    view = execution_view(fields, await call.store.definition(fields["defid"]))
+    view["Status"] = status or Status.RUNNING.value
+    view["RoleArn"] = flow.get("RoleArn", "")
+    return view

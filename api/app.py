@@ -1,0 +1,137 @@
+"""The aiohttp front door: one route, RPC dispatch, errors as the SDKs parse them."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from api.actions import ALL_ACTIONS, HANDLERS
+from api.actions.context import Call
+from api.auth import authenticate
+from api.credentials import AccessKey, load_keys
+from api.handoff import DrivePublisher
+from api.protocol import parse_request
+from api.waiters import EndWaiters
+from common.errors import ActionNotSupported, FnfError, InternalServerError
+from common.logs import request_id_var
+from common.redisurl import for_redis_py
+from common.settings import Settings
+from common.store import Store
+
+logger = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+PUBLISHER = web.AppKey("publisher", DrivePublisher)
+WAITERS = web.AppKey("waiters", EndWaiters)
+KEYS = web.AppKey("keys", dict)  # access key id -> AccessKey
+
+HOST_ID = "fnf.openfnf.local"
+
+
+def _json(body: dict[str, Any], status: int, request_id: str, headers: dict[str, str] | None = None) -> web.Response:
+    response = web.Response(
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+    response.headers["x-acs-request-id"] = request_id
+    return response
+
+
+def error_response(err: FnfError, request_id: str) -> web.Response:
+    """The error body the SDKs parse: {RequestId, HostId, Code, Message}."""
+    body = {"RequestId": request_id, "HostId": HOST_ID, "Code": err.code, "Message": err.message}
+    headers = {}
+    retry_after = getattr(err, "retry_after_ms", None)
+    if retry_after is not None:
+        headers["x-acs-retry-after"] = str(max(1, int(retry_after)))
+    return _json(body, err.http_status, request_id, headers)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Every answer carries a request id; FnfErrors become their documented body; bugs become 500."""
+    request_id = str(uuid.uuid4()).upper()
+    token = request_id_var.set(request_id)
+    request["request_id"] = request_id
+    try:
+        return await handler(request)
+    except FnfError as err:
+        return error_response(err, request_id)
+    except web.HTTPException:
+        raise
+    except Exception:
+        logger.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(InternalServerError(), request_id)
+    finally:
+        request_id_var.reset(token)
+
+
+async def rpc(request: web.Request) -> web.Response:
+    """`GET|POST /?Action=...`: parse, authenticate, dispatch."""
+    app = request.app
+    settings = app[SETTINGS]
+    now = int(time.time() * 1000)
+    req = await parse_request(request, settings.max_request_bytes)
+    handler = HANDLERS.get(req.action)
+    if handler is None:
+        if req.action in ALL_ACTIONS:
+            raise ActionNotSupported(message=f"The API operation '{req.action}' is not supported by this server yet.")
+        raise ActionNotSupported(req.action)
+    key: AccessKey = authenticate(req, app[KEYS], now, settings.timestamp_skew_seconds)
+    call = Call(
+        key=key,
+        params=req.params,
+        now=now,
+        settings=settings,
+        store=app[STORE],
+        publisher=app[PUBLISHER],
+        waiters=app[WAITERS],
+    )
+    body = await handler(call)
+    body["RequestId"] = request["request_id"]
+    return _json(body, 200, request["request_id"])
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    """Open Redis clients, the drive publisher and the long-poll listener; close them on shutdown."""
+    settings = app[SETTINGS]
+    state = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=256)
+    broker_url = for_redis_py(settings.effective_broker_url)
+    broker = state if broker_url == for_redis_py(settings.redis_url) else aioredis.from_url(broker_url)
+    app[STORE] = Store(state, settings)
+    app[PUBLISHER] = DrivePublisher(broker, settings.drive_queue)
+    waiters = EndWaiters(state)
+    app[WAITERS] = waiters
+    await waiters.start()
+    try:
+        yield
+    finally:
+        await waiters.stop()
+        await state.aclose()
+        if broker is not state:
+            await broker.aclose()
+
+
+def make_app(settings: Settings) -> web.Application:
+    """The front door application for these settings."""
+    app = web.Application(middlewares=[errors_middleware], client_max_size=settings.max_request_bytes + 1)
+    app[SETTINGS] = settings
+    app[KEYS] = load_keys(settings)
+    app.cleanup_ctx.append(_resources)
+    app.router.add_route("GET", "/", rpc)
+    app.router.add_route("POST", "/", rpc)
+    return app
+
+
+def run(settings: Settings) -> None:
+    """Serve the front door until SIGINT/SIGTERM."""
+    web.run_app(make_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)

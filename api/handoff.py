@@ -1,0 +1,42 @@
+"""Publishing drive messages to Celery from the event loop: batched LPUSHes, never a blocking call."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from common.taskmsg import DRIVE_TASK, redis_task_message
+
+logger = logging.getLogger(__name__)
+
+
+class DrivePublisher:
+    """Collects drive requests made in one loop iteration and pushes them in one command."""
+
+    def __init__(self, broker: Any, queue: str) -> None:
+        self.broker = broker  # redis.asyncio client of the broker
+        self.queue = queue
+        self._pending: list[str] = []
+        self._flushed: asyncio.Future[None] | None = None
+
+    async def publish(self, tag: str) -> None:
+        """Hand the execution `tag` to the workers; returns once the broker has the message."""
+        self._pending.append(redis_task_message(DRIVE_TASK, [tag], self.queue))
+        if self._flushed is None:
+            self._flushed = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._flush()))
+        await asyncio.shield(self._flushed)
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        done, self._flushed = self._flushed, None
+        assert done is not None
+        try:
+            # kombu's consumer pops from the right, so LPUSH keeps arrival order.
+            await self.broker.lpush(self.queue, *batch)
+        except Exception as exc:  # the safety net re-drives these executions; callers still answer
+            logger.warning("publishing %d drive(s) failed, the safety net will re-drive them: %s", len(batch), exc)
+            done.set_exception(exc)
+            done.exception()  # mark retrieved: callers may not await it
+            return
+        done.set_result(None)

@@ -1,0 +1,5 @@
+"""Flow definitions: parsing, validation and the data rules of both FDL syntaxes (pure, no I/O)."""
+from common.fdl.model import FlowDef, Mapping, ScopeDef, StateDef
+from common.fdl.parse import FdlError, parse_definition
+
+__all__ = ["FdlError", "FlowDef", "Mapping", "ScopeDef", "StateDef", "parse_definition"]

@@ -1,0 +1,70 @@
+"""Every Redis key OpenFnF uses, built here and nowhere else.
+
+An execution is addressed by its tag, `<flow id>/<execution name>`; all keys of one execution
+carry that tag in braces so they hash to one Cluster slot and scripts can touch them together.
+Flows hash by account. The flow id (not its name) is in the tag, so a flow deleted and
+created again under the same name starts with no executions, as the cloud documents.
+"""
+from __future__ import annotations
+
+PREFIX = "fnf:"
+
+WAKE = PREFIX + "wake"  # zset: execution tag -> deadline ms (the safety net)
+TIMERS = PREFIX + "timers"  # zset: timer entry json -> due ms
+DONE_CHANNEL = PREFIX + "done"  # pub/sub: tag of a watched execution that just ended
+
+
+def execution_tag(flow_id: str, name: str) -> str:
+    """The routing tag of one execution."""
+    return f"{flow_id}/{name}"
+
+
+def split_tag(tag: str) -> tuple[str, str]:
+    """(flow id, execution name) of a tag."""
+    flow_id, _, name = tag.partition("/")
+    return flow_id, name
+
+
+def execution(tag: str) -> str:
+    """Hash: the execution record (status, input, output, interpreter state, fence)."""
+    return f"{PREFIX}x:{{{tag}}}"
+
+
+def inbox(tag: str) -> str:
+    """List: events not yet seen by the driver."""
+    return f"{PREFIX}i:{{{tag}}}"
+
+
+def history(tag: str) -> str:
+    """List: history chunks, one per drive, each a JSON array of events."""
+    return f"{PREFIX}h:{{{tag}}}"
+
+
+def lease(tag: str) -> str:
+    """String: the fencing token of the driver holding the execution, with a TTL."""
+    return f"{PREFIX}l:{{{tag}}}"
+
+
+def execution_keys(tag: str) -> list[str]:
+    """[record, inbox, history, lease]: the KEYS every execution script takes, in this order."""
+    return [execution(tag), inbox(tag), history(tag), lease(tag)]
+
+
+def flow(account: str, name: str) -> str:
+    """Hash: a flow's attributes and current definition."""
+    return f"{PREFIX}f:{{{account}}}:{name}"
+
+
+def flow_index(account: str) -> str:
+    """Zset (all scores 0): the account's flow names, for lexical paging."""
+    return f"{PREFIX}fi:{{{account}}}"
+
+
+def executions_index(flow_id: str) -> str:
+    """Zset: execution name -> started ms, for ListExecutions."""
+    return f"{PREFIX}xi:{{{flow_id}}}"
+
+
+def definition(def_id: str) -> str:
+    """String: a definition text, addressed by its content hash (immutable, shared)."""
+    return f"{PREFIX}d:{def_id}"

@@ -1,0 +1,11 @@
+-- acquire.lua: a driver takes an execution's lease and reads everything it needs, in one call.
+-- KEYS[1] execution record   KEYS[2] inbox   KEYS[3] history (unused, for uniform KEYS)   KEYS[4] lease
+-- ARGV[1] lease time in milliseconds
+-- Returns {-1} if there is no such execution, {0} if another driver holds the lease, else
+--         {token, {status, state, defid, flow, name, acct, cb, hseq}, {inbox events...}}.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+if redis.call('EXISTS', KEYS[4]) == 1 then return {0} end
+local token = redis.call('HINCRBY', KEYS[1], 'fence', 1)
+redis.call('SET', KEYS[4], token, 'PX', ARGV[1])
+local rec = redis.call('HMGET', KEYS[1], 'status', 'state', 'defid', 'flow', 'name', 'acct', 'cb', 'hseq')
+return {token, rec, redis.call('LRANGE', KEYS[2], 0, -1)}

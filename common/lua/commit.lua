@@ -1,0 +1,26 @@
+-- commit.lua: write one drive's result atomically, if the driver still holds the lease.
+-- KEYS[1] execution record   KEYS[2] inbox   KEYS[3] history   KEYS[4] lease
+-- ARGV[1] fencing token from acquire.lua
+-- ARGV[2] how many inbox events the drive consumed (removed from the head)
+-- ARGV[3] the new interpreter state (JSON)
+-- ARGV[4] history chunk to append (JSON array), or '' for none
+-- ARGV[5] history length after this chunk
+-- ARGV[6] retention in seconds if the execution ended (keys then expire), else 0
+-- ARGV[7] channel to publish the tag on if the execution ended and someone long-polls it
+-- ARGV[8] the execution tag
+-- ARGV[9..] more field, value pairs for the record (status, output, stopped, error, cause)
+-- Returns -1 if the fence was lost (nothing written), else the number of inbox events left.
+if redis.call('GET', KEYS[4]) ~= ARGV[1] then return -1 end
+local consumed = tonumber(ARGV[2])
+if consumed > 0 then redis.call('LTRIM', KEYS[2], consumed, -1) end
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'hseq', ARGV[5], unpack(ARGV, 9))
+if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[4]) end
+redis.call('DEL', KEYS[4])
+local ttl = tonumber(ARGV[6])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('EXPIRE', KEYS[3], ttl)
+  if redis.call('HEXISTS', KEYS[1], 'watch') == 1 then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
+end
+return redis.call('LLEN', KEYS[2])

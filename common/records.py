@@ -1,0 +1,111 @@
+"""How flows, executions and history are laid out in Redis hashes and lists (pure encode/decode)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from common.interpreter.model import HistoryEvent
+from common.timefmt import rfc3339_ms
+
+# Fields of the execution record that DescribeExecution and friends read.
+EXECUTION_VIEW_FIELDS = ("flow", "name", "status", "input", "output", "started", "stopped", "defid", "error", "cause", "qual")
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, the form every JSON value is stored and answered in."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def definition_id(text: str) -> str:
+    """Content address of a definition text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def decode_hash(raw: dict[Any, Any]) -> dict[str, str]:
+    """A redis-py HGETALL answer (bytes or str) as str -> str."""
+    return {_s(k): _s(v) for k, v in raw.items()}
+
+
+def decode_pairs(raw: list[Any]) -> dict[str, str]:
+    """A flat [field, value, ...] list (HGETALL through Lua) as str -> str."""
+    return {_s(raw[i]): _s(raw[i + 1]) for i in range(0, len(raw), 2)}
+
+
+def _s(value: Any) -> str:
+    if value is None or value is False:
+        return ""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def new_execution_fields(
+    *, account: str, flow: str, flow_id: str, name: str, raw_input: str, def_id: str, qualifier: str, callback: str, started: int
+) -> list[str]:
+    """Field/value pairs of a just-claimed execution record."""
+    return [
+        "acct", account, "flow", flow, "fid", flow_id, "name", name, "status", "Running",
+        "input", raw_input, "defid", def_id, "qual", qualifier, "cb", callback, "started", str(started),
+        "hseq", "0",
+    ]  # fmt: skip
+
+
+def execution_view(fields: dict[str, str], definition: str) -> dict[str, Any]:
+    """The API's execution object (DescribeExecution, StartExecution, ListExecutions)."""
+    view: dict[str, Any] = {
+        "Name": fields.get("name", ""),
+        "FlowName": fields.get("flow", ""),
+        "FlowDefinition": definition,
+        "Input": fields.get("input", ""),
+        "Output": fields.get("output", ""),
+        "Status": fields.get("status", ""),
+        "StartedTime": rfc3339_ms(int(fields["started"])) if fields.get("started") else "",
+        "StoppedTime": rfc3339_ms(int(fields["stopped"])) if fields.get("stopped") else "",
+    }
+    if fields.get("error") or fields.get("cause"):
+        # Not in the SDK model (it ignores unknown keys); tells a user why an execution failed.
+        view["ErrorCode"] = fields.get("error", "")
+        view["ErrorMessage"] = fields.get("cause", "")
+    if fields.get("qual"):
+        view["Qualifier"] = fields["qual"]
+    return view
+
+
+def encode_history_chunk(events: list[HistoryEvent]) -> str:
+    """One drive's history events as the stored chunk."""
+    return dumps([e.to_json() for e in events]) if events else ""
+
+
+def decode_history(chunks: list[Any]) -> list[HistoryEvent]:
+    """All stored chunks of an execution, in order, as events."""
+    out: list[HistoryEvent] = []
+    for chunk in chunks:
+        out.extend(HistoryEvent.from_json(raw) for raw in json.loads(_s(chunk)))
+    return out
+
+
+def history_view(event: HistoryEvent) -> dict[str, Any]:
+    """The API's history event object."""
+    return {
+        "EventId": event.id,
+        "ScheduleEventId": event.sched,
+        "Type": event.type,
+        "StepName": event.step,
+        "Time": rfc3339_ms(event.time),
+        "EventDetail": dumps(event.detail),
+    }
+
+
+FLOW_FIELDS = (
+    "Id", "Name", "Definition", "DefId", "Description", "Type", "RoleArn", "ExecutionMode",
+    "Environment", "ExternalStorageLocation", "ResourceGroupId", "CreatedTime", "LastModifiedTime",
+)  # fmt: skip
+
+
+def flow_view(fields: dict[str, str]) -> dict[str, Any]:
+    """The API's flow object (CreateFlow, DescribeFlow, ListFlows, UpdateFlow)."""
+    view: dict[str, Any] = {k: fields.get(k, "") for k in FLOW_FIELDS if k not in ("DefId", "Environment")}
+    for key in ("CreatedTime", "LastModifiedTime"):
+        view[key] = rfc3339_ms(int(fields[key])) if fields.get(key) else ""
+    if fields.get("Environment"):
+        view["Environment"] = json.loads(fields["Environment"])
+    return view

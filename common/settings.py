@@ -1,0 +1,54 @@
+"""One Settings object, read from the environment (prefix OPENFNF_), built once per process."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of OpenFnF; each entry point builds one and passes it down."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENFNF_", extra="ignore")
+
+    # Where state lives and how work reaches the workers.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str | None = None  # Celery broker; defaults to redis_url
+
+    # Front door.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    region: str = "cn-hangzhou"
+    credentials: Path | None = None  # YAML credentials file (accounts, keys, policies)
+    account_id: str = "1234567890"  # account of the single configured key below
+    access_key_id: str | None = None
+    access_key_secret: str | None = None
+    token_secret: str = "openfnf-dev-token-secret"  # HMAC key for task tokens
+
+    # Limits, as the cloud documents them (all adjustable).
+    max_request_bytes: int = 1024 * 1024
+    max_state_bytes: int = 64 * 1024  # input/output of one state (new syntax)
+    max_history_events: int = 5000
+    timestamp_skew_seconds: int = 15 * 60
+    long_poll_max_seconds: int = 60
+
+    # Engine.
+    functions: Path | None = None  # functions file (ARN pattern -> python/http)
+    retention_days: int = 90  # finished executions and their history
+    wake_after_ms: int = 5000  # safety net: re-drive an execution whose inbox is still full after this
+    lease_ms: int = 30000  # driver lease; a drive taking longer loses its fence
+    timers_poll_ms: int = 50
+    drive_queue: str = "openfnf.drives"
+    activity_queue: str = "openfnf.activities"
+
+    # Logging.
+    log_level: str = "INFO"
+
+    # Test-only fault points (never set in production): names of places to os._exit(137).
+    fault_points: list[str] = Field(default_factory=list)
+
+    @property
+    def effective_broker_url(self) -> str:
+        """The Celery broker URL, defaulting to the state Redis."""
+        return self.broker_url or self.redis_url

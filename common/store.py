@@ -1,0 +1,182 @@
+"""The async store the front door uses: flows, definitions and executions in Redis (redis.asyncio)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from common import keys
+from common.records import (
+    EXECUTION_VIEW_FIELDS,
+    decode_hash,
+    decode_history,
+    decode_pairs,
+    dumps,
+    new_execution_fields,
+)
+from common.interpreter.model import HistoryEvent
+from common.scripts import Scripts
+from common.settings import Settings
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer of a StartExecution claim: either ours (created) or the holder's fields."""
+
+    created: bool
+    fields: dict[str, str]
+
+
+class Store:
+    """Flows and executions for one account-aware front door."""
+
+    def __init__(self, redis: Any, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.scripts = Scripts(redis)
+        self._definitions: dict[str, str] = {}  # def id -> text; immutable, so cached forever
+
+    # ------------------------------------------------------------ definitions
+
+    async def definition(self, def_id: str) -> str:
+        """The text of a stored definition."""
+        text = self._definitions.get(def_id)
+        if text is None:
+            raw = await self.redis.get(keys.definition(def_id))
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else (raw or "")
+            if text:
+                self._definitions[def_id] = text
+        return text
+
+    # ------------------------------------------------------------ flows
+
+    async def create_flow(self, account: str, name: str, def_id: str, definition: str, fields: dict[str, str]) -> bool:
+        """Create a flow; False if the name is taken in the account."""
+        pairs = [x for kv in fields.items() for x in kv]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(keys.definition(def_id), definition)
+        await self.scripts.create_flow(keys=[keys.flow(account, name), keys.flow_index(account)], args=[name, *pairs], client=pipe)
+        _, created = await pipe.execute()
+        return bool(created)
+
+    async def get_flow(self, account: str, name: str) -> dict[str, str] | None:
+        """A flow's fields, or None."""
+        raw = await self.redis.hgetall(keys.flow(account, name))
+        return decode_hash(raw) if raw else None
+
+    async def update_flow(
+        self, account: str, name: str, fields: dict[str, str], definition: tuple[str, str] | None
+    ) -> dict[str, str] | None:
+        """Change a flow's fields (and definition: (def id, text)); None if it does not exist."""
+        pairs = [x for kv in fields.items() for x in kv]
+        pipe = self.redis.pipeline(transaction=False)
+        if definition is not None:
+            pipe.set(keys.definition(definition[0]), definition[1])
+        await self.scripts.update_flow(keys=[keys.flow(account, name)], args=pairs, client=pipe)
+        result = (await pipe.execute())[-1]
+        return decode_pairs(result) if result else None
+
+    async def delete_flow(self, account: str, name: str) -> bool:
+        """Delete a flow; False if it did not exist."""
+        gone = await self.scripts.delete_flow(keys=[keys.flow(account, name), keys.flow_index(account)], args=[name])
+        return bool(gone)
+
+    async def list_flows(self, account: str, start: str | None, limit: int) -> tuple[list[dict[str, str]], str | None]:
+        """Up to `limit` flows from name `start` on (lexical), and the name to continue from."""
+        lo = f"[{start}" if start else "-"
+        names = await self.redis.zrangebylex(keys.flow_index(account), lo, "+", start=0, num=limit + 1)
+        names = [n.decode() if isinstance(n, bytes) else n for n in names]
+        page, nxt = names[:limit], (names[limit] if len(names) > limit else None)
+        pipe = self.redis.pipeline(transaction=False)
+        for n in page:
+            pipe.hgetall(keys.flow(account, n))
+        flows = [decode_hash(raw) for raw in await pipe.execute() if raw]
+        return flows, nxt
+
+    # ------------------------------------------------------------ executions
+
+    async def claim_execution(
+        self,
+        *,
+        account: str,
+        flow: dict[str, str],
+        name: str,
+        raw_input: str,
+        input_obj: dict[str, Any],
+        def_id: str,
+        qualifier: str,
+        callback: str,
+        now: int,
+    ) -> Claim:
+        """StartExecution's claim: one round trip (wake-up, index entry, atomic claim script)."""
+        tag = keys.execution_tag(flow["Id"], name)
+        started_event = dumps({"t": "Started", "input": input_obj, "name": name, "flow": flow["Name"]})
+        fields = new_execution_fields(
+            account=account, flow=flow["Name"], flow_id=flow["Id"], name=name, raw_input=raw_input,
+            def_id=def_id, qualifier=qualifier, callback=callback, started=now,
+        )  # fmt: skip
+        pipe = self.redis.pipeline(transaction=False)
+        # The wake-up is written before the claim: if this process dies before the drive is
+        # published, the timers process re-drives the execution after wake_after_ms.
+        pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms})
+        pipe.zadd(keys.executions_index(flow["Id"]), {name: now}, nx=True)
+        await self.scripts.claim(keys=[keys.execution(tag), keys.inbox(tag)], args=[started_event, *fields], client=pipe)
+        _, _, result = await pipe.execute()
+        if int(result[0]) == 1:
+            return Claim(True, dict(zip(fields[::2], fields[1::2], strict=True)))
+        held = dict(zip(("status", "input", "output", "started", "stopped", "defid"), result[1:], strict=False))
+        held = {k: (v.decode() if isinstance(v, bytes) else (v or "")) for k, v in held.items()}
+        held.update(flow=flow["Name"], name=name)
+        return Claim(False, held)
+
+    async def read_execution(self, flow_id: str, name: str, watch: bool = False) -> dict[str, str] | None:
+        """The execution's view fields; with watch, a still-running one will publish its end."""
+        tag = keys.execution_tag(flow_id, name)
+        raw = await self.scripts.watch(keys=[keys.execution(tag)], args=["1" if watch else "0", *EXECUTION_VIEW_FIELDS])
+        if raw is None:
+            return None
+        return dict(zip(EXECUTION_VIEW_FIELDS, (_s(v) for v in raw), strict=True))
+
+    async def append_event(self, flow_id: str, name: str, event: dict[str, Any], now: int) -> tuple[int, str]:
+        """Append an inbox event to a running execution: (1 appended | 0 ended | -1 missing, status)."""
+        tag = keys.execution_tag(flow_id, name)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms})
+        await self.scripts.append(keys=[keys.execution(tag), keys.inbox(tag)], args=[dumps(event)], client=pipe)
+        _, result = await pipe.execute()
+        return int(result[0]), (_s(result[1]) if len(result) > 1 else "")
+
+    async def list_executions(self, flow_id: str, start: str | None, limit: int) -> tuple[list[dict[str, str]], str | None]:
+        """Executions of a flow in start order from name `start`, and the name to continue from."""
+        index = keys.executions_index(flow_id)
+        offset = 0
+        if start:
+            rank = await self.redis.zrank(index, start)
+            if rank is None:
+                return [], None
+            offset = rank
+        names = [n.decode() if isinstance(n, bytes) else n for n in await self.redis.zrange(index, offset, offset + limit)]
+        page, nxt = names[:limit], (names[limit] if len(names) > limit else None)
+        pipe = self.redis.pipeline(transaction=False)
+        for n in page:
+            pipe.hmget(keys.execution(keys.execution_tag(flow_id, n)), *EXECUTION_VIEW_FIELDS)
+        out = []
+        stale = []
+        for n, raw in zip(page, await pipe.execute(), strict=True):
+            if raw[0] is None:  # expired after retention, or a claim that never completed
+                stale.append(n)
+                continue
+            out.append(dict(zip(EXECUTION_VIEW_FIELDS, (_s(v) for v in raw), strict=True)))
+        if stale:
+            await self.redis.zrem(index, *stale)
+        return out, nxt
+
+    async def history(self, flow_id: str, name: str) -> list[HistoryEvent]:
+        """Every history event of an execution, in order."""
+        tag = keys.execution_tag(flow_id, name)
+        return decode_history(await self.redis.lrange(keys.history(tag), 0, -1))
+
+
+def _s(value: Any) -> str:
+    if value is None or value is False:
+        return ""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,1 @@
+"""The `openfnf` command: composition root that starts the front door, workers and timers."""

@@ -1,0 +1,3 @@
+from openfnf.cli import main
+
+main()

@@ -1,0 +1,75 @@
+"""The `openfnf` command line: dev, api, worker, timers."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from common.logs import setup_logging
+from common.settings import Settings
+
+
+def _settings(**overrides: Any) -> Settings:
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    setup_logging(settings.log_level)
+    return settings
+
+
+@click.group()
+def main() -> None:
+    """OpenFnF: Alibaba Cloud Serverless Workflow (FnF / CloudFlow) on your own machines."""
+
+
+@main.command()
+@click.option("--port", default=8080, show_default=True, help="Port of the front door.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the front door listens on.")
+@click.option("--data-dir", default=".openfnf", show_default=True, type=click.Path(path_type=Path), help="Redis data, keys.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Celery worker processes.")
+@click.option("--functions", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Functions file.")
+@click.option("--access-key-id", help="Access key id to accept (default: generated, kept in the data dir).")
+@click.option("--access-key-secret", help="Its secret.")
+def dev(port: int, host: str, data_dir: Path, workers: int, functions: Path | None, access_key_id: str | None, access_key_secret: str | None) -> None:
+    """Run everything on this machine: embedded redis-server, front door, workers, timers."""
+    from openfnf.dev import DevOptions, Supervisor
+
+    if bool(access_key_id) != bool(access_key_secret):
+        raise click.UsageError("--access-key-id and --access-key-secret go together")
+    opts = DevOptions(
+        data_dir=data_dir, host=host, port=port, workers=workers, functions=functions,
+        access_key_id=access_key_id, access_key_secret=access_key_secret,
+    )  # fmt: skip
+    sys.exit(Supervisor(opts).run())
+
+
+@main.command()
+@click.option("--port", type=int, help="Port (default OPENFNF_PORT or 8080).")
+@click.option("--host", help="Address (default OPENFNF_HOST or 127.0.0.1).")
+def api(port: int | None, host: str | None) -> None:
+    """Run one front door against OPENFNF_REDIS_URL."""
+    from api.app import run
+
+    run(_settings(port=port, host=host))
+
+
+@main.command()
+@click.option("--queues", default=None, help="Comma-separated queues (default: drives and activities).")
+@click.option("--concurrency", default=1, show_default=True, type=int)
+@click.option("--pool", default="solo", show_default=True, type=click.Choice(["solo", "prefork", "threads"]))
+@click.option("--hostname", default=None, help="Celery node name.")
+def worker(queues: str | None, concurrency: int, pool: str, hostname: str | None) -> None:
+    """Run one Celery worker against OPENFNF_BROKER_URL / OPENFNF_REDIS_URL."""
+    from worker.celeryapp import run_worker
+
+    settings = _settings()
+    chosen = queues.split(",") if queues else [settings.drive_queue, settings.activity_queue]
+    run_worker(settings, chosen, concurrency, pool, [f"--hostname={hostname}"] if hostname else [])
+
+
+@main.command()
+def timers() -> None:
+    """Run the timers and safety-net loop against OPENFNF_REDIS_URL."""
+    from worker.timers import run_timers
+
+    run_timers(_settings())

@@ -1,0 +1,110 @@
+"""drive(execution): take the fenced lease, feed the inbox to advance(), write back in one Lua call."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from common import keys
+from common.fdl import FlowDef, parse_definition
+from common.interpreter import Decision, HistoryEvent, Status, advance
+from common.logs import execution_var, flow_var
+from common.records import dumps, encode_history_chunk
+from common.scripts import Scripts
+from common.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_ROUNDS = 100  # inbox refills handled in one task before leaving the rest to a fresh drive
+INTERNAL_ERROR = "FnF.InternalError"
+
+
+def now_ms() -> int:
+    """The clock the driver hands to the interpreter."""
+    return int(time.time() * 1000)
+
+
+class Driver:
+    """Drives executions against one Redis (sync client); one per worker process."""
+
+    def __init__(self, redis: Any, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.scripts = Scripts(redis)
+        self._flows: dict[str, FlowDef] = {}  # def id -> parsed definition (immutable)
+
+    def flow(self, def_id: str) -> FlowDef:
+        """The parsed definition with this content id."""
+        flow = self._flows.get(def_id)
+        if flow is None:
+            raw = self.redis.get(keys.definition(def_id))
+            if raw is None:
+                raise LookupError(f"definition {def_id} is missing")
+            flow = parse_definition(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+            self._flows[def_id] = flow
+        return flow
+
+    def drive(self, tag: str) -> str:
+        """Advance one execution as far as its inbox allows; returns what happened (for logs and tests)."""
+        outcome = "idle"
+        for _ in range(MAX_ROUNDS):
+            got = self.scripts.acquire(keys=keys.execution_keys(tag), args=[self.settings.lease_ms])
+            token = int(got[0])
+            if token == -1:
+                return "missing"
+            if token == 0:
+                return "busy"  # the holder re-reads the inbox before it lets go; the safety net covers a dead holder
+            left = self._round(tag, token, got[1], got[2])
+            if left < 0:
+                return "fenced"
+            outcome = "driven"
+            if left == 0:
+                return outcome
+        return outcome
+
+    def _round(self, tag: str, token: int, rec: list[Any], inbox: list[Any]) -> int:
+        status, state_json, def_id, flow_name, name = (_s(v) for v in rec[:5])
+        hseq = int(_s(rec[7]) or 0)
+        flow_var.set(flow_name)
+        execution_var.set(name)
+        events = [json.loads(_s(e)) for e in inbox]
+        now = now_ms()
+        state = json.loads(state_json) if state_json else None
+        try:
+            decision = advance(self.flow(def_id), state, events, now)
+        except Exception as exc:  # a bug (or a lost definition) must end the execution, not loop forever
+            logger.exception("the interpreter failed; ending the execution as Failed")
+            decision = _internal_failure(state, hseq, now, exc)
+        fields: list[str] = []
+        if decision.ended and status != decision.status.value:
+            fields += ["status", decision.status.value, "stopped", str(now)]
+            if decision.status == Status.SUCCEEDED:
+                fields += ["output", dumps(decision.output)]
+            else:
+                fields += ["error", decision.error or "", "cause", decision.cause or ""]
+        ttl = self.settings.retention_days * 86400 if decision.ended else 0
+        left = self.scripts.commit(
+            keys=keys.execution_keys(tag),
+            args=[
+                token, len(inbox), dumps(decision.state), encode_history_chunk(decision.history),
+                hseq + len(decision.history), ttl, keys.DONE_CHANNEL, tag, *fields,
+            ],
+        )  # fmt: skip
+        if int(left) < 0:
+            logger.warning("lost the lease of %s while driving it; its events stay for the next drive", tag)
+        return int(left)
+
+
+def _internal_failure(state: dict[str, Any] | None, hseq: int, now: int, exc: Exception) -> Decision:
+    new_state = dict(state or {"v": 1, "ctx": {}, "threads": []})
+    cause = f"internal error: {type(exc).__name__}: {exc}"
+    new_state.update(status=Status.FAILED.value, seq=hseq + 1, error=INTERNAL_ERROR, cause=cause, threads=[])
+    event = HistoryEvent(hseq + 1, hseq, "ExecutionFailed", "", now, {"error": INTERNAL_ERROR, "cause": cause})
+    return Decision(state=new_state, history=[event], status=Status.FAILED, error=INTERNAL_ERROR, cause=cause)
+
+
+def _s(value: Any) -> str:
+    if value is None or value is False:
+        return ""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
