@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     functions: Path | None = None  # functions file (ARN pattern -> python/http)
     retention_days: int = 90  # finished executions and their history
     wake_after_ms: int = 5000  # safety net: re-drive an execution whose inbox is still full after this
-    lease_ms: int = 30000  # driver lease; a drive taking longer loses its fence
+    lease_ms: int = 10000  # driver lease; a drive taking longer loses its fence
     timers_poll_ms: int = 50
     drive_queue: str = "openfnf.drives"
     activity_queue: str = "openfnf.activities"

@@ -2,12 +2,19 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from common.fdl.model import Mapping
 from common.fdl.paths import MISSING, parse_path, resolve
 
 _ROOTS = {"$input": "input", "$local": "local", "$context": "context"}
+_REFERENCE = re.compile(r"^\$(input|local|context)(?=$|[.\[])")
+
+
+def is_reference(source: object) -> bool:
+    """Whether a mapping source refers to data (`$input...`, `$local...`, `$context...`) rather than being a constant."""
+    return isinstance(source, str) and _REFERENCE.match(source.strip()) is not None
 
 
 def apply_mappings(mappings: tuple[Mapping, ...], data: dict[str, Any]) -> dict[str, Any]:
@@ -19,9 +26,9 @@ def apply_mappings(mappings: tuple[Mapping, ...], data: dict[str, Any]) -> dict[
     out: dict[str, Any] = {}
     for m in mappings:
         source = m.source
-        if isinstance(source, str) and source.startswith(tuple(_ROOTS)):
+        if is_reference(source):
             root, segments = parse_path(source)
-            value = resolve(data.get(_ROOTS.get(root, ""), {}), segments) if root in _ROOTS else MISSING
+            value = resolve(data.get(_ROOTS[root], {}), segments)
             out[m.target] = None if value is MISSING else copy.deepcopy(value)
         else:
             out[m.target] = copy.deepcopy(source)

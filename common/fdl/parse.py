@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from common.fdl.mappings import is_reference
 from common.fdl.model import FlowDef, Mapping, ScopeDef, StateDef
 from common.fdl.paths import PathError, parse_path
 
@@ -132,7 +133,7 @@ def _mappings(value: Any, where: str) -> tuple[Mapping, ...] | None:
         if not isinstance(item["target"], str) or not item["target"]:
             raise FdlError(f"{where}[{i}].target must be a non-empty string")
         source = item["source"]
-        if isinstance(source, str) and source.startswith(("$input", "$local", "$context")):
+        if is_reference(source):
             try:
                 parse_path(source)
             except PathError as exc:

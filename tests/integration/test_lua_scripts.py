@@ -1,0 +1,142 @@
+"""Every script of common/lua against a real redis-server (the fixture's, never the shared 6379)."""
+from __future__ import annotations
+
+import json
+
+import redis
+
+from common import keys
+from common.scripts import NAMES, Scripts, source
+
+TAG = keys.execution_tag("flow-id-1", "exec1")
+XKEYS = keys.execution_keys(TAG)
+
+
+def _claim(s: Scripts, fields: list[str] | None = None) -> list[object]:
+    fields = fields or ["status", "Running", "input", "{}", "defid", "d1", "started", "1000", "output", "", "stopped", ""]
+    return s.claim(keys=XKEYS[:2], args=[json.dumps({"t": "Started"}), *fields])
+
+
+def test_every_script_has_a_documented_header() -> None:
+    for name in NAMES:
+        head = source(name).splitlines()[:3]
+        assert head[0].startswith(f"-- {name}.lua:"), name
+        assert any("KEYS[1]" in line for line in source(name).splitlines()[:12]), name
+
+
+def test_claim_once_then_report_the_holder(r: redis.Redis) -> None:
+    s = Scripts(r)
+    assert _claim(s) == [1]
+    assert r.hget(XKEYS[0], "status") == b"Running"
+    assert r.lrange(XKEYS[1], 0, -1) == [b'{"t": "Started"}']
+    again = _claim(s, ["status", "Running", "input", '{"other":1}', "defid", "d2", "started", "2000"])
+    assert again == [0, b"Running", b"{}", b"", b"1000", b"", b"d1"]
+    assert r.llen(XKEYS[1]) == 1  # the second claim queued nothing
+
+
+def test_acquire_fences_and_commit_checks_the_fence(r: redis.Redis) -> None:
+    s = Scripts(r)
+    assert s.acquire(keys=XKEYS, args=[5000]) == [-1]  # no such execution
+    _claim(s)
+    token, rec, inbox = s.acquire(keys=XKEYS, args=[5000])
+    assert token == 1 and rec[0] == b"Running" and rec[2] == b"d1" and inbox == [b'{"t": "Started"}']
+    assert s.acquire(keys=XKEYS, args=[5000]) == [0]  # held
+    r.rpush(XKEYS[1], b'{"t":"Late"}')  # arrives while the driver works
+    left = s.commit(keys=XKEYS, args=[token, 1, '{"seq":3}', '[["e"]]', 3, 0, keys.DONE_CHANNEL, TAG, "status", "Running"])
+    assert left == 1
+    assert r.lrange(XKEYS[1], 0, -1) == [b'{"t":"Late"}']
+    assert r.hget(XKEYS[0], "state") == b'{"seq":3}' and r.hget(XKEYS[0], "hseq") == b"3"
+    assert r.lrange(XKEYS[2], 0, -1) == [b'[["e"]]']
+    assert not r.exists(XKEYS[3])
+    # A stale driver (old token) writes nothing.
+    token2 = s.acquire(keys=XKEYS, args=[5000])[0]
+    assert token2 == 2
+    assert s.commit(keys=XKEYS, args=[token, 0, "{}", "", 0, 0, keys.DONE_CHANNEL, TAG]) == -1
+    assert r.hget(XKEYS[0], "state") == b'{"seq":3}'
+
+
+def test_lease_expires(r: redis.Redis) -> None:
+    s = Scripts(r)
+    _claim(s)
+    assert s.acquire(keys=XKEYS, args=[1])[0] == 1
+    r.pexpire(XKEYS[3], 1)
+    import time
+
+    time.sleep(0.01)
+    assert s.acquire(keys=XKEYS, args=[5000])[0] == 2  # a new holder after expiry, with a higher fence
+
+
+def test_commit_at_the_end_expires_and_publishes_only_when_watched(r: redis.Redis) -> None:
+    s = Scripts(r)
+    _claim(s)
+    sub = r.pubsub(ignore_subscribe_messages=True)
+    sub.subscribe(keys.DONE_CHANNEL)
+    sub.get_message(timeout=1)
+    token = s.acquire(keys=XKEYS, args=[5000])[0]
+    s.commit(keys=XKEYS, args=[token, 1, "{}", "", 0, 3600, keys.DONE_CHANNEL, TAG, "status", "Succeeded"])
+    assert sub.get_message(timeout=0.2) is None  # nobody watched
+    assert 0 < r.ttl(XKEYS[0]) <= 3600
+
+    other = keys.execution_tag("flow-id-1", "exec2")
+    okeys = keys.execution_keys(other)
+    s.claim(keys=okeys[:2], args=["{}", "status", "Running"])
+    assert s.watch(keys=okeys[:1], args=["1", "status"]) == [b"Running"]
+    token = s.acquire(keys=okeys, args=[5000])[0]
+    s.commit(keys=okeys, args=[token, 1, "{}", "", 0, 3600, keys.DONE_CHANNEL, other, "status", "Failed"])
+    msg = sub.get_message(timeout=2)
+    assert msg is not None and msg["data"] == other.encode()
+
+
+def test_watch_reads_and_marks_only_running(r: redis.Redis) -> None:
+    s = Scripts(r)
+    assert s.watch(keys=XKEYS[:1], args=["1", "status"]) is None
+    _claim(s)
+    assert s.watch(keys=XKEYS[:1], args=["0", "status", "defid"]) == [b"Running", b"d1"]
+    assert not r.hexists(XKEYS[0], "watch")
+    s.watch(keys=XKEYS[:1], args=["1", "status"])
+    assert r.hget(XKEYS[0], "watch") == b"1"
+    r.hset(XKEYS[0], mapping={"status": "Succeeded", "watch": ""})
+    r.hdel(XKEYS[0], "watch")
+    s.watch(keys=XKEYS[:1], args=["1", "status"])
+    assert not r.hexists(XKEYS[0], "watch")  # an ended execution is not marked
+
+
+def test_append_only_to_running(r: redis.Redis) -> None:
+    s = Scripts(r)
+    assert s.append(keys=XKEYS[:2], args=["{}"]) == [-1]
+    _claim(s)
+    assert s.append(keys=XKEYS[:2], args=['{"t":"StopRequested"}']) == [1, b"Running"]
+    assert r.llen(XKEYS[1]) == 2
+    for status in ("Succeeded", "Failed", "Stopped", "TimedOut"):
+        r.hset(XKEYS[0], "status", status)
+        assert s.append(keys=XKEYS[:2], args=["{}"]) == [0, status.encode()]
+    assert r.llen(XKEYS[1]) == 2
+
+
+def test_flow_scripts(r: redis.Redis) -> None:
+    s = Scripts(r)
+    fk, idx = keys.flow("acct", "f1"), keys.flow_index("acct")
+    assert s.create_flow(keys=[fk, idx], args=["f1", "Name", "f1", "Description", "a"]) == 1
+    assert s.create_flow(keys=[fk, idx], args=["f1", "Name", "f1", "Description", "b"]) == 0
+    assert r.hget(fk, "Description") == b"a" and r.zrange(idx, 0, -1) == [b"f1"]
+    assert s.update_flow(keys=[keys.flow("acct", "nope")], args=["Description", "x"]) == 0
+    got = s.update_flow(keys=[fk], args=["Description", "c"])
+    assert dict(zip(got[::2], got[1::2])) == {b"Name": b"f1", b"Description": b"c"}
+    assert s.delete_flow(keys=[fk, idx], args=["f1"]) == 1
+    assert s.delete_flow(keys=[fk, idx], args=["f1"]) == 0
+    assert not r.exists(fk) and r.zcard(idx) == 0
+
+
+def test_claim_due_and_release_if(r: redis.Redis) -> None:
+    s = Scripts(r)
+    r.zadd("z", {"a": 100, "b": 200, "c": 5000})
+    got = s.claim_due(keys=["z"], args=[1000, 10, 30000])
+    assert got == [b"a", b"31000", b"b", b"31000"]
+    assert r.zscore("z", "a") == 31000 and r.zscore("z", "c") == 5000
+    assert s.claim_due(keys=["z"], args=[1000, 10, 30000]) == []  # claimed ones are not due again yet
+    r.zadd("z", {"b": 40000})  # someone re-armed b
+    assert s.release_if(keys=["z"], args=["a", "31000"]) == 1
+    assert s.release_if(keys=["z"], args=["b", "31000"]) == 0
+    assert r.zscore("z", "b") == 40000 and r.zscore("z", "a") is None
+    assert s.claim_due(keys=["z"], args=[1000, 1, 30000]) == []
+    assert len(s.claim_due(keys=["z"], args=[100000, 1, 10])) == 2  # the limit holds
