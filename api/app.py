@@ -87,6 +87,7 @@ async def rpc(request: web.Request) -> web.Response:
             raise ActionNotSupported(message=f"The API operation '{req.action}' is not supported by this server yet.")
         raise ActionNotSupported(req.action)
     key: AccessKey = authenticate(req, app[KEYS], now, settings.timestamp_skew_seconds)
+    # Next, in this order (DESIGN.md "StartExecution"): authorise by policy, then throttle.
     call = Call(
         key=key,
         params=req.params,

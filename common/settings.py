@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Logging.
     log_level: str = "INFO"
 
+    # Throttling (issue 7), deploy/health/metrics (issue 10), schedules (issue 8) add their settings below,
+    # each in its own commented block.
+
     # Test-only fault points (never set in production): names of places to os._exit(137).
     fault_points: list[str] = Field(default_factory=list)
 

@@ -86,18 +86,22 @@ class Supervisor:
         self.stopping = False
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([sys.executable, "-m", "openfnf", *args], env=env)
+        # Own session: a terminal's Ctrl-C reaches only the supervisor, which stops children in order.
+        proc = subprocess.Popen([sys.executable, "-m", "openfnf", *args], env=env, start_new_session=True)
         self.children.append((name, proc))
         return proc
 
     def run(self) -> int:
         """Run until told to stop; the exit status is 0 after a clean stop."""
         opts = self.opts
-        opts.data_dir.mkdir(parents=True, exist_ok=True)
-        key_id, secret, cred_path = ensure_credentials(opts)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
+        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        key_id, secret, cred_path = ensure_credentials(opts)
         self.redis = start_redis(opts.data_dir)
+        if self.stopping:  # told to stop while starting
+            self.redis.stop()
+            return 0
         env = dict(os.environ)
         for var in ("OPENFNF_BROKER_URL", "OPENFNF_ACCESS_KEY_ID", "OPENFNF_ACCESS_KEY_SECRET"):
             env.pop(var, None)

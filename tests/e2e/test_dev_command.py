@@ -29,9 +29,8 @@ def start_dev(data_dir: Path, port: int, log: Path) -> tuple[subprocess.Popen[by
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         text = log.read_text(errors="replace")
-        if "Press Ctrl-C to stop." in text.split("OpenFnF is running.")[-1] and text.count("OpenFnF is running.") >= 1:
-            block = text.split("OpenFnF is running.")[-1]
-            found = dict(re.findall(r"^\s+(endpoint|access key id|access key secret):\s+(\S+)", block, re.M))
+        if "Press Ctrl-C to stop." in text:
+            found = dict(re.findall(r"^\s+(endpoint|access key id|access key secret):\s+(\S+)", text, re.M))
             if len(found) == 3:
                 return proc, found
         if proc.poll() is not None:
@@ -82,7 +81,7 @@ def test_dev_runs_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
         assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
     assert (data_dir / "appendonly.aof").exists() or any(data_dir.glob("appendonly*"))
 
-    proc, again = start_dev(data_dir, port, log)
+    proc, again = start_dev(data_dir, port, tmp_path / "dev-again.log")
     try:
         assert again["access key id"] == info["access key id"]  # the generated key is kept in the data dir
         sdk = _client(again)
