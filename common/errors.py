@@ -200,6 +200,13 @@ class FlowAliasNotExists(FnfError):
     template = "Alias %s of flow %s does not exist."
 
 
+class FlowAliasAlreadyExists(FnfError):
+    """CreateFlowAlias with a name already taken for the flow."""
+
+    code, http_status = "FlowAliasAlreadyExists", 409
+    template = "Alias %s of flow %s already exists."
+
+
 def catalogue() -> dict[str, type[FnfError]]:
     """Every error class by its wire Code."""
     out: dict[str, type[FnfError]] = {}

@@ -40,6 +40,11 @@ def history(tag: str) -> str:
     return f"{PREFIX}h:{{{tag}}}"
 
 
+def tasks(tag: str) -> str:
+    """Hash: task id -> 'waiting' while a callback task waits for its report, 'done' after."""
+    return f"{PREFIX}t:{{{tag}}}"
+
+
 def lease(tag: str) -> str:
     """String: the fencing token of the driver holding the execution, with a TTL."""
     return f"{PREFIX}l:{{{tag}}}"
@@ -58,6 +63,21 @@ def flow(account: str, name: str) -> str:
 def flow_index(account: str) -> str:
     """Zset (all scores 0): the account's flow names, for lexical paging."""
     return f"{PREFIX}fi:{{{account}}}"
+
+
+def flow_versions(account: str, name: str) -> str:
+    """Hash: version number -> JSON {Version, Description, CreatedTime, DefId}; field `#next` counts."""
+    return f"{PREFIX}fv:{{{account}}}:{name}"
+
+
+def flow_aliases(account: str, name: str) -> str:
+    """Hash: alias name -> JSON {Name, Description, RoutingConfigurations, CreatedTime, LastModifiedTime}."""
+    return f"{PREFIX}fa:{{{account}}}:{name}"
+
+
+def flow_keys(account: str, name: str) -> list[str]:
+    """[flow, index, versions, aliases]: the KEYS of the flow scripts, in this order (one slot: the account)."""
+    return [flow(account, name), flow_index(account), flow_versions(account, name), flow_aliases(account, name)]
 
 
 def executions_index(flow_id: str) -> str:

@@ -16,6 +16,9 @@ NAMES = (
     "delete_flow",
     "claim_due",
     "release_if",
+    "publish_version",
+    "put_alias",
+    "delete_version",
 )
 
 

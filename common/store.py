@@ -16,6 +16,7 @@ from common.records import (
 from common.interpreter.model import HistoryEvent
 from common.scripts import Scripts
 from common.settings import Settings
+from common.versions import VersionStore
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Store:
         self.redis = redis
         self.settings = settings
         self.scripts = Scripts(redis)
+        self.versions = VersionStore(redis, self.scripts)
         self._definitions: dict[str, str] = {}  # def id -> text; immutable, so cached forever
 
     # ------------------------------------------------------------ definitions
@@ -77,7 +79,7 @@ class Store:
 
     async def delete_flow(self, account: str, name: str) -> bool:
         """Delete a flow; False if it did not exist."""
-        gone = await self.scripts.delete_flow(keys=[keys.flow(account, name), keys.flow_index(account)], args=[name])
+        gone = await self.scripts.delete_flow(keys=keys.flow_keys(account, name), args=[name])
         return bool(gone)
 
     async def list_flows(self, account: str, start: str | None, limit: int) -> tuple[list[dict[str, str]], str | None]:
@@ -106,13 +108,14 @@ class Store:
         qualifier: str,
         callback: str,
         now: int,
+        version: str = "",
     ) -> Claim:
         """StartExecution's claim: one round trip (wake-up, index entry, atomic claim script)."""
         tag = keys.execution_tag(flow["Id"], name)
         started_event = dumps({"t": "Started", "input": input_obj, "name": name, "flow": flow["Name"]})
         fields = new_execution_fields(
             account=account, flow=flow["Name"], flow_id=flow["Id"], name=name, raw_input=raw_input,
-            def_id=def_id, qualifier=qualifier, callback=callback, started=now,
+            def_id=def_id, qualifier=qualifier, version=version, callback=callback, started=now,
         )  # fmt: skip
         pipe = self.redis.pipeline(transaction=False)
         # The wake-up is written before the claim: if this process dies before the drive is
@@ -169,6 +172,10 @@ class Store:
         if stale:
             await self.redis.zrem(index, *stale)
         return out, nxt
+
+    async def task_state(self, tag: str, task_id: str) -> str:
+        """'waiting', 'done' or '' for a task of an execution (callback tasks only)."""
+        return _s(await self.redis.hget(keys.tasks(tag), task_id))
 
     async def history(self, flow_id: str, name: str) -> list[HistoryEvent]:
         """Every history event of an execution, in order."""

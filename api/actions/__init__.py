@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api.actions import executions, flows
+from api.actions import executions, flows, versions
 from api.actions.context import Call
 
 Handler = Callable[[Call], Awaitable[dict[str, Any]]]
@@ -30,4 +30,12 @@ HANDLERS: dict[str, Handler] = {
     "ListExecutions": executions.list_executions,
     "GetExecutionHistory": executions.get_execution_history,
     "StopExecution": executions.stop_execution,
+    "PublishFlowVersion": versions.publish_flow_version,
+    "ListFlowVersions": versions.list_flow_versions,
+    "DeleteFlowVersion": versions.delete_flow_version,
+    "CreateFlowAlias": versions.create_flow_alias,
+    "UpdateFlowAlias": versions.update_flow_alias,
+    "DescribeFlowAlias": versions.describe_flow_alias,
+    "ListFlowAliases": versions.list_flow_aliases,
+    "DeleteFlowAlias": versions.delete_flow_alias,
 }

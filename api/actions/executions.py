@@ -8,6 +8,7 @@ from typing import Any
 
 from api.actions.context import Call
 from api.actions.flows import get_flow
+from api.actions.versions import resolve_qualifier
 from api.params import integer, json_object, optional, required, resource_name
 from common import keys
 from common.errors import (
@@ -16,8 +17,10 @@ from common.errors import (
     ExecutionAlreadyCompleted,
     ExecutionAlreadyExists,
     ExecutionNotExists,
+    InvalidArgument,
 )
 from common.interpreter import TERMINAL, EventType, Status
+from common.tokens import InvalidToken, TaskRef, parse_token
 from common.records import execution_view, history_view
 
 
@@ -45,6 +48,11 @@ async def start_execution(call: Call) -> dict[str, Any]:
         raise ActionNotSupported(
             message="Flow %s runs in Express mode: start it with StartSyncExecution, not StartExecution." % flow_name
         )
+    callback = optional(p, "CallbackFnFTaskToken")
+    if callback:
+        await check_waiting_token(call, callback)
+    qualifier = optional(p, "Qualifier")
+    runs = await resolve_qualifier(call, flow, qualifier)
     name = name or str(uuid.uuid4())
     claim = await call.store.claim_execution(
         account=call.account,
@@ -52,9 +60,10 @@ async def start_execution(call: Call) -> dict[str, Any]:
         name=name,
         raw_input=raw_input,
         input_obj=input_obj,
-        def_id=flow["DefId"],
-        qualifier=optional(p, "Qualifier"),
-        callback=optional(p, "CallbackFnFTaskToken"),
+        def_id=runs.def_id,
+        qualifier=qualifier,
+        version=runs.version,
+        callback=callback,
         now=call.now,
     )
     if not claim.created:
@@ -63,7 +72,19 @@ async def start_execution(call: Call) -> dict[str, Any]:
         return execution_view(claim.fields, await call.store.definition(claim.fields["defid"]))
     fault_point(call, "api.after_claim")
     await call.publisher.publish(keys.execution_tag(flow["Id"], name))
-    return execution_view(claim.fields, flow["Definition"])
+    return execution_view(claim.fields, runs.definition)
+
+
+async def check_waiting_token(call: Call, token: str) -> TaskRef:
+    """A task token this service issued for a task that still waits; else InvalidArgument."""
+    try:
+        ref = parse_token(call.settings.token_secret, token)
+    except InvalidToken as exc:
+        raise InvalidArgument(message=f"CallbackFnFTaskToken is invalid: {exc}.") from None
+    state = await call.store.task_state(ref.tag, ref.task_id)
+    if state != "waiting":
+        raise InvalidArgument(message="CallbackFnFTaskToken is invalid: its task is not waiting for a callback.")
+    return ref
 
 
 async def _execution(call: Call, watch: bool = False) -> tuple[dict[str, str], dict[str, str]]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from api.actions.context import Call
 from api.params import integer, optional, required, resource_name
-from common.errors import FlowAlreadyExists, FlowNotExists, InvalidArgument
+from common.errors import FlowAlreadyExists, FlowNotExists, FlowVersionNotExists, InvalidArgument
 from common.fdl import FdlError, FlowDef, parse_definition
 from common.records import definition_id, flow_view
 
@@ -84,8 +84,16 @@ async def get_flow(call: Call, name: str) -> dict[str, str]:
 
 
 async def describe_flow(call: Call) -> dict[str, Any]:
-    """DescribeFlow."""
-    return flow_view(await get_flow(call, required(call.params, "Name")))
+    """DescribeFlow; with FlowVersion, the flow as that version froze it."""
+    flow = await get_flow(call, required(call.params, "Name"))
+    version_no = optional(call.params, "FlowVersion")
+    if version_no:
+        version = await call.store.versions.get(call.account, flow["Name"], version_no)
+        if version is None:
+            raise FlowVersionNotExists(version_no, flow["Name"])
+        definition = await call.store.definition(version["DefId"])
+        flow = {**flow, "Definition": definition, "DefId": version["DefId"], "Description": version.get("Description", "")}
+    return flow_view(flow)
 
 
 async def update_flow(call: Call) -> dict[str, Any]:

@@ -116,14 +116,16 @@ def test_append_only_to_running(r: redis.Redis) -> None:
 def test_flow_scripts(r: redis.Redis) -> None:
     s = Scripts(r)
     fk, idx = keys.flow("acct", "f1"), keys.flow_index("acct")
+    fkeys = keys.flow_keys("acct", "f1")
     assert s.create_flow(keys=[fk, idx], args=["f1", "Name", "f1", "Description", "a"]) == 1
+    fkeys = keys.flow_keys("acct", "f1")
     assert s.create_flow(keys=[fk, idx], args=["f1", "Name", "f1", "Description", "b"]) == 0
     assert r.hget(fk, "Description") == b"a" and r.zrange(idx, 0, -1) == [b"f1"]
     assert s.update_flow(keys=[keys.flow("acct", "nope")], args=["Description", "x"]) == 0
     got = s.update_flow(keys=[fk], args=["Description", "c"])
     assert dict(zip(got[::2], got[1::2])) == {b"Name": b"f1", b"Description": b"c"}
-    assert s.delete_flow(keys=[fk, idx], args=["f1"]) == 1
-    assert s.delete_flow(keys=[fk, idx], args=["f1"]) == 0
+    assert s.delete_flow(keys=fkeys, args=["f1"]) == 1
+    assert s.delete_flow(keys=fkeys, args=["f1"]) == 0
     assert not r.exists(fk) and r.zcard(idx) == 0
 
 
