@@ -54,10 +54,11 @@ class Store:
     async def create_flow(self, account: str, name: str, def_id: str, definition: str, fields: dict[str, str]) -> bool:
         """Create a flow; False if the name is taken in the account."""
         pairs = [x for kv in fields.items() for x in kv]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(keys.definition(def_id), definition)
-        await self.scripts.create_flow(keys=[keys.flow(account, name), keys.flow_index(account)], args=[name, *pairs], client=pipe)
-        _, created = await pipe.execute()
+        def build(pipe: Any) -> None:
+            pipe.set(keys.definition(def_id), definition)
+            self.scripts.queue(pipe, "create_flow", [keys.flow(account, name), keys.flow_index(account)], [name, *pairs])
+
+        _, created = await self.scripts.pipeline(build)
         return bool(created)
 
     async def get_flow(self, account: str, name: str) -> dict[str, str] | None:
@@ -70,11 +71,12 @@ class Store:
     ) -> dict[str, str] | None:
         """Change a flow's fields (and definition: (def id, text)); None if it does not exist."""
         pairs = [x for kv in fields.items() for x in kv]
-        pipe = self.redis.pipeline(transaction=False)
-        if definition is not None:
-            pipe.set(keys.definition(definition[0]), definition[1])
-        await self.scripts.update_flow(keys=[keys.flow(account, name)], args=pairs, client=pipe)
-        result = (await pipe.execute())[-1]
+        def build(pipe: Any) -> None:
+            if definition is not None:
+                pipe.set(keys.definition(definition[0]), definition[1])
+            self.scripts.queue(pipe, "update_flow", [keys.flow(account, name)], pairs)
+
+        result = (await self.scripts.pipeline(build))[-1]
         return decode_pairs(result) if result else None
 
     async def delete_flow(self, account: str, name: str) -> bool:
@@ -117,15 +119,18 @@ class Store:
             account=account, flow=flow["Name"], flow_id=flow["Id"], name=name, raw_input=raw_input,
             def_id=def_id, qualifier=qualifier, version=version, callback=callback, started=now,
         )  # fmt: skip
-        pipe = self.redis.pipeline(transaction=False)
-        # The wake-up is written before the claim: if this process dies before the drive is
-        # published, the timers process re-drives the execution after wake_after_ms.
-        pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms})
-        pipe.zadd(keys.executions_index(flow["Id"]), {name: now}, nx=True)
-        await self.scripts.claim(keys=[keys.execution(tag), keys.inbox(tag)], args=[started_event, *fields], client=pipe)
-        _, _, result = await pipe.execute()
+        def build(pipe: Any) -> None:
+            # The wake-up is written before the claim: if this process dies before the drive is
+            # published, the timers process re-drives the execution after wake_after_ms.
+            pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms})
+            pipe.zadd(keys.executions_index(flow["Id"]), {name: now}, nx=True)
+            self.scripts.queue(pipe, "claim", [keys.execution(tag), keys.inbox(tag)], [started_event, *fields])
+            pipe.incr(keys.running(account))  # the running-executions cap (issue 7); given back below if not claimed
+
+        _, _, result, _ = await self.scripts.pipeline(build)
         if int(result[0]) == 1:
             return Claim(True, dict(zip(fields[::2], fields[1::2], strict=True)))
+        await self.redis.decr(keys.running(account))
         held = dict(zip(("status", "input", "output", "started", "stopped", "defid"), result[1:], strict=False))
         held = {k: (v.decode() if isinstance(v, bytes) else (v or "")) for k, v in held.items()}
         held.update(flow=flow["Name"], name=name)
@@ -142,10 +147,11 @@ class Store:
     async def append_event(self, flow_id: str, name: str, event: dict[str, Any], now: int) -> tuple[int, str]:
         """Append an inbox event to a running execution: (1 appended | 0 ended | -1 missing, status)."""
         tag = keys.execution_tag(flow_id, name)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms})
-        await self.scripts.append(keys=[keys.execution(tag), keys.inbox(tag)], args=[dumps(event)], client=pipe)
-        _, result = await pipe.execute()
+        def build(pipe: Any) -> None:
+            pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms})
+            self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [dumps(event)])
+
+        _, result = await self.scripts.pipeline(build)
         return int(result[0]), (_s(result[1]) if len(result) > 1 else "")
 
     async def list_executions(self, flow_id: str, start: str | None, limit: int) -> tuple[list[dict[str, str]], str | None]:

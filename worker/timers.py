@@ -18,6 +18,8 @@ from common.redisurl import for_redis_py
 from common.scripts import Scripts
 from common.settings import Settings
 from common.taskmsg import DRIVE_TASK, redis_task_message
+from worker import metrics as worker_metrics
+from worker.heartbeat import Heartbeat, heartbeat_path
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class Timers:
         self.settings = settings
         self.scripts = Scripts(state)
         self.stopping = False
+        self.on_tick: Any = None  # called once per loop: the heartbeat's proof that the loop runs
 
     def publish_drives(self, tags: list[str]) -> None:
         """Push drive messages for these executions."""
@@ -47,13 +50,14 @@ class Timers:
         for member, score in zip(claimed[::2], claimed[1::2], strict=True):
             entry = json.loads(member)
             tag = entry["tag"]
-            pipe = self.state.pipeline(transaction=False)
-            pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms})
-            self.scripts.append(keys=[keys.execution(tag), keys.inbox(tag)], args=[json.dumps(entry["event"])], client=pipe)
-            self.scripts.release_if(keys=[keys.TIMERS], args=[member, score], client=pipe)
-            pipe.execute()
+            self.scripts.pipeline_sync(lambda pipe, tag=tag, entry=entry, member=member, score=score: (
+                pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms}),
+                self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [json.dumps(entry["event"])]),
+                self.scripts.queue(pipe, "release_if", [keys.TIMERS], [member, score]),
+            ))
             tags.append(tag)
         self.publish_drives(tags)
+        worker_metrics.TIMERS_FIRED.inc(len(tags))
         return len(tags)
 
     def rescue(self, now: int) -> int:
@@ -68,13 +72,12 @@ class Timers:
             pipe.llen(keys.inbox(tag))
         lengths = pipe.execute()
         redrive = [tag for tag, n in zip(members, lengths, strict=True) if n]
-        pipe = self.state.pipeline(transaction=False)
-        for tag, score, n in zip(members, scores, lengths, strict=True):
-            if not n:
-                self.scripts.release_if(keys=[keys.WAKE], args=[tag, score], client=pipe)
-        pipe.execute()
+        idle = [(tag, score) for tag, score, n in zip(members, scores, lengths, strict=True) if not n]
+        if idle:
+            self.scripts.pipeline_sync(lambda pipe: [self.scripts.queue(pipe, "release_if", [keys.WAKE], [t, s]) for t, s in idle])
         if redrive:
             logger.info("safety net: re-driving %d execution(s)", len(redrive))
+            worker_metrics.REDRIVEN.inc(len(redrive))
         self.publish_drives(redrive)
         return len(members)
 
@@ -84,6 +87,8 @@ class Timers:
         signal.signal(signal.SIGINT, self._stop)
         idle = self.settings.timers_poll_ms / 1000
         while not self.stopping:
+            if self.on_tick is not None:
+                self.on_tick()
             try:
                 now = int(time.time() * 1000)
                 busy = self.fire_timers(now) + self.rescue(now)
@@ -103,4 +108,13 @@ def run_timers(settings: Settings) -> None:
     state = redis.Redis.from_url(for_redis_py(settings.redis_url))
     broker_url = for_redis_py(settings.effective_broker_url)
     broker = state if broker_url == for_redis_py(settings.redis_url) else redis.Redis.from_url(broker_url)
-    Timers(state, broker, settings).run()
+    timers = Timers(state, broker, settings)
+    beat = Heartbeat(heartbeat_path(settings, "timers"), "timers", settings.heartbeat_interval_seconds)
+    timers.on_tick = beat.tick  # liveness file for `openfnf timers --check`
+    worker_metrics.serve(settings)  # /metrics on metrics_port, if set
+    beat.state = "ready"
+    beat.start()
+    try:
+        timers.run()
+    finally:
+        beat.stop()
