@@ -17,6 +17,7 @@ from api.auth import authenticate
 from api.credentials import AccessKey, load_keys
 from api.handoff import DrivePublisher
 from api.protocol import parse_request
+from api.throttle import Limiter
 from api.waiters import EndWaiters
 from common.errors import ActionNotSupported, FnfError, InternalServerError
 from common.logs import request_id_var
@@ -30,6 +31,7 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 PUBLISHER = web.AppKey("publisher", DrivePublisher)
 WAITERS = web.AppKey("waiters", EndWaiters)
+LIMITER = web.AppKey("limiter", Limiter)
 KEYS = web.AppKey("keys", dict)  # access key id -> AccessKey
 
 HOST_ID = "fnf.openfnf.local"
@@ -88,6 +90,7 @@ async def rpc(request: web.Request) -> web.Response:
         raise ActionNotSupported(req.action)
     key: AccessKey = authenticate(req, app[KEYS], now, settings.timestamp_skew_seconds)
     # Next, in this order (DESIGN.md "StartExecution"): authorise by policy, then throttle.
+    await app[LIMITER].admit(req.action, key, req.params)  # last check before the handler: a refused request changes nothing
     call = Call(
         key=key,
         params=req.params,
@@ -110,12 +113,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     broker = state if broker_url == for_redis_py(settings.redis_url) else aioredis.from_url(broker_url)
     app[STORE] = Store(state, settings)
     app[PUBLISHER] = DrivePublisher(broker, settings.drive_queue)
+    limiter = Limiter(state, settings)
+    await limiter.start()  # seeds the --throttle / --throttle-profile rules, then refreshes them in the background
+    app[LIMITER] = limiter
     waiters = EndWaiters(state)
     app[WAITERS] = waiters
     await waiters.start()
     try:
         yield
     finally:
+        await limiter.stop()
         await waiters.stop()
         await state.aclose()
         if broker is not state:

@@ -107,8 +107,8 @@ class ResourceThrottled(FnfError):
     code, http_status = "ResourceThrottled", 429
     template = "The request is throttled. Please try again later."
 
-    def __init__(self, retry_after_ms: int) -> None:
-        super().__init__()
+    def __init__(self, retry_after_ms: int, message: str | None = None) -> None:
+        super().__init__(message=message)
         self.retry_after_ms = retry_after_ms  # milliseconds, as the SDK reads x-acs-retry-after
 
 

@@ -88,3 +88,19 @@ def executions_index(flow_id: str) -> str:
 def definition(def_id: str) -> str:
     """String: a definition text, addressed by its content hash (immutable, shared)."""
     return f"{PREFIX}d:{def_id}"
+
+
+# Throttling (issue 7). Rules live in two small hashes every front door polls; the per-request
+# state (GCRA buckets, the running-executions count) hashes by account, so one script checks them all.
+THROTTLE_RULES = PREFIX + "throttle:rules"  # hash: rule id (scope/action/target) -> rule JSON
+CHAOS_RULES = PREFIX + "throttle:chaos"  # hash: action -> chaos rule JSON
+
+
+def gcra_bucket(account: str, scope: str, subject: str, action: str) -> str:
+    """String: a GCRA bucket's theoretical arrival time (microseconds of the Redis clock)."""
+    return f"{PREFIX}g:{{{account}}}:{scope}:{subject}:{action}"
+
+
+def running(account: str) -> str:
+    """String: how many executions of the account are running (approximate after crashes)."""
+    return f"{PREFIX}run:{{{account}}}"

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     # Throttling (issue 7), deploy/health/metrics (issue 10), schedules (issue 8) add their settings below,
     # each in its own commented block.
 
+    # Throttling (issue 7): rules live in Redis (`openfnf throttle`); these seed them at start.
+    throttle_file: Path | None = None  # YAML/JSON rules file: {rules: [...], chaos: [...]}
+    throttle_profile: str | None = None  # `cloud`: the cloud's documented quotas (spec 2.5); `none`
+    throttle_refresh_ms: int = 500  # how often each front door re-reads the rules from Redis
+    max_running_executions: int = 10_000  # per account, as the cloud; 0 turns the cap off
+    running_cap_retry_after_ms: int = 1000  # x-acs-retry-after when StartExecution hits the cap
+
     # Test-only fault points (never set in production): names of places to os._exit(137).
     fault_points: list[str] = Field(default_factory=list)
 

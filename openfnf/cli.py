@@ -9,6 +9,8 @@ import click
 
 from common.logs import setup_logging
 from common.settings import Settings
+from openfnf.loadtest import loadtest
+from openfnf.throttlecli import chaos, check_seed, env_for_dev, seed_options, throttle
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -30,7 +32,8 @@ def main() -> None:
 @click.option("--functions", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Functions file.")
 @click.option("--access-key-id", help="Access key id to accept (default: generated, kept in the data dir).")
 @click.option("--access-key-secret", help="Its secret.")
-def dev(port: int, host: str, data_dir: Path, workers: int, functions: Path | None, access_key_id: str | None, access_key_secret: str | None) -> None:
+@seed_options
+def dev(port: int, host: str, data_dir: Path, workers: int, functions: Path | None, access_key_id: str | None, access_key_secret: str | None, throttle_file: Path | None = None, throttle_profile: str | None = None) -> None:
     """Run everything on this machine: embedded redis-server, front door, workers, timers."""
     from openfnf.dev import DevOptions, Supervisor
 
@@ -40,17 +43,21 @@ def dev(port: int, host: str, data_dir: Path, workers: int, functions: Path | No
         data_dir=data_dir, host=host, port=port, workers=workers, functions=functions,
         access_key_id=access_key_id, access_key_secret=access_key_secret,
     )  # fmt: skip
+    check_seed(throttle_file)
+    opts.extra_env.update(env_for_dev(throttle_file, throttle_profile))  # the front door seeds them
     sys.exit(Supervisor(opts).run())
 
 
 @main.command()
 @click.option("--port", type=int, help="Port (default OPENFNF_PORT or 8080).")
 @click.option("--host", help="Address (default OPENFNF_HOST or 127.0.0.1).")
-def api(port: int | None, host: str | None) -> None:
+@seed_options
+def api(port: int | None, host: str | None, throttle_file: Path | None = None, throttle_profile: str | None = None) -> None:
     """Run one front door against OPENFNF_REDIS_URL."""
     from api.app import run
 
-    run(_settings(port=port, host=host))
+    check_seed(throttle_file)
+    run(_settings(port=port, host=host, throttle_file=throttle_file, throttle_profile=throttle_profile))
 
 
 @main.command()
@@ -73,3 +80,9 @@ def timers() -> None:
     from worker.timers import run_timers
 
     run_timers(_settings())
+
+
+# Throttling rules, fault injection and the load generator (issue 7).
+main.add_command(throttle)
+main.add_command(chaos)
+main.add_command(loadtest)

@@ -99,6 +99,7 @@ class Supervisor:
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         key_id, secret, cred_path = ensure_credentials(opts)
         self.redis = start_redis(opts.data_dir)
+        (opts.data_dir / "redis.url").write_text(self.redis.url + "\n", encoding="utf-8")  # for `openfnf throttle --data-dir`
         if self.stopping:  # told to stop while starting
             self.redis.stop()
             return 0

@@ -93,6 +93,8 @@ class Driver:
         )  # fmt: skip
         if int(left) < 0:
             logger.warning("lost the lease of %s while driving it; its events stay for the next drive", tag)
+        elif fields:  # it just ended: one running execution fewer for its account's cap (issue 7)
+            self.redis.decr(keys.running(_s(rec[5])))
         return int(left)
 
 

@@ -1,0 +1,150 @@
+"""Admission at the front door: GCRA rules, the running-executions cap and chaos, after authorisation.
+
+Rules are cached in-process and refreshed from Redis in the background, so a request no rule
+applies to costs no Redis round trip, and one a rule applies to costs exactly one (gcra.lua).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+from api.credentials import AccessKey
+from common import keys
+from common.errors import FnfError, ResourceThrottled, catalogue
+from common.scripts import source
+from common.settings import Settings
+from common.throttle_rules import (
+    ChaosRule,
+    Rule,
+    RuleSet,
+    decode_chaos,
+    decode_rules,
+    encode,
+    parse_rules_document,
+    profile,
+)
+
+logger = logging.getLogger(__name__)
+
+START = "StartExecution"
+NAME_IS_FLOW = frozenset({"CreateFlow", "DescribeFlow", "UpdateFlow", "DeleteFlow"})  # flow named by `Name`
+
+ADMITTED, THROTTLED, CAPPED = 0, 1, 2  # gcra.lua verdicts
+
+
+def flow_of(action: str, params: dict[str, str]) -> str:
+    """The flow a request names (for flow-scoped rules), or ""."""
+    return params.get("FlowName") or (params.get("Name", "") if action in NAME_IS_FLOW else "")
+
+
+def seed_rules(settings: Settings) -> tuple[list[Rule], list[ChaosRule]]:
+    """The rules the settings seed at start: the profile's, then the rules file's (which win)."""
+    rules: list[Rule] = list(profile(settings.throttle_profile)) if settings.throttle_profile else []
+    chaos: list[ChaosRule] = []
+    if settings.throttle_file is not None:
+        path = Path(settings.throttle_file)
+        more, chaos = parse_rules_document(path.read_text(encoding="utf-8"), str(path))
+        rules += more
+    return rules, chaos
+
+
+def chaos_error(rule: ChaosRule) -> FnfError:
+    """The documented error a chaos rule answers with."""
+    if rule.error == ResourceThrottled.code:
+        return ResourceThrottled(1000)  # milliseconds, as the SDK reads x-acs-retry-after
+    return catalogue()[rule.error]()
+
+
+class Limiter:
+    """The front door's admission check; one per process, shared by every request."""
+
+    def __init__(self, redis: Any, settings: Settings, rng: random.Random | None = None) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.rng = rng or random.Random()
+        self.rules = RuleSet.of()
+        self._script = redis.register_script(source("gcra"))
+        self._seen: tuple[dict[Any, Any], dict[Any, Any]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Seed the configured rules into Redis, load every rule, then keep them fresh in the background."""
+        rules, chaos = seed_rules(self.settings)
+        if rules or chaos:
+            pipe = self.redis.pipeline(transaction=False)
+            for rule in rules:
+                pipe.hset(keys.THROTTLE_RULES, rule.id, encode(rule))
+            for c in chaos:
+                pipe.hset(keys.CHAOS_RULES, c.action, encode(c))
+            await pipe.execute()
+            logger.info("seeded %d throttle rules and %d chaos rules", len(rules), len(chaos))
+        await self.refresh()
+        self._task = asyncio.create_task(self._refresh_forever(), name="throttle-rules")
+
+    async def stop(self) -> None:
+        """Stop the background refresh."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def refresh(self) -> None:
+        """Read the rules from Redis (one round trip) and swap them in if they changed."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.THROTTLE_RULES)
+        pipe.hgetall(keys.CHAOS_RULES)
+        raw_rules, raw_chaos = await pipe.execute()
+        if self._seen == (raw_rules, raw_chaos):
+            return
+        self._seen = (raw_rules, raw_chaos)
+        rules, chaos = decode_rules(raw_rules), decode_chaos(raw_chaos)
+        if len(rules) != len(raw_rules) or len(chaos) != len(raw_chaos):
+            logger.warning("ignoring throttle entries in Redis that do not parse")
+        self.rules = RuleSet.of(rules, chaos)
+        logger.info("throttle rules now: %d rules, %d chaos rules", len(rules), len(chaos))
+
+    async def _refresh_forever(self) -> None:
+        period = self.settings.throttle_refresh_ms / 1000  # seconds
+        failing = False
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.refresh()
+                failing = False
+            except Exception:  # keep the last rules; say so once, not every period
+                if not failing:
+                    logger.exception("cannot refresh throttle rules; keeping the last ones")
+                failing = True
+
+    async def admit(self, action: str, key: AccessKey, params: dict[str, str]) -> None:
+        """Let the request through, or raise the error it gets: ResourceThrottled, or a chaos error."""
+        rules = self.rules
+        account = key.account
+        buckets = rules.buckets(action, account, key.id, flow_of(action, params))
+        cap = self.settings.max_running_executions if action == START else 0
+        if buckets or cap > 0:
+            bucket_keys = [keys.gcra_bucket(account, b.scope.value, b.subject, action) for b in buckets]
+            args: list[Any] = [len(buckets), max(cap, 0)]
+            for b in buckets:
+                args += [repr(b.rule.interval_us), b.rule.burst]
+            if cap > 0:
+                bucket_keys.append(keys.running(account))
+            verdict, value = await self._script(keys=bucket_keys, args=args)
+            if int(verdict) == THROTTLED:
+                raise ResourceThrottled(int(value))
+            if int(verdict) == CAPPED:
+                raise ResourceThrottled(
+                    self.settings.running_cap_retry_after_ms,
+                    message=(
+                        f"The request is throttled: account {account} has {int(value)} running executions, "
+                        f"the limit is {cap}. Please try again later."
+                    ),
+                )
+        chaos = rules.chaos_for(action)
+        if chaos is not None and self.rng.random() < chaos.rate:
+            raise chaos_error(chaos)
