@@ -23,6 +23,7 @@ NAMES = (
     "publish_version",
     "put_alias",
     "delete_version",
+    "report",
 )
 
 

@@ -9,7 +9,12 @@ from celery import Celery
 
 from common.redisurl import for_kombu, for_redis_py
 from common.settings import Settings
-from common.taskmsg import DRIVE_TASK
+from common.taskmsg import ACTIVITY_TASK, DRIVE_TASK
+from worker.activities import ActivityRunner
+from worker.dispatch import Dispatcher
+from worker.functions import Functions, load_functions
+from worker import heartbeat
+from worker import metrics as worker_metrics
 from worker.driver import Driver
 
 logger = logging.getLogger(__name__)
@@ -24,6 +29,7 @@ class _Process:
 
     settings: Settings | None = None
     driver: Driver | None = None
+    activities: ActivityRunner | None = None
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -47,25 +53,52 @@ def make_celery(settings: Settings) -> Celery:
     )
     _Process.settings = settings
 
+    app.conf.task_routes = {ACTIVITY_TASK: {"queue": settings.activity_queue}, DRIVE_TASK: {"queue": settings.drive_queue}}
+
     @app.task(name=DRIVE_TASK, ignore_result=True)
     def drive(tag: str) -> str:
         return _driver().drive(tag)
 
+    @app.task(name=ACTIVITY_TASK, ignore_result=True)
+    def activity(tag: str, command: dict[str, Any]) -> str:
+        return _activities().run(tag, command)
+
     return app
+
+
+def _clients(settings: Settings) -> tuple[Any, Any]:
+    state = redis.Redis.from_url(for_redis_py(settings.redis_url))
+    broker_url = for_redis_py(settings.effective_broker_url)
+    broker = state if broker_url == for_redis_py(settings.redis_url) else redis.Redis.from_url(broker_url)
+    return state, broker
 
 
 def _driver() -> Driver:
     if _Process.driver is None:
         assert _Process.settings is not None
-        client = redis.Redis.from_url(for_redis_py(_Process.settings.redis_url))
-        _Process.driver = Driver(client, _Process.settings)
+        state, broker = _clients(_Process.settings)
+        _Process.driver = Driver(state, _Process.settings, Dispatcher(state, broker, _Process.settings))
     return _Process.driver
+
+
+def _activities() -> ActivityRunner:
+    if _Process.activities is None:
+        settings = _Process.settings
+        assert settings is not None
+        state, broker = _clients(settings)
+        dispatcher = Dispatcher(state, broker, settings)
+        functions = Functions(load_functions(settings.functions))
+        _Process.activities = ActivityRunner(state, settings, functions, lambda tag: dispatcher.publish_drives([tag]))
+    return _Process.activities
 
 
 def run_worker(settings: Settings, queues: list[str], concurrency: int, pool: str, extra: list[str] | None = None) -> Any:
     """Run a real `celery worker` in this process until it is told to stop."""
     app = make_celery(settings)
+    beat = heartbeat.install_worker(app, settings)  # liveness file for `openfnf worker --check`
+    worker_metrics.start_for_worker(app, settings, pool)  # /metrics on metrics_port, if set
     argv = [
+        *(["--quiet"] if settings.log_format == "json" else []),  # no banner: every line on stderr is JSON
         "worker",
         f"--queues={','.join(queues)}",
         f"--concurrency={concurrency}",
@@ -76,4 +109,8 @@ def run_worker(settings: Settings, queues: list[str], concurrency: int, pool: st
         "--without-heartbeat",
         *(extra or []),
     ]
-    return app.worker_main(argv)
+    beat.start()
+    try:
+        return app.worker_main(argv)
+    finally:
+        beat.stop()

@@ -13,6 +13,9 @@ from common.logs import execution_var, flow_var
 from common.records import dumps, encode_history_chunk
 from common.scripts import Scripts
 from common.settings import Settings
+from worker.dispatch import Dispatcher
+from worker.heartbeat import shutting_down
+from worker.metrics import record_history
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +31,11 @@ def now_ms() -> int:
 class Driver:
     """Drives executions against one Redis (sync client); one per worker process."""
 
-    def __init__(self, redis: Any, settings: Settings) -> None:
+    def __init__(self, redis: Any, settings: Settings, dispatcher: Dispatcher | None = None) -> None:
         self.redis = redis
         self.settings = settings
         self.scripts = Scripts(redis)
+        self.dispatcher = dispatcher or Dispatcher(redis, redis, settings)
         self._flows: dict[str, FlowDef] = {}  # def id -> parsed definition (immutable)
 
     def flow(self, def_id: str) -> FlowDef:
@@ -61,6 +65,8 @@ class Driver:
             outcome = "driven"
             if left == 0:
                 return outcome
+            if shutting_down():  # SIGTERM: hand the rest back; the inbox keeps its wake-up, so the safety net re-drives it
+                return "handed_back"
         return outcome
 
     def _round(self, tag: str, token: int, rec: list[Any], inbox: list[Any]) -> int:
@@ -83,6 +89,10 @@ class Driver:
                 fields += ["output", dumps(decision.output)]
             else:
                 fields += ["error", decision.error or "", "cause", decision.cause or ""]
+        # Side effects first (see worker/dispatch.py): a crash before the commit repeats them harmlessly.
+        self.dispatcher.dispatch(tag, decision.commands)
+        if fields and _s(rec[6]):
+            self.dispatcher.notify_parent(_s(rec[6]), decision, now)
         ttl = self.settings.retention_days * 86400 if decision.ended else 0
         left = self.scripts.commit(
             keys=keys.execution_keys(tag),
@@ -91,6 +101,8 @@ class Driver:
                 hseq + len(decision.history), ttl, keys.DONE_CHANNEL, tag, *fields,
             ],
         )  # fmt: skip
+        if int(left) >= 0:
+            record_history(decision.history)  # executions by status, for /metrics
         if int(left) < 0:
             logger.warning("lost the lease of %s while driving it; its events stay for the next drive", tag)
         elif fields:  # it just ended: one running execution fewer for its account's cap (issue 7)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api.actions import executions, flows, versions
+from api.actions import executions, flows, tasks, versions
 from api.actions.context import Call
 
 Handler = Callable[[Call], Awaitable[dict[str, Any]]]
@@ -38,4 +38,6 @@ HANDLERS: dict[str, Handler] = {
     "DescribeFlowAlias": versions.describe_flow_alias,
     "ListFlowAliases": versions.list_flow_aliases,
     "DeleteFlowAlias": versions.delete_flow_alias,
+    "ReportTaskSucceeded": tasks.report_task_succeeded,
+    "ReportTaskFailed": tasks.report_task_failed,
 }

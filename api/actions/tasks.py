@@ -1,0 +1,55 @@
+"""ReportTaskSucceeded and ReportTaskFailed: a waiting task's result, delivered once through its token."""
+from __future__ import annotations
+
+from typing import Any
+
+from api.actions.context import Call
+from api.params import optional, required
+from common import keys
+from common.errors import InvalidArgument, TaskAlreadyCompleted
+from common.records import dumps
+from common.reports import failed_event, parse_output, report_keys, succeeded_event
+from common.tokens import InvalidToken, TaskRef, parse_token
+
+
+def _token(call: Call) -> tuple[str, TaskRef]:
+    token = required(call.params, "TaskToken")
+    try:
+        return token, parse_token(call.settings.token_secret, token)
+    except InvalidToken:
+        raise InvalidArgument(message="TaskToken is invalid: it is not a task token this service issued.") from None
+
+
+async def _report(call: Call, token: str, ref: TaskRef, event: dict[str, Any]) -> dict[str, Any]:
+    def build(pipe: Any) -> None:
+        pipe.zadd(keys.WAKE, {ref.tag: call.now + call.settings.wake_after_ms})
+        call.store.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), call.account])
+
+    _, result = await call.store.scripts.pipeline(build)
+    code = int(result[0])
+    if code == 0:
+        raise TaskAlreadyCompleted(token[:64])
+    if code < 0:
+        # Another account's token and a token of a vanished execution look the same: never leak which.
+        raise InvalidArgument(message="TaskToken is invalid: no task of yours waits on it.")
+    await call.publisher.publish(ref.tag)
+    return {"EventId": int(result[1]) + 1}
+
+
+async def report_task_succeeded(call: Call) -> dict[str, Any]:
+    """ReportTaskSucceeded: Output becomes the task's result."""
+    token, ref = _token(call)
+    output = parse_output(required(call.params, "Output"))
+    return await _report(call, token, ref, succeeded_event(ref.task_id, output))
+
+
+async def report_task_failed(call: Call) -> dict[str, Any]:
+    """ReportTaskFailed: Error and Cause go through the task's retry and catch."""
+    token, ref = _token(call)
+    error = required(call.params, "Error")
+    cause = optional(call.params, "Cause")
+    if len(error) > 128:
+        raise InvalidArgument(message="Error must be 1 to 128 characters long.")
+    if len(cause) > 4096:
+        raise InvalidArgument(message="Cause must be at most 4096 characters long.")
+    return await _report(call, token, ref, failed_event(ref.task_id, error, cause))

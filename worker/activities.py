@@ -1,0 +1,100 @@
+"""Activities: the slow work a Task asks for (functions, HTTP, child flows), run on the activities queue.
+
+A RunActivity command comes from the interpreter through the driver. Its outcome goes back into the
+execution's inbox as ActivityCompleted / ActivityFailed, and a drive is published. Side effects are
+at least once (a redelivered message runs the call again); the interpreter accepts one result per
+activity id, so the execution's history and result stay exactly once.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from common import keys
+from common.records import dumps
+from common.scripts import Scripts
+from common.settings import Settings
+from worker.functions import Functions
+from worker.httptask import http_request
+from worker.outcomes import Outcome
+
+logger = logging.getLogger(__name__)
+
+# Modes, whatever syntax named them.
+REQUEST = "request"  # requestResponse / RequestComplete: the call's answer is the result
+SYSTEM = "system"  # sync / WaitForSystemCallback: the service reports when the job (child flow) ends
+CUSTOM = "custom"  # waitForCallback / WaitForCustomCallback: someone calls ReportTask* with the token
+MODES = {
+    "": REQUEST, "requestResponse": REQUEST, "RequestComplete": REQUEST,
+    "sync": SYSTEM, "WaitForSystemCallback": SYSTEM,
+    "waitForCallback": CUSTOM, "WaitForCustomCallback": CUSTOM,
+}  # fmt: skip
+UNSUPPORTED = "FnF.ResourceNotSupported"
+
+
+def mode_of(command: dict[str, Any]) -> str:
+    """The normalised mode of a RunActivity command."""
+    return MODES.get(str(command.get("mode") or ""), REQUEST)
+
+
+def waits_for_report(command: dict[str, Any]) -> bool:
+    """Whether the task ends on a token report rather than on the call's answer."""
+    return mode_of(command) in (SYSTEM, CUSTOM)
+
+
+class ActivityRunner:
+    """Runs RunActivity commands and feeds their outcomes back (sync redis-py clients)."""
+
+    def __init__(
+        self,
+        state: Any,
+        settings: Settings,
+        functions: Functions,
+        publish_drive: Callable[[str], None],
+        start_child: Callable[[str, dict[str, Any]], Outcome] | None = None,
+    ) -> None:
+        self.state = state
+        self.settings = settings
+        self.scripts = Scripts(state)
+        self.functions = functions
+        self.publish_drive = publish_drive
+        self.start_child = start_child
+
+    def execute(self, tag: str, command: dict[str, Any]) -> Outcome:
+        """Make the call the command describes."""
+        kind = str(command.get("kind") or "")
+        timeout_ms = command.get("timeout_ms")
+        timeout_s = float(timeout_ms) / 1000 if timeout_ms else None
+        if kind == "fc":
+            return self.functions.invoke(str(command.get("resource", "")), command.get("input", {}), timeout_s)
+        if kind == "http":
+            return http_request(dict(command.get("params") or {}), timeout_s)
+        if kind == "fnf" and self.start_child is not None:
+            return self.start_child(tag, command)
+        return Outcome.failed(UNSUPPORTED, f"OpenFnF cannot call {command.get('resource') or kind!r}")
+
+    def run(self, tag: str, command: dict[str, Any]) -> str:
+        """Execute and report; returns what was reported (for logs and tests)."""
+        outcome = self.execute(tag, command)
+        if outcome.succeeded and waits_for_report(command):
+            return "waiting"  # the token's report (or the child's end) completes the task
+        if outcome.succeeded:
+            event = {"t": "ActivityCompleted", "id": command["id"], "result": outcome.result}
+        else:
+            event = {"t": "ActivityFailed", "id": command["id"], "error": outcome.error, "cause": outcome.cause}
+        self.deliver(tag, event)
+        return event["t"]
+
+    def deliver(self, tag: str, event: dict[str, Any]) -> None:
+        """Append an event to a running execution's inbox and drive it."""
+        now = int(time.time() * 1000)
+        self.scripts.pipeline_sync(
+            lambda pipe: (
+                pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms}),
+                self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [dumps(event)]),
+            )
+        )
+        self.publish_drive(tag)
+

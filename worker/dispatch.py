@@ -1,0 +1,93 @@
+"""Carrying out a decision's commands: timers into the sorted set, activities onto their queue,
+callback tasks marked waiting, and a finished child's result reported to its parent's token.
+
+The driver calls this BEFORE it commits the decision. If it dies in between, or loses its fence,
+the next drive derives the same commands with the same ids: timers and task marks are written
+again (idempotent), an activity may run twice (activities are at least once), and the interpreter
+takes one result per id, so history stays exactly once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from common import keys
+from common.interpreter import Decision, Status
+from common.records import dumps
+from common.reports import failed_event, report_keys, succeeded_event
+from common.scripts import Scripts
+from common.settings import Settings
+from common.taskmsg import ACTIVITY_TASK, DRIVE_TASK, redis_task_message
+from common.tokens import InvalidToken, parse_token
+from worker.activities import waits_for_report
+
+logger = logging.getLogger(__name__)
+
+STOPPED_ERROR = "FnF.Stopped"  # a stopped child with no Error given, as its parent sees it
+TIMED_OUT_ERROR = "FnF.Timeout"  # a timed-out child, as its parent sees it
+
+
+def timer_member(tag: str, timer_id: str) -> str:
+    """The TIMERS zset member of one timer (deterministic, so re-arming the same timer is idempotent)."""
+    return json.dumps({"tag": tag, "event": {"t": "TimerFired", "id": timer_id}}, sort_keys=True, separators=(",", ":"))
+
+
+class Dispatcher:
+    """Writes the side effects of decisions (sync redis-py clients for state and broker)."""
+
+    def __init__(self, state: Any, broker: Any, settings: Settings) -> None:
+        self.state = state
+        self.broker = broker
+        self.settings = settings
+        self.scripts = Scripts(state)
+
+    def publish_drives(self, tags: list[str]) -> None:
+        """Push drive messages for these executions."""
+        if tags:
+            queue = self.settings.drive_queue
+            self.broker.lpush(queue, *(redis_task_message(DRIVE_TASK, [t], queue) for t in tags))
+
+    def dispatch(self, tag: str, commands: list[dict[str, Any]]) -> None:
+        """Timers, task marks and activity messages for one execution's commands."""
+        if not commands:
+            return
+        activities = []
+        pipe = self.state.pipeline(transaction=False)
+        for command in commands:
+            kind = command.get("c")
+            if kind == "StartTimer":
+                pipe.zadd(keys.TIMERS, {timer_member(tag, str(command["id"])): int(command["fire_at"])})
+            elif kind == "CancelTimer":
+                pipe.zrem(keys.TIMERS, timer_member(tag, str(command["id"])))
+            elif kind == "RunActivity":
+                if waits_for_report(command):
+                    pipe.hsetnx(keys.tasks(tag), str(command["id"]), "waiting")
+                activities.append(command)
+            else:
+                logger.error("unknown command %r from the interpreter; ignored", kind)
+        pipe.execute()
+        if activities:
+            queue = self.settings.activity_queue
+            self.broker.lpush(queue, *(redis_task_message(ACTIVITY_TASK, [tag, c], queue) for c in activities))
+
+    def notify_parent(self, callback_token: str, decision: Decision, now: int) -> None:
+        """A finished execution started with CallbackFnFTaskToken reports its end to that token."""
+        try:
+            ref = parse_token(self.settings.token_secret, callback_token)
+        except InvalidToken:
+            logger.warning("callback token of a finished execution does not verify; nobody is told")
+            return
+        if decision.status == Status.SUCCEEDED:
+            event = succeeded_event(ref.task_id, decision.output)
+        else:
+            default = STOPPED_ERROR if decision.status == Status.STOPPED else TIMED_OUT_ERROR
+            event = failed_event(ref.task_id, decision.error or default, decision.cause or "")
+        result = self.scripts.pipeline_sync(
+            lambda pipe: (
+                pipe.zadd(keys.WAKE, {ref.tag: now + self.settings.wake_after_ms}),
+                self.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), ""]),
+            )
+        )[-1]
+        if int(result[0]) == 1:
+            self.publish_drives([ref.tag])

@@ -1,0 +1,25 @@
+"""What an activity ends with: a result, or an error name and cause (the names retry/catch match)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The end of one activity attempt."""
+
+    succeeded: bool
+    result: Any = None
+    error: str = ""
+    cause: str = ""
+
+    @classmethod
+    def ok(cls, result: Any) -> Outcome:
+        """A success carrying `result`."""
+        return cls(True, result=result)
+
+    @classmethod
+    def failed(cls, error: str, cause: str) -> Outcome:
+        """A failure named `error`."""
+        return cls(False, error=error, cause=cause[:4096])
