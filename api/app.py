@@ -14,6 +14,7 @@ from aiohttp import web
 from api.actions import ALL_ACTIONS, HANDLERS
 from api.actions.context import Call
 from api.auth import authenticate
+from api import health, metrics
 from api.credentials import AccessKey, load_keys
 from api.handoff import DrivePublisher
 from api.protocol import parse_request
@@ -83,6 +84,7 @@ async def rpc(request: web.Request) -> web.Response:
     settings = app[SETTINGS]
     now = int(time.time() * 1000)
     req = await parse_request(request, settings.max_request_bytes)
+    request["action"] = req.action  # the metrics middleware labels by it
     handler = HANDLERS.get(req.action)
     if handler is None:
         if req.action in ALL_ACTIONS:
@@ -119,6 +121,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     waiters = EndWaiters(state)
     app[WAITERS] = waiters
     await waiters.start()
+    health.register_clients(app, state, broker)  # what /readyz pings
+    health.on_drain(app, waiters.wake_all)  # on SIGTERM, long polls answer before the drain deadline
     try:
         yield
     finally:
@@ -131,15 +135,20 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
 def make_app(settings: Settings) -> web.Application:
     """The front door application for these settings."""
-    app = web.Application(middlewares=[errors_middleware], client_max_size=settings.max_request_bytes + 1)
+    app = web.Application(middlewares=[metrics.metrics_middleware, errors_middleware], client_max_size=settings.max_request_bytes + 1)
     app[SETTINGS] = settings
     app[KEYS] = load_keys(settings)
     app.cleanup_ctx.append(_resources)
     app.router.add_route("GET", "/", rpc)
     app.router.add_route("POST", "/", rpc)
+    health.setup(app, settings.shutdown_timeout_seconds)  # GET /healthz, /readyz: no auth, no RPC pipeline
+    metrics.setup(app)  # GET /metrics
     return app
 
 
 def run(settings: Settings) -> None:
     """Serve the front door until SIGINT/SIGTERM."""
-    web.run_app(make_app(settings), host=settings.host, port=settings.port, access_log=None, print=None)
+    web.run_app(
+        make_app(settings), host=settings.host, port=settings.port, access_log=None, print=None,
+        shutdown_timeout=settings.shutdown_timeout_seconds,  # SIGTERM: stop listening, let in-flight requests finish
+    )  # fmt: skip

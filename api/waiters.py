@@ -63,6 +63,10 @@ class EndWaiters:
         for tag in list(self._waiters):
             self._wake(tag)
 
+    def wake_all(self) -> None:
+        """End every pending wait now (the front door is draining): each long poll answers with the current state."""
+        self._wake_all()
+
     @contextlib.contextmanager
     def register(self, tag: str) -> Any:
         """Register interest in `tag` ending; yields a future to await (with a timeout)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,15 @@ class Settings(BaseSettings):
     throttle_refresh_ms: int = 500  # how often each front door re-reads the rules from Redis
     max_running_executions: int = 10_000  # per account, as the cloud; 0 turns the cap off
     running_cap_retry_after_ms: int = 1000  # x-acs-retry-after when StartExecution hits the cap
+
+    # Deploy, health, metrics (issue 10): how each process behaves under an orchestrator.
+    log_format: Literal["text", "json"] = "text"  # json: one object per line with request_id, flow, execution
+    shutdown_timeout_seconds: float = 25.0  # front door on SIGTERM: in-flight requests get this long; long polls answer 1 s before
+    heartbeat_file: Path | None = None  # worker/timers liveness file; default <tmpdir>/openfnf-<worker|timers>.alive
+    heartbeat_interval_seconds: float = 5.0  # how often the heartbeat file is rewritten
+    heartbeat_stale_seconds: float = 30.0  # `--check` fails when the heartbeat or the main loop is older than this
+    task_stuck_seconds: float = 0.0  # worker `--check` fails when one task runs longer than this; 0: never
+    metrics_port: int = 0  # worker/timers: Prometheus /metrics on host:metrics_port; 0: off (the front door serves /metrics on its own port)
 
     # Test-only fault points (never set in production): names of places to os._exit(137).
     fault_points: list[str] = Field(default_factory=list)

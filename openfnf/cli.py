@@ -15,7 +15,7 @@ from openfnf.throttlecli import chaos, check_seed, env_for_dev, seed_options, th
 
 def _settings(**overrides: Any) -> Settings:
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     return settings
 
 
@@ -65,21 +65,32 @@ def api(port: int | None, host: str | None, throttle_file: Path | None = None, t
 @click.option("--concurrency", default=1, show_default=True, type=int)
 @click.option("--pool", default="solo", show_default=True, type=click.Choice(["solo", "prefork", "threads"]))
 @click.option("--hostname", default=None, help="Celery node name.")
-def worker(queues: str | None, concurrency: int, pool: str, hostname: str | None) -> None:
+@click.option("--check", is_flag=True, help="Liveness probe: exit 0 if this machine's worker is alive (fresh heartbeat), else 1.")
+def worker(queues: str | None, concurrency: int, pool: str, hostname: str | None, check: bool = False) -> None:
     """Run one Celery worker against OPENFNF_BROKER_URL / OPENFNF_REDIS_URL."""
+    settings = _settings()
+    if check:  # before importing Celery: a probe runs often and must be cheap
+        from worker.heartbeat import run_check
+
+        sys.exit(run_check(settings, "worker"))
     from worker.celeryapp import run_worker
 
-    settings = _settings()
     chosen = queues.split(",") if queues else [settings.drive_queue, settings.activity_queue]
     run_worker(settings, chosen, concurrency, pool, [f"--hostname={hostname}"] if hostname else [])
 
 
 @main.command()
-def timers() -> None:
+@click.option("--check", is_flag=True, help="Liveness probe: exit 0 if this machine's timers process is alive, else 1.")
+def timers(check: bool = False) -> None:
     """Run the timers and safety-net loop against OPENFNF_REDIS_URL."""
     from worker.timers import run_timers
 
-    run_timers(_settings())
+    settings = _settings()
+    if check:
+        from worker.heartbeat import run_check
+
+        sys.exit(run_check(settings, "timers"))
+    run_timers(settings)
 
 
 # Throttling rules, fault injection and the load generator (issue 7).

@@ -1,0 +1,173 @@
+"""deploy/Dockerfile and deploy/compose.yaml: no Docker engine here, so their validity is checked
+against the repository (files they copy, commands and settings they name) instead of by a run."""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from common.settings import Settings
+from openfnf.cli import main as cli
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+DOCKERFILE = DEPLOY / "Dockerfile"
+COMPOSE = DEPLOY / "compose.yaml"
+SETTINGS = {f"OPENFNF_{name.upper()}" for name in Settings.model_fields}
+BUILD_TOOLS = re.compile(r"\b(build-essential|gcc|g\+\+|make|clang|python3?-dev|libc6-dev)\b")
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined, comments dropped."""
+    out: list[tuple[str, str]] = []
+    joined = re.sub(r"\\\n", " ", "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")))
+    for line in joined.splitlines():
+        if line.strip():
+            word, _, rest = line.strip().partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def stages(text: str) -> list[list[tuple[str, str]]]:
+    """The instructions of each build stage (the first list holds what precedes the first FROM)."""
+    out: list[list[tuple[str, str]]] = [[]]
+    for ins in instructions(text):
+        if ins[0] == "FROM":
+            out.append([])
+        out[-1].append(ins)
+    return out
+
+
+def test_dockerfile_is_multi_stage_and_the_final_stage_is_small_and_unprivileged() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    parts = stages(text)[1:]
+    assert len(parts) >= 2, "a build stage and a runtime stage"
+    build, final = parts[0], parts[-1]
+    assert any(BUILD_TOOLS.search(arg) for kind, arg in build if kind == "RUN"), "compilers belong in the build stage"
+    final_runs = " ".join(arg for kind, arg in final if kind == "RUN")
+    assert not BUILD_TOOLS.search(final_runs), "no build tools in the final stage"
+    assert "apt-get install" not in final_runs and "pip install" not in final_runs
+    copies = [arg for kind, arg in final if kind == "COPY"]
+    assert copies and all(c.startswith("--from=") for c in copies), "the final stage only copies the built venv"
+    users = [arg for kind, arg in final if kind == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "runs as a non-root user"
+    entry = [json.loads(arg) for kind, arg in final if kind == "ENTRYPOINT"][-1]
+    cmd = [json.loads(arg) for kind, arg in final if kind == "CMD"][-1]
+    assert entry == ["openfnf"], "exec form, so the process gets SIGTERM as PID 1"
+    assert cmd in (["api"], ["worker"], ["timers"])
+
+
+def test_dockerfile_copies_only_files_that_exist_and_are_not_ignored() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    build = stages(text)[1]
+    sources: list[str] = []
+    for kind, arg in build:
+        if kind == "COPY" and not arg.startswith("--from="):
+            sources += shlex.split(arg)[:-1]
+    assert sources
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
+    allowed = {line[1:].split("/")[0] for line in ignore if line.startswith("!")}
+    for src in sources:
+        assert (ROOT / src).exists(), f"COPY {src}: no such path in the repository (the build context is the repo root)"
+        assert src.split("/")[0] in allowed, f"COPY {src} is excluded by deploy/Dockerfile.dockerignore"
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"]
+    assert {p.split(".")[0] for p in packages} <= set(sources), "every top-level package is copied into the image"
+
+
+def test_pyproject_ships_every_package_the_image_imports() -> None:
+    """The image installs the project (not editable): a package missing from the list is missing in production."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("api", "common", "worker", "openfnf")
+        for init in (ROOT / top).rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found <= listed, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(found - listed)}"
+    deps = " ".join(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"])
+    assert "prometheus-client" in deps
+
+
+# ------------------------------------------------------------------ compose
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+def interpolate(value: str) -> str:
+    """Compose's ${VAR:-default} with no VAR set (what `docker compose up` does on a fresh checkout)."""
+    out = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}", lambda m: m.group(1), value)
+    assert "${" not in out, f"{value}: a variable without a default, compose up would fail or run unconfigured"
+    return out
+
+
+def check_cli(argv: list[str]) -> None:
+    ctx = cli.make_context("openfnf", list(argv), resilient_parsing=True)
+    sub = cli.get_command(ctx, argv[0])
+    assert sub is not None, f"no command openfnf {argv[0]}"
+    known = {opt for p in sub.params if isinstance(p, click.Option) for opt in p.opts}
+    for arg in argv[1:]:
+        if arg.startswith("--"):
+            assert arg.split("=")[0] in known, f"openfnf {argv[0]} has no option {arg}"
+
+
+def test_compose_has_redis_with_aof_and_no_eviction() -> None:
+    redis = compose()["services"]["redis"]
+    cmd = redis["command"]
+    assert cmd[0] == "redis-server"
+    args = dict(zip(cmd[1::2], cmd[2::2], strict=True))
+    assert args["--appendonly"] == "yes"
+    assert args["--maxmemory-policy"] == "noeviction"
+    assert any(v.endswith(":/data") for v in redis["volumes"]), "the AOF lives on a volume"
+    assert redis["healthcheck"]["test"][:2] == ["CMD", "redis-cli"]
+
+
+def test_compose_runs_the_three_processes_on_one_image() -> None:
+    doc = compose()
+    services = doc["services"]
+    assert set(services) == {"redis", "api", "worker", "timers"}
+    for role in ("api", "worker", "timers"):
+        svc = services[role]
+        assert svc["command"] == [role]
+        check_cli(svc["command"])
+        build = svc["build"]
+        assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+        assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
+        env = {k: interpolate(str(v)) for k, v in svc["environment"].items()}
+        unknown = set(env) - SETTINGS
+        assert not unknown, f"{role}: settings OpenFnF does not have: {sorted(unknown)}"
+        assert env["OPENFNF_REDIS_URL"] == "redis://redis:6379/0"
+        assert env["OPENFNF_TOKEN_SECRET"]
+        assert svc["healthcheck"]["test"][0] == "CMD"
+    assert services["api"]["ports"] == ["8080:8080"]
+    api_env = {k: interpolate(str(v)) for k, v in services["api"]["environment"].items()}
+    assert api_env["OPENFNF_PORT"] == "8080" and api_env["OPENFNF_HOST"] == "0.0.0.0"
+    assert api_env["OPENFNF_ACCESS_KEY_ID"] and api_env["OPENFNF_ACCESS_KEY_SECRET"], "compose up must accept a key"
+    assert services["worker"]["deploy"]["replicas"] >= 2
+
+
+@pytest.mark.parametrize("role", ["worker", "timers"])
+def test_compose_liveness_checks_are_real_commands(role: str) -> None:
+    test = compose()["services"][role]["healthcheck"]["test"]
+    assert test[1:] == ["openfnf", role, "--check"]
+    check_cli(test[2:])
+
+
+def test_compose_api_healthcheck_asks_readyz_on_the_served_port() -> None:
+    api = compose()["services"]["api"]
+    probe = " ".join(api["healthcheck"]["test"])
+    assert "/readyz" in probe and ":8080/" in probe
+
+
+def test_compose_stop_grace_is_longer_than_the_front_door_drain() -> None:
+    api = compose()["services"]["api"]
+    grace = int(api["stop_grace_period"].rstrip("s"))
+    assert grace > float(api["environment"]["OPENFNF_SHUTDOWN_TIMEOUT_SECONDS"])
