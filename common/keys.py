@@ -104,3 +104,18 @@ def gcra_bucket(account: str, scope: str, subject: str, action: str) -> str:
 def running(account: str) -> str:
     """String: how many executions of the account are running (approximate after crashes)."""
     return f"{PREFIX}run:{{{account}}}"
+
+
+# Schedules (issue 8). A schedule belongs to a flow by the flow's Id (a flow created again under the
+# same name starts with none) and hashes by account, like flows. The due zset is global, as TIMERS.
+SCHEDULES_DUE = PREFIX + "sched:due"  # zset: schedule member JSON -> next fire ms (a hint; the record is the truth)
+
+
+def schedule(account: str, flow_id: str, name: str) -> str:
+    """Hash: a schedule's attributes, its armed tick `next` and its `@every` anchor."""
+    return f"{PREFIX}s:{{{account}}}:{flow_id}:{name}"
+
+
+def schedule_index(account: str, flow_id: str) -> str:
+    """Zset (all scores 0): a flow's schedule names, for lexical paging."""
+    return f"{PREFIX}si:{{{account}}}:{flow_id}"

@@ -24,6 +24,8 @@ NAMES = (
     "put_alias",
     "delete_version",
     "report",
+    "put_schedule",  # schedules (issue 8)
+    "arm_schedule",
 )
 
 
