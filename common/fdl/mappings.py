@@ -1,8 +1,12 @@
-"""Old-syntax data rules: inputMappings/outputMappings over `$input`, `$local`, `$context`."""
+"""Old-syntax data rules: inputMappings/outputMappings/errorMappings over `$input`, `$local`, `$context`.
+
+Data is never mutated in place anywhere in the interpreter, so a mapped value may share structure
+with the object it came from.
+"""
 from __future__ import annotations
 
-import copy
 import re
+from collections.abc import Callable
 from typing import Any
 
 from common.fdl.model import Mapping
@@ -11,32 +15,50 @@ from common.fdl.paths import MISSING, parse_path, resolve
 _ROOTS = {"$input": "input", "$local": "local", "$context": "context"}
 _REFERENCE = re.compile(r"^\$(input|local|context)(?=$|[.\[])")
 
+MappingFn = Callable[[dict[str, Any]], dict[str, Any]]
+
 
 def is_reference(source: object) -> bool:
     """Whether a mapping source refers to data (`$input...`, `$local...`, `$context...`) rather than being a constant."""
     return isinstance(source, str) and _REFERENCE.match(source.strip()) is not None
 
 
-def apply_mappings(mappings: tuple[Mapping, ...], data: dict[str, Any]) -> dict[str, Any]:
-    """Build an object from `{target, source}` entries; data holds `input`, `local`, `context`.
+def compile_mappings(mappings: tuple[Mapping, ...]) -> MappingFn:
+    """Compile `{target, source}` entries into a function of {"input", "local", "context"}.
 
     A source string starting with `$input`, `$local` or `$context` is a reference; anything else
     is a constant. A reference to absent data gives null.
     """
-    out: dict[str, Any] = {}
+    getters: list[tuple[str, Callable[[dict[str, Any]], Any]]] = []
     for m in mappings:
-        source = m.source
-        if is_reference(source):
-            root, segments = parse_path(source)
-            value = resolve(data.get(_ROOTS[root], {}), segments)
-            out[m.target] = None if value is MISSING else copy.deepcopy(value)
-        else:
-            out[m.target] = copy.deepcopy(source)
-    return out
+        getters.append((m.target, _getter(m.source)))
+    return lambda data: {target: get(data) for target, get in getters}
+
+
+def _getter(source: Any) -> Callable[[dict[str, Any]], Any]:
+    if not is_reference(source):
+        return lambda data: source
+    root, segments = parse_path(source)
+    key = _ROOTS[root]
+
+    def get(data: dict[str, Any]) -> Any:
+        value = resolve(data.get(key, {}), segments)
+        return None if value is MISSING else value
+
+    return get
+
+
+def apply_mappings(mappings: tuple[Mapping, ...], data: dict[str, Any]) -> dict[str, Any]:
+    """Build an object from `{target, source}` entries at once (compile_mappings for repeated use)."""
+    return compile_mappings(mappings)(data)
 
 
 def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """A shallow merge where `over` wins (local over input, later step outputs over earlier)."""
+    if not over:
+        return base
+    if not base:
+        return over
     out = dict(base)
     out.update(over)
     return out

@@ -1,5 +1,28 @@
 """The deterministic core: advance(flow, state, events, now) -> Decision. No I/O, no clock, no randomness."""
 from common.interpreter.engine import advance
-from common.interpreter.model import TERMINAL, Decision, EventType, HistoryEvent, Status
+from common.interpreter.model import (
+    DEFAULT_LIMITS,
+    TERMINAL,
+    CommandType,
+    Decision,
+    Errors,
+    EventType,
+    HistoryEvent,
+    Limits,
+    Status,
+    default_token_for,
+)
 
-__all__ = ["TERMINAL", "Decision", "EventType", "HistoryEvent", "Status", "advance"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "TERMINAL",
+    "CommandType",
+    "Decision",
+    "Errors",
+    "EventType",
+    "HistoryEvent",
+    "Limits",
+    "Status",
+    "advance",
+    "default_token_for",
+]

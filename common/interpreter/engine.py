@@ -1,74 +1,193 @@
-"""advance(): feed inbox events to an execution's state and run every pure state inline.
+"""advance(): feed inbox events to an execution's state, run every pure state inline, return commands.
 
-The state is a JSON-able dict so the driver can store it as is:
-  {"v": 1, "status": ..., "seq": last EventId, "ctx": {name, flow, input}, "threads": [...]}
-A thread is one running scope: {"scope": path, "at": state name, "data": {...}, "last": EventId}.
+The state (see model.py for the contract) is a JSON-able dict:
+  {"v": 2, "status", "seq": last EventId, "ctx": {name, flow, input}, "nf": next frame number,
+   "frames": {frame id: frame}, "waits": {command id: [frame id, "a" | "t"]}, + output/error/cause}
+A frame is one running scope (the flow, a branch, an iteration, an old choice branch's steps):
+  {"scope": scope key, "at": current state, "data": scope data, "last": its latest EventId,
+   "parent": frame id | None, "slot": index in the parent, "kind": root|branch|iteration|choice,
+   "wait": what the current state waits for, or None}
+Events in one frame chain through ScheduleEventId = the frame's previous event; a child frame
+starts from its parent's StepStarted, and the parent resumes from the child's last event.
 Flow-level errors are data: they end the execution as Failed, never raise.
 """
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from common.fdl.expressions import ExpressionError, evaluate_constructor
-from common.fdl.mappings import apply_mappings, merged
-from common.fdl.model import FlowDef, ScopeDef, StateDef
-from common.interpreter.model import TERMINAL, Decision, EventType, HistoryEvent, Status
+from common.fdl.model import FlowDef, StateDef
+from common.interpreter import states
+from common.interpreter.data import NewRules, OldRules
+from common.interpreter.model import (
+    DEFAULT_LIMITS,
+    TERMINAL,
+    CommandType,
+    Decision,
+    Errors,
+    EventType,
+    HistoryEvent,
+    Limits,
+    Status,
+    TokenFor,
+    default_token_for,
+)
+from common.interpreter.outcomes import BLOCKED, Done, Failed, Fatal, Outcome, StateError
 
-STATE_VERSION = 1
-DEFAULT_FAIL_CODE = "FnF.Fail"  # a new-syntax Fail state without Code (docs/compatibility.md)
-RUNTIME_ERROR = "FnF.RuntimeError"
+STATE_VERSION = 2
+FLOW_TIMER = "flow/timeout"
+_FLOW_FRAME = "*"  # the frame id a flow-level timer belongs to
+_TERMINAL_EVENTS = frozenset({"ExecutionSucceeded", "ExecutionFailed", "ExecutionStopped", "ExecutionTimedOut"})
+_RESULT_EVENTS = frozenset({EventType.ACTIVITY_COMPLETED, EventType.ACTIVITY_FAILED, EventType.TASK_REPORTED, EventType.TIMER_FIRED})
 
 
-class _StateFailed(Exception):
-    """Internal: a state failed with an (error, cause) that ends its scope."""
-
-    def __init__(self, error: str, cause: str) -> None:
-        super().__init__(error)
-        self.error, self.cause = error, cause
-
-
-def advance(flow: FlowDef, state: dict[str, Any] | None, events: list[dict[str, Any]], now: int) -> Decision:
+def advance(
+    flow: FlowDef,
+    state: dict[str, Any] | None,
+    events: list[dict[str, Any]],
+    now: int,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    token_for: TokenFor = default_token_for,
+) -> Decision:
     """Apply events in order, run what is runnable, return the new state, history and commands."""
-    run = _Run(flow, state, now)
+    run = Run(flow, state, now, limits, token_for)
     for event in events:
         run.apply(event)
     return run.decision()
 
 
-class _Run:
-    def __init__(self, flow: FlowDef, state: dict[str, Any] | None, now: int) -> None:
+def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Copy what advance() mutates (bookkeeping); data objects are never mutated, so they are shared."""
+    out = dict(state)
+    out["waits"] = dict(state.get("waits") or {})
+    frames = {}
+    for fid, frame in (state.get("frames") or {}).items():
+        f = dict(frame)
+        wait = f.get("wait")
+        if wait is not None:
+            w = dict(wait)
+            for key in ("kids", "r"):
+                if key in w:
+                    w[key] = dict(w[key])
+            if "res" in w:
+                w["res"] = list(w["res"])
+            f["wait"] = w
+        frames[fid] = f
+    out["frames"] = frames
+    return out
+
+
+class Run:
+    """One advance(): the state being changed, and what the decision will carry."""
+
+    def __init__(self, flow: FlowDef, state: dict[str, Any] | None, now: int, limits: Limits, token_for: TokenFor) -> None:
         self.flow = flow
         self.now = now
-        self.state: dict[str, Any] = (
-            copy.deepcopy(state)
-            if state
-            else {"v": STATE_VERSION, "status": Status.STARTING.value, "seq": 0, "ctx": {}, "threads": []}
-        )
+        self.limits = limits
+        self.token_for = token_for
+        if state:
+            self.state = _copy_state(state)
+        else:
+            self.state = {"v": STATE_VERSION, "status": Status.STARTING.value, "seq": 0, "ctx": {}, "nf": 1, "frames": {}, "waits": {}}
+        self.frames: dict[str, dict[str, Any]] = self.state["frames"]
+        self.waits: dict[str, list[str]] = self.state["waits"]
+        self.before = dict(self.waits)  # what earlier decisions asked for and is still awaited
+        self.resolved: set[str] = set()  # ids whose result arrived in this decision
         self.history: list[HistoryEvent] = []
         self.commands: list[dict[str, Any]] = []
-        self.output: Any = None
-        self.error: str | None = None
-        self.cause: str | None = None
+        self.rules = OldRules(self) if flow.syntax == "old" else NewRules(self)
 
     # ------------------------------------------------------------ bookkeeping
+
+    @property
+    def ctx(self) -> dict[str, Any]:
+        """{name, flow, input} of the execution."""
+        ctx: dict[str, Any] = self.state["ctx"]
+        return ctx
 
     @property
     def status(self) -> Status:
         return Status(self.state["status"])
 
-    def emit(self, type_: str, step: str, detail: dict[str, Any], sched: int) -> int:
-        self.state["seq"] += 1
-        event_id = int(self.state["seq"])
+    @property
+    def ended(self) -> bool:
+        return self.state["status"] in TERMINAL
+
+    def next_event_id(self) -> int:
+        """The EventId the next emitted event will get."""
+        return int(self.state["seq"]) + 1
+
+    def _emit(self, type_: str, step: str, detail: dict[str, Any], sched: int) -> int:
+        event_id = int(self.state["seq"]) + 1
+        if event_id >= self.limits.max_history_events and type_ not in _TERMINAL_EVENTS:
+            raise Fatal(Errors.HISTORY_LIMIT, f"the execution reached the limit of {self.limits.max_history_events} history events")
+        self.state["seq"] = event_id
         self.history.append(HistoryEvent(event_id, sched, type_, step, self.now, detail))
         return event_id
 
+    def emit(self, frame: dict[str, Any], type_: str, step: str, detail: dict[str, Any]) -> int:
+        """Append a history event caused by the frame's previous event; it becomes the frame's latest."""
+        event_id = self._emit(type_, step, detail, int(frame["last"]))
+        frame["last"] = event_id
+        return event_id
+
+    def start_timer(self, fid: str, cid: str, fire_at: int) -> None:
+        """Ask for TimerFired {cid} at fire_at (ms) on behalf of a frame."""
+        self.waits[cid] = [fid, "t"]
+        self.commands.append({"t": CommandType.START_TIMER.value, "id": cid, "fire_at": int(fire_at)})
+
+    def run_activity(self, fid: str, command: dict[str, Any]) -> None:
+        """Ask for an activity on behalf of a frame; its results go to that frame."""
+        self.waits[command["id"]] = [fid, "a"]
+        self.commands.append(command)
+
+    def resolve(self, cid: str) -> None:
+        """A result for cid arrived: it is no longer awaited, and needs no cancelling."""
+        self.waits.pop(cid, None)
+        self.resolved.add(cid)
+
+    def abandon(self, cid: str | None) -> None:
+        """cid is no longer awaited; if an earlier decision asked for it, this one cancels it."""
+        if cid is not None:
+            self.waits.pop(cid, None)
+
+    def new_frame(self, parent: str | None, slot: int, scope: str, data: dict[str, Any], last: int, kind: str) -> str:
+        """A frame for a scope, positioned at its first state."""
+        fid = str(self.state["nf"])
+        self.state["nf"] = int(self.state["nf"]) + 1
+        start = self.flow.scopes[scope].start
+        self.frames[fid] = {"scope": scope, "at": start, "data": data, "last": last, "parent": parent, "slot": slot, "kind": kind, "wait": None}
+        return fid
+
+    def state_of(self, frame: dict[str, Any]) -> StateDef:
+        """The state a frame is at."""
+        return self.flow.scopes[frame["scope"]].states[frame["at"]]
+
+    def cancel_frame(self, fid: str) -> None:
+        """Drop a frame and everything running under it; what they waited for is cancelled."""
+        frame = self.frames.pop(fid, None)
+        if frame is None:
+            return
+        for cid in [cid for cid, (owner, _) in self.waits.items() if owner == fid]:
+            self.abandon(cid)
+        wait = frame.get("wait") or {}
+        for child in list((wait.get("kids") or {}).values()):
+            self.cancel_frame(child)
+
+    # ------------------------------------------------------------ decision
+
     def decision(self) -> Decision:
+        """The Decision: new commands still awaited, and cancels for what earlier decisions asked and is dropped."""
+        commands = [c for c in self.commands if c["id"] in self.waits]
+        for cid, (_, kind) in self.before.items():
+            if cid not in self.waits and cid not in self.resolved:
+                t = CommandType.CANCEL_TIMER if kind == "t" else CommandType.CANCEL_ACTIVITY
+                commands.append({"t": t.value, "id": cid})
         st = self.state
         return Decision(
             state=st,
             history=self.history,
-            commands=self.commands,
+            commands=commands,
             status=self.status,
             output=st.get("output"),
             error=st.get("error"),
@@ -78,150 +197,182 @@ class _Run:
     # ------------------------------------------------------------ events
 
     def apply(self, event: dict[str, Any]) -> None:
-        kind = event.get("t")
-        if self.status in TERMINAL:
+        """Apply one inbox event; anything that does not apply is dropped."""
+        if self.ended or not isinstance(event, dict):
             return  # late events after the end are dropped (deterministically)
-        if kind == EventType.STARTED:
-            if self.status == Status.STARTING:
-                self.start(event)
-        elif kind == EventType.STOP_REQUESTED:
-            if self.status != Status.STARTING:
-                self.end_stopped(str(event.get("error") or ""), str(event.get("cause") or ""))
+        kind = event.get("t")
+        try:
+            if kind == EventType.STARTED:
+                if self.status == Status.STARTING:
+                    self.start(event)
+            elif self.status == Status.STARTING:
+                return
+            elif kind == EventType.STOP_REQUESTED:
+                self.end("ExecutionStopped", Status.STOPPED, _text(event.get("error")), _text(event.get("cause")), int(self.state["seq"]))
+            elif kind in _RESULT_EVENTS:
+                self.on_result(event)
+        except Fatal as fatal:
+            self.end("ExecutionFailed", Status.FAILED, fatal.error, fatal.cause, int(self.state["seq"]))
 
     def start(self, event: dict[str, Any]) -> None:
-        exec_input = event.get("input") or {}
-        self.state["ctx"] = {"name": event.get("name", ""), "flow": event.get("flow", ""), "input": exec_input}
+        exec_input = event.get("input")
+        if exec_input is None:
+            exec_input = {}
+        self.state["ctx"] = {"name": _text(event.get("name")), "flow": _text(event.get("flow")), "input": exec_input}
         self.state["status"] = Status.RUNNING.value
-        started = self.emit("ExecutionStarted", "", {"input": exec_input}, 0)
+        started = self._emit("ExecutionStarted", "", {"input": exec_input}, 0)
+        if self.flow.timeout_seconds:
+            self.start_timer(_FLOW_FRAME, FLOW_TIMER, self.now + self.flow.timeout_seconds * 1000)
         try:
-            if self.flow.syntax == "old":
-                flow_input = (
-                    apply_mappings(self.flow.input_mappings, {"input": exec_input, "local": {}, "context": {}})
-                    if self.flow.input_mappings is not None
-                    else exec_input
-                )
-                data: dict[str, Any] = {"input": flow_input, "local": {}}
-            else:
-                data = {"input": exec_input}
-        except (ValueError, TypeError) as exc:
-            self.end_failed(RUNTIME_ERROR, f"flow inputMappings: {exc}", started)
+            data = self.rules.flow_data(exec_input)
+        except (StateError, ValueError, TypeError) as exc:
+            self.end("ExecutionFailed", Status.FAILED, Errors.RUNTIME, f"flow inputMappings: {exc}", started)
             return
-        self.run_scope(self.flow.root, data, started)
+        fid = self.new_frame(None, 0, self.flow.root.key, data, started, "root")
+        self.run_frame(fid)
+
+    def on_result(self, event: dict[str, Any]) -> None:
+        cid = event.get("id")
+        entry = self.waits.get(cid) if isinstance(cid, str) else None
+        if entry is None:
+            return  # not (or no longer) awaited
+        fid, kind = entry
+        if (event["t"] == EventType.TIMER_FIRED) != (kind == "t"):
+            return  # a timer id reported as an activity result, or the reverse
+        assert isinstance(cid, str)
+        if fid == _FLOW_FRAME:
+            self.resolve(cid)
+            cause = f"the execution did not end within {self.flow.timeout_seconds} seconds"
+            self.end("ExecutionTimedOut", Status.TIMED_OUT, Errors.TIMEOUT, cause, int(self.state["seq"]))
+            return
+        frame = self.frames[fid]
+        state = self.state_of(frame)
+        try:
+            outcome = states.handler(state).resume(self, fid, frame, state, cid, event)
+        except StateError as err:  # e.g. Map's ItemsPath no longer an array when it is retried
+            outcome = self.state_failed(fid, frame, state, err.error, err.cause, None, retryable=False)
+        if outcome is not None:
+            self.run_frame(fid, outcome)
 
     # ------------------------------------------------------------ running
 
-    def run_scope(self, scope: ScopeDef, data: dict[str, Any], last: int) -> None:
-        """Run a scope from its start through pure states until it ends (or, later, blocks)."""
-        at = scope.start
-        while at is not None:
-            state = scope.states[at]
-            try:
-                last, data, ends_scope = self.run_state(state, data, last)
-            except _StateFailed as failed:
-                self.end_failed(failed.error, failed.cause, last)
+    def run_frame(self, fid: str, outcome: Outcome | None = None) -> None:
+        """Run a frame's states inline until one waits, the scope ends, or it fails."""
+        frame = self.frames[fid]
+        scope = self.flow.scopes[frame["scope"]]
+        while True:
+            if outcome is None:
+                if frame["at"] is None:
+                    self.frame_done(fid)
+                    return
+                state = scope.states[frame["at"]]
+                try:
+                    outcome = states.handler(state).enter(self, fid, frame, state)
+                except StateError as err:
+                    outcome = self.state_failed(fid, frame, state, err.error, err.cause, None, retryable=False)
+            if outcome is BLOCKED:
                 return
-            at = None if ends_scope else state.next
-        self.end_scope_ok(data, last)
+            if isinstance(outcome, Failed):
+                self.frame_failed(fid, outcome)
+                return
+            assert isinstance(outcome, Done)
+            state = scope.states[frame["at"]]
+            target = outcome.goto if outcome.goto is not None else (None if outcome.end else state.next)
+            frame["wait"] = None
+            if target is None:
+                self.frame_done(fid)
+                return
+            frame["at"] = target
+            outcome = None
 
-    def run_state(self, state: StateDef, data: dict[str, Any], last: int) -> tuple[int, dict[str, Any], bool]:
-        """Run one pure state; return (last EventId, the scope's data after it, whether it ends the scope)."""
-        if self.flow.syntax == "old":
-            return self.run_old_step(state, data, last)
-        return self.run_new_state(state, data, last)
+    def finish_state(self, fid: str, frame: dict[str, Any], state: StateDef, effective: Any, raw: Any, entered: int,
+                     rec: dict[str, Any] | None = None, goto: str | None = None) -> Outcome:  # fmt: skip
+        """Complete a state with its raw result (emits StepSucceeded/StepExited); a failing OutputConstructor fails it."""
+        try:
+            self.rules.complete(frame, state, effective, raw, entered, rec)
+        except StateError as err:
+            return self.state_failed(fid, frame, state, err.error, err.cause, effective, retryable=False)
+        return Done(goto=goto, end=state.type == "succeed")
 
-    def run_old_step(self, step: StateDef, data: dict[str, Any], last: int) -> tuple[int, dict[str, Any], bool]:
-        ctx = self.old_context()
-        try:
-            step_input = (
-                apply_mappings(step.input_mappings, {"input": data["input"], "local": data["local"], "context": ctx})
-                if step.input_mappings is not None
-                else merged(data["input"], data["local"])
-            )
-        except (ValueError, TypeError) as exc:
-            raise _StateFailed(RUNTIME_ERROR, f"step {step.name} inputMappings: {exc}") from None
-        last = self.emit("StepEntered", step.name, {"input": step_input, "local": {}}, last)
-        last = self.emit("StepStarted", step.name, {"input": step_input}, last)
-        if step.type == "fail":
-            error, cause = step.error or "", step.cause or ""
-            last = self.emit("StepFailed", step.name, {"error": error, "cause": cause}, last)
-            raise _StateFailed(error, cause)
-        local: dict[str, Any] = {}  # pass and succeed produce no data
-        try:
-            output = (
-                apply_mappings(step.output_mappings, {"input": step_input, "local": local, "context": ctx})
-                if step.output_mappings is not None
-                else local
-            )
-        except (ValueError, TypeError) as exc:
-            raise _StateFailed(RUNTIME_ERROR, f"step {step.name} outputMappings: {exc}") from None
-        last = self.emit("StepSucceeded", step.name, {"output": output}, last)
-        last = self.emit("StepExited", step.name, {"local": local}, last)
-        data = {"input": data["input"], "local": merged(data["local"], output)}
-        return last, data, step.type == "succeed"
+    def state_failed(self, fid: str, frame: dict[str, Any], state: StateDef, error: str, cause: str, effective: Any,
+                     *, retryable: bool = True) -> Outcome:  # fmt: skip
+        """A state failed: retry (first matching rule), else StepFailed and catch, else its scope fails."""
+        rec = frame.get("wait") or {}
+        if retryable and state.retry and "e" in rec:
+            for index, policy in enumerate(state.retry):
+                if not policy.matches(error):
+                    continue
+                used = int(rec.get("r", {}).get(str(index), 0))
+                if used < policy.max_attempts:
+                    retries = dict(rec.get("r", {}))
+                    retries[str(index)] = used + 1
+                    count = int(rec.get("rc", 0)) + 1
+                    cid = f"{rec['e']}/retry/{count}"
+                    frame["wait"] = {**rec, "r": retries, "rc": count, "bo": cid}
+                    self.start_timer(fid, cid, self.now + policy.delay_ms(used + 1))
+                    return BLOCKED
+                break  # only the first matching rule counts
+        self.emit(frame, "StepFailed", state.name, {"error": error, "cause": cause})
+        frame["wait"] = None
+        for rule in state.catch:
+            if rule.matches(error):
+                try:
+                    self.rules.caught(frame, state, rule, effective, error, cause, rec)
+                except StateError as err:
+                    return Failed(err.error, err.cause)
+                return Done(goto=rule.goto)
+        return Failed(error, cause)
 
-    def run_new_state(self, state: StateDef, data: dict[str, Any], last: int) -> tuple[int, dict[str, Any], bool]:
-        current = data["input"]
-        last = self.emit("StepEntered", state.name, {"input": current}, last)
-        context = self.new_context(state.name, current)
-        try:
-            effective = (
-                evaluate_constructor(state.input_constructor, {"$Input": current, "$Context": context})
-                if state.input_constructor is not None
-                else current
-            )
-        except ExpressionError as exc:
-            raise _StateFailed(RUNTIME_ERROR, f"state {state.name} InputConstructor: {exc}") from None
-        last = self.emit("StepStarted", state.name, {"input": effective}, last)
-        if state.type == "fail":
-            error, cause = state.error or DEFAULT_FAIL_CODE, state.cause or ""
-            last = self.emit("StepFailed", state.name, {"error": error, "cause": cause}, last)
-            raise _StateFailed(error, cause)
-        output = effective  # Pass and Succeed forward their input
-        if state.output_constructor is not None:
-            context["Current"]["Input"] = effective
-            context["Current"]["Output"] = output
+    def frame_done(self, fid: str) -> None:
+        frame = self.frames.pop(fid)
+        parent_id = frame["parent"]
+        if parent_id is None:
             try:
-                output = evaluate_constructor(
-                    state.output_constructor, {"$Input": effective, "$Output": output, "$Context": context}
-                )
-            except ExpressionError as exc:
-                raise _StateFailed(RUNTIME_ERROR, f"state {state.name} OutputConstructor: {exc}") from None
-        last = self.emit("StepSucceeded", state.name, {"output": output}, last)
-        last = self.emit("StepExited", state.name, {"output": output}, last)
-        return last, {"input": output}, state.type == "succeed"
+                output = self.rules.flow_output(frame["data"])
+            except (StateError, ValueError, TypeError) as exc:
+                self.end("ExecutionFailed", Status.FAILED, Errors.RUNTIME, f"flow outputMappings: {exc}", int(frame["last"]))
+                return
+            self.end("ExecutionSucceeded", Status.SUCCEEDED, None, None, int(frame["last"]), output=output)
+            return
+        parent = self.frames[parent_id]
+        parent_state = self.state_of(parent)
+        result = self.rules.scope_result(frame["data"])
+        kind = frame["kind"]
+        if kind in ("branch", "iteration"):
+            event = "BranchExited" if kind == "branch" else "IterationExited"
+            self.emit(frame, event, parent_state.name, {"index": frame["slot"], self.rules.result_key(): result})
+        parent["last"] = frame["last"]
+        outcome = states.fanout.child_done(self, parent_id, parent, parent_state, int(frame["slot"]), result)
+        if outcome is not None:
+            self.run_frame(parent_id, outcome)
 
-    def old_context(self) -> dict[str, Any]:
-        return {"execution": {"name": self.state["ctx"].get("name", "")}, "flow": {"name": self.state["ctx"].get("flow", "")}}
-
-    def new_context(self, state_name: str, current: Any) -> dict[str, Any]:
-        ctx = self.state["ctx"]
-        return {
-            "Execution": {"Name": ctx.get("name", ""), "Input": ctx.get("input", {})},
-            "Current": {"Name": state_name, "Input": current},
-        }
+    def frame_failed(self, fid: str, failed: Failed) -> None:
+        frame = self.frames.pop(fid)
+        for cid in [cid for cid, (owner, _) in self.waits.items() if owner == fid]:
+            self.abandon(cid)
+        parent_id = frame["parent"]
+        if parent_id is None:
+            self.end("ExecutionFailed", Status.FAILED, failed.error, failed.cause, int(frame["last"]))
+            return
+        parent = self.frames[parent_id]
+        parent["last"] = frame["last"]
+        outcome = states.fanout.child_failed(self, parent_id, parent, self.state_of(parent), int(frame["slot"]), failed)
+        if outcome is not None:
+            self.run_frame(parent_id, outcome)
 
     # ------------------------------------------------------------ endings
 
-    def end_scope_ok(self, data: dict[str, Any], last: int) -> None:
-        if self.flow.syntax == "old":
-            try:
-                output = (
-                    apply_mappings(self.flow.output_mappings, {"input": data["input"], "local": data["local"], "context": {}})
-                    if self.flow.output_mappings is not None
-                    else data["local"]
-                )
-            except (ValueError, TypeError) as exc:
-                self.end_failed(RUNTIME_ERROR, f"flow outputMappings: {exc}", last)
-                return
+    def end(self, type_: str, status: Status, error: str | None, cause: str | None, sched: int, output: Any = None) -> None:
+        """End the execution: its terminal event, status and result; everything still awaited is cancelled."""
+        if status == Status.SUCCEEDED:
+            self._emit(type_, "", {"output": output}, sched)
+            self.state.update(status=status.value, output=output)
         else:
-            output = data["input"]
-        self.emit("ExecutionSucceeded", "", {"output": output}, last)
-        self.state.update(status=Status.SUCCEEDED.value, output=output, threads=[])
+            self._emit(type_, "", {"error": error or "", "cause": cause or ""}, sched)
+            self.state.update(status=status.value, error=error or "", cause=cause or "")
+        self.frames.clear()
+        self.waits.clear()
 
-    def end_failed(self, error: str, cause: str, last: int) -> None:
-        self.emit("ExecutionFailed", "", {"error": error, "cause": cause}, last)
-        self.state.update(status=Status.FAILED.value, error=error, cause=cause, threads=[])
 
-    def end_stopped(self, error: str, cause: str) -> None:
-        self.emit("ExecutionStopped", "", {"error": error, "cause": cause}, int(self.state["seq"]))
-        self.state.update(status=Status.STOPPED.value, error=error, cause=cause, threads=[])
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)

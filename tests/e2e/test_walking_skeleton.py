@@ -176,12 +176,12 @@ def test_flow_crud_and_paging(sdk: Any) -> None:
     assert info.value.code == "FlowNotExists" and info.value.statusCode == 404
 
 
-def test_invalid_definition_and_unsupported_state_are_400(sdk: Any) -> None:
-    bad = "version: v1\ntype: flow\nsteps:\n  - type: task\n    name: call\n    resourceArn: acs:fc:::services/s/functions/f\n"
+def test_invalid_definition_and_unknown_step_type_are_400(sdk: Any) -> None:
+    bad = "version: v1\ntype: flow\nsteps:\n  - type: sleep\n    name: nap\n"
     with pytest.raises(TeaException) as info:
-        sdk.create_flow(models.CreateFlowRequest(name="has_task", definition=bad, description="", type="FDL"))
+        sdk.create_flow(models.CreateFlowRequest(name="has_sleep", definition=bad, description="", type="FDL"))
     assert info.value.code == "InvalidArgument" and info.value.statusCode == 400
-    assert "task" in info.value.message
+    assert "sleep" in info.value.message
 
 
 def test_list_and_stop_and_missing_execution(sdk: Any) -> None:

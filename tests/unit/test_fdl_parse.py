@@ -66,9 +66,3 @@ def test_documented_examples_parse(text: str) -> None:
 def test_old_step_successors_follow_list_order_and_end() -> None:
     flow = parse_definition(OLD_HEAD + "  - {type: pass, name: a}\n  - {type: pass, name: b, end: true}\n  - {type: pass, name: c}\n")
     assert [flow.root.states[n].next for n in "abc"] == ["b", None, None]
-
-
-@pytest.mark.parametrize("kind", ["task", "choice", "parallel", "foreach", "wait"])
-def test_state_types_of_later_issues_are_refused_by_name(kind: str) -> None:
-    with pytest.raises(FdlError, match=f"step type '{kind}' is not supported yet"):
-        parse_definition(OLD_HEAD + f"  - {{type: {kind}, name: a}}\n")
