@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     task_stuck_seconds: float = 0.0  # worker `--check` fails when one task runs longer than this; 0: never
     metrics_port: int = 0  # worker/timers: Prometheus /metrics on host:metrics_port; 0: off (the front door serves /metrics on its own port)
 
+    # Schedules, StartSyncExecution, DescribeRegions (issue 8).
+    regions: str = ""  # DescribeRegions: comma-separated region ids, each optionally `id=Local name`; empty: just `region`
+    public_endpoint: str = ""  # DescribeRegions' RegionEndpoint: host[:port] clients reach the front door at; empty: host:port
+    express_timeout_seconds: int = 300  # an Express execution still running this long after its start is stopped (FnF.Timeout)
+    express_grace_seconds: float = 10.0  # StartSyncExecution waits this long past the limit for the end, then answers as it is
+
     # Test-only fault points (never set in production): names of places to os._exit(137).
     fault_points: list[str] = Field(default_factory=list)
 

@@ -20,6 +20,7 @@ from common.settings import Settings
 from common.taskmsg import DRIVE_TASK, redis_task_message
 from worker import metrics as worker_metrics
 from worker.heartbeat import Heartbeat, heartbeat_path
+from worker.schedules import ScheduleFirer
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class Timers:
         self.scripts = Scripts(state)
         self.stopping = False
         self.on_tick: Any = None  # called once per loop: the heartbeat's proof that the loop runs
+        self.schedules = ScheduleFirer(state, self.scripts, settings, self.publish_drives)  # issue 8
 
     def publish_drives(self, tags: list[str]) -> None:
         """Push drive messages for these executions."""
@@ -91,7 +93,7 @@ class Timers:
                 self.on_tick()
             try:
                 now = int(time.time() * 1000)
-                busy = self.fire_timers(now) + self.rescue(now)
+                busy = self.fire_timers(now) + self.rescue(now) + self.schedules.fire(now)
             except redis.RedisError as exc:
                 logger.warning("timers: Redis error, retrying: %s", exc)
                 busy = 0

@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from api.actions import executions, flows, tasks, versions
+from api.actions import regions, schedules, sync  # issue 8
 from api.actions.context import Call
 
 Handler = Callable[[Call], Awaitable[dict[str, Any]]]
@@ -40,4 +41,12 @@ HANDLERS: dict[str, Handler] = {
     "DeleteFlowAlias": versions.delete_flow_alias,
     "ReportTaskSucceeded": tasks.report_task_succeeded,
     "ReportTaskFailed": tasks.report_task_failed,
+    # issue 8
+    "CreateSchedule": schedules.create_schedule,
+    "UpdateSchedule": schedules.update_schedule,
+    "DeleteSchedule": schedules.delete_schedule,
+    "DescribeSchedule": schedules.describe_schedule,
+    "ListSchedules": schedules.list_schedules,
+    "StartSyncExecution": sync.start_sync_execution,
+    "DescribeRegions": regions.describe_regions,
 }

@@ -10,6 +10,8 @@ from api.params import integer, optional, required, resource_name
 from common.errors import FlowAlreadyExists, FlowNotExists, FlowVersionNotExists, InvalidArgument
 from common.fdl import FdlError, FlowDef, parse_definition
 from common.records import definition_id, flow_view
+from common.express import ExpressLimitError, check_express  # issue 8
+from common.schedules import ScheduleStore  # issue 8
 
 EXECUTION_MODES = {"": "Standard", "Standard": "Standard", "Express": "Express"}
 
@@ -23,6 +25,14 @@ def check_definition(text: str, flow_name: str) -> FlowDef:
     if flow.name is not None and flow.name != flow_name:
         raise InvalidArgument(message=f"Definition name '{flow.name}' must equal the flow Name '{flow_name}'.")
     return flow
+
+
+def check_express_limits(call: Call, text: str) -> None:
+    """InvalidArgument if an Express flow's definition is over the Express limits (issue 8)."""
+    try:
+        check_express(text, call.settings.express_timeout_seconds)
+    except ExpressLimitError as exc:
+        raise InvalidArgument(message=f"Definition is invalid for an Express flow: {exc}") from None
 
 
 def _environment(raw: str) -> str:
@@ -52,6 +62,8 @@ async def create_flow(call: Call) -> dict[str, Any]:
     mode = optional(p, "ExecutionMode")
     if mode not in EXECUTION_MODES:
         raise InvalidArgument(message=f"ExecutionMode must be Standard or Express, not '{mode[:40]}'.")
+    if EXECUTION_MODES[mode] == "Express":
+        check_express_limits(call, definition)
     check_definition(definition, name)
     def_id = definition_id(definition)
     fields = {
@@ -103,6 +115,9 @@ async def update_flow(call: Call) -> dict[str, Any]:
     fields: dict[str, str] = {"LastModifiedTime": str(call.now)}
     definition = None
     if p.get("Definition"):
+        current = await call.store.get_flow(call.account, name)  # Express limits (issue 8)
+        if current is not None and current.get("ExecutionMode") == "Express":
+            check_express_limits(call, p["Definition"])
         check_definition(p["Definition"], name)
         definition = (definition_id(p["Definition"]), p["Definition"])
         fields.update(Definition=p["Definition"], DefId=definition[0])
@@ -122,8 +137,11 @@ async def update_flow(call: Call) -> dict[str, Any]:
 async def delete_flow(call: Call) -> dict[str, Any]:
     """DeleteFlow."""
     name = required(call.params, "Name")
+    flow = await call.store.get_flow(call.account, name)  # its schedules go with it (issue 8)
     if not await call.store.delete_flow(call.account, name):
         raise FlowNotExists(name)
+    if flow is not None:
+        await ScheduleStore(call.store.redis, call.store.scripts).purge_flow(call.account, flow["Id"])
     return {}
 
 

@@ -1,0 +1,101 @@
+"""StartSyncExecution: run an execution of an Express flow on the workers and answer when it ends."""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from api.actions.context import Call
+from api.actions.flows import get_flow
+from api.actions.versions import resolve_qualifier
+from api.params import json_object, optional, required, resource_name
+from common import keys
+from common.claims import PendingClaim, queue_claim, queue_express_timeout
+from common.errors import ActionNotSupported, EntityTooLarge, ExecutionAlreadyExists
+from common.interpreter import TERMINAL
+from common.timefmt import rfc3339_ms
+
+
+def _input(call: Call) -> tuple[str, dict[str, Any]]:
+    raw = optional(call.params, "Input")
+    if raw == "":
+        return raw, {}
+    if len(raw.encode("utf-8")) > call.settings.max_state_bytes:
+        raise EntityTooLarge(call.settings.max_state_bytes)
+    return raw, json_object(raw, "Input")
+
+
+async def start_sync_execution(call: Call) -> dict[str, Any]:
+    """StartSyncExecution: claim `{ExecutionName}:{uuid}` (or a UUID), drive it like any execution, wait for its end."""
+    p = call.params
+    flow_name = required(p, "FlowName")
+    given = optional(p, "ExecutionName")
+    if given:
+        resource_name(given, "ExecutionName")
+    raw_input, input_obj = _input(call)
+    flow = await get_flow(call, flow_name)
+    if flow.get("ExecutionMode") != "Express":
+        raise ActionNotSupported(
+            message=f"Standard execution is not supported: flow {flow_name} runs in Standard mode; start it with StartExecution."
+        )
+    qualifier = optional(p, "Qualifier")
+    runs = await resolve_qualifier(call, flow, qualifier)
+    name = f"{given}:{uuid.uuid4()}" if given else str(uuid.uuid4())
+    tag = keys.execution_tag(flow["Id"], name)
+    limit = call.settings.express_timeout_seconds
+    pending: list[PendingClaim] = []
+
+    def build(pipe: Any) -> None:
+        pending[:] = [
+            queue_claim(
+                call.store.scripts, pipe, call.settings, account=call.account, flow=flow, name=name,
+                raw_input=raw_input, input_obj=input_obj, def_id=runs.def_id, now=call.now,
+                qualifier=qualifier, version=runs.version, watch=True,
+            )
+        ]  # fmt: skip
+        queue_express_timeout(pipe, tag, call.now, limit)
+
+    results = await call.store.scripts.pipeline(build)
+    claim = pending[0].outcome(results)
+    if not claim.created:  # a UUID that collided: never in practice
+        await call.store.redis.decr(keys.running(call.account))
+        raise ExecutionAlreadyExists(name, flow_name)
+    await call.publisher.publish(tag)
+    fields = await _until_end(call, flow["Id"], name, tag, limit + call.settings.express_grace_seconds)
+    return _view(fields or claim.fields, flow)
+
+
+async def _until_end(call: Call, flow_id: str, name: str, tag: str, timeout: float) -> dict[str, str] | None:
+    """The execution's fields once it has ended, or as they are when `timeout` seconds have passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        with call.waiters.register(tag) as ended:
+            # Read after registering: an end published before the registration is seen here.
+            fields = await call.store.read_execution(flow_id, name)
+            left = deadline - loop.time()
+            if fields is None or fields["status"] in TERMINAL or left <= 0:
+                return fields
+            try:
+                await asyncio.wait_for(ended, timeout=left)
+            except asyncio.TimeoutError:
+                pass
+        # Woken: the end was published, or the subscription was lost (then read and wait again).
+
+
+def _view(fields: dict[str, str], flow: dict[str, str]) -> dict[str, Any]:
+    """The StartSyncExecution response fields."""
+    view: dict[str, Any] = {
+        "Name": fields.get("name", ""),
+        "FlowName": fields.get("flow", "") or flow["Name"],
+        "Status": fields.get("status", ""),
+        "Output": fields.get("output", ""),
+        "ErrorCode": fields.get("error", ""),
+        "ErrorMessage": fields.get("cause", ""),
+        "StartedTime": rfc3339_ms(int(fields["started"])) if fields.get("started") else "",
+        "StoppedTime": rfc3339_ms(int(fields["stopped"])) if fields.get("stopped") else "",
+    }
+    if flow.get("Environment"):
+        view["Environment"] = json.loads(flow["Environment"])
+    return view

@@ -1,0 +1,90 @@
+"""Starting an execution from any process: the claim's commands for one pipeline, and what its answer means.
+
+StartExecution's claim lives in common/store.py (front door, asyncio). StartSyncExecution and the
+timers' schedules start executions too, one of them from a sync client, so this module queues the
+same commands (wake-up, index entry, claim.lua, running count) on any pipeline that `Scripts.pipeline`
+or `Scripts.pipeline_sync` runs, and reads the claim's answer. The Lua is claim.lua, shared.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from common import keys
+from common.records import dumps, new_execution_fields
+from common.scripts import Scripts
+from common.settings import Settings
+from common.store import Claim
+
+EXPRESS_TIMEOUT_ERROR = "FnF.Timeout"
+
+
+@dataclass(frozen=True)
+class PendingClaim:
+    """A claim queued on a pipeline: where its answer will be, and what it wrote if it wins."""
+
+    account: str
+    flow_name: str
+    name: str
+    tag: str
+    fields: list[str]
+    at: int  # index of claim.lua's answer among the pipeline's results
+
+    def outcome(self, results: list[Any]) -> Claim:
+        """The claim's result: created, or the fields of the execution that holds the name.
+
+        When it is not created the caller gives the running count back (DECR keys.running(account)).
+        """
+        result = results[self.at]
+        if int(result[0]) == 1:
+            return Claim(True, dict(zip(self.fields[::2], self.fields[1::2], strict=True)))
+        held = dict(zip(("status", "input", "output", "started", "stopped", "defid"), result[1:], strict=False))
+        out = {k: (v.decode() if isinstance(v, bytes) else (v or "")) for k, v in held.items()}
+        out.update(flow=self.flow_name, name=self.name)
+        return Claim(False, out)
+
+
+def queue_claim(
+    scripts: Scripts,
+    pipe: Any,
+    settings: Settings,
+    *,
+    account: str,
+    flow: dict[str, str],
+    name: str,
+    raw_input: str,
+    input_obj: dict[str, Any],
+    def_id: str,
+    now: int,
+    qualifier: str = "",
+    version: str = "",
+    callback: str = "",
+    watch: bool = False,
+) -> PendingClaim:
+    """Queue the claim of execution `name` of `flow` (as StartExecution's); `watch`: publish its end at once."""
+    tag = keys.execution_tag(flow["Id"], name)
+    started_event = dumps({"t": "Started", "input": input_obj, "name": name, "flow": flow["Name"]})
+    fields = new_execution_fields(
+        account=account, flow=flow["Name"], flow_id=flow["Id"], name=name, raw_input=raw_input,
+        def_id=def_id, qualifier=qualifier, version=version, callback=callback, started=now,
+    )  # fmt: skip
+    if watch:
+        fields += ["watch", "1"]  # commit.lua publishes the end on keys.DONE_CHANNEL
+    # The wake-up goes first: if this process dies before the drive is published, the timers
+    # process re-drives the execution after wake_after_ms.
+    pipe.zadd(keys.WAKE, {tag: now + settings.wake_after_ms})
+    pipe.zadd(keys.executions_index(flow["Id"]), {name: now}, nx=True)
+    at = len(pipe)
+    scripts.queue(pipe, "claim", [keys.execution(tag), keys.inbox(tag)], [started_event, *fields])
+    pipe.incr(keys.running(account))  # the running-executions cap (issue 7)
+    return PendingClaim(account, flow["Name"], name, tag, fields, at)
+
+
+def queue_express_timeout(pipe: Any, tag: str, now: int, seconds: int) -> None:
+    """Queue the timer that ends an Express execution still running `seconds` after it started."""
+    event = {
+        "t": "StopRequested",
+        "error": EXPRESS_TIMEOUT_ERROR,
+        "cause": f"The Express execution did not end within {seconds} seconds.",
+    }
+    pipe.zadd(keys.TIMERS, {dumps({"tag": tag, "event": event}): now + seconds * 1000})

@@ -1,0 +1,163 @@
+"""The timers' schedule firing: each due tick of an enabled schedule starts one execution, exactly once.
+
+Several timers processes may run. A due schedule is claimed for a while with claim_due.lua (so
+normally one process takes it), and the tick T it fires starts the execution named
+`<schedule>-<T>` (common/schedules.py): a second firing of the same tick, by a process that took
+over a stalled claim or ran again after a crash, collides on claim.lua and starts nothing. Then
+arm_schedule.lua moves `next` from T to the next tick, unless an API write changed the schedule.
+
+Missed ticks (all timers down, or a long stall) do not come as a burst: the first missed tick fires
+once, late, and the schedule continues with its first tick after now (docs/compatibility.md).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from common import keys
+from common.claims import PendingClaim, queue_claim, queue_express_timeout
+from common.cron import CronError, next_fire, parse_cron
+from common.records import decode_hash
+from common.schedules import parse_member, tick_execution_name
+from common.scripts import Scripts
+from common.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200
+CLAIM_MS = 30000  # a schedule claimed but not re-armed within this (a dead timers process) is taken again
+
+
+class ScheduleFirer:
+    """Fires due schedule ticks against one state Redis (sync client); `publish` hands drives to Celery."""
+
+    def __init__(self, state: Any, scripts: Scripts, settings: Settings, publish: Callable[[list[str]], None]) -> None:
+        self.state = state
+        self.scripts = scripts
+        self.settings = settings
+        self.publish = publish
+
+    def fire(self, now: int) -> int:
+        """Fire every schedule due at `now` (epoch ms); returns how many due entries were handled."""
+        claimed = self.scripts.claim_due(keys=[keys.SCHEDULES_DUE], args=[now, BATCH, CLAIM_MS])
+        tags: list[str] = []
+        for raw, score in zip(claimed[::2], claimed[1::2], strict=True):
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            try:
+                tag = self.fire_one(text, int(score), now)
+            except Exception:  # one bad schedule must not stop the others; its claim expires and it is retried
+                logger.exception("firing schedule %s failed", text)
+                continue
+            if tag:
+                tags.append(tag)
+        self.publish(tags)
+        return len(claimed) // 2
+
+    def fire_one(self, text: str, claim_score: int, now: int) -> str | None:
+        """Handle one claimed due entry; returns the tag of the execution it started, if any."""
+        account, flow_name, flow_id, name = parse_member(text)
+        pipe = self.state.pipeline(transaction=False)
+        pipe.hgetall(keys.schedule(account, flow_id, name))
+        pipe.hgetall(keys.flow(account, flow_name))
+        raw_rec, raw_flow = pipe.execute()
+        record, flow = decode_hash(raw_rec), decode_hash(raw_flow)
+        if not record:  # deleted: drop the hint
+            self._release(text, claim_score)
+            return None
+        if flow.get("Id") != flow_id:  # its flow was deleted (and maybe created again): the schedule went with it
+            self._drop_orphan(account, flow_id, name)
+            self._release(text, claim_score)
+            return None
+        if record.get("Enable") != "1" or not record.get("next"):
+            self._release(text, claim_score)  # disabled schedules are not armed; enabling arms them again
+            return None
+        tick = int(record["next"])
+        if tick > now:  # woken early (the schedule was changed): wait for the record's tick
+            self._raise_hint(text, account, flow_id, name, tick)
+            return None
+        try:
+            cron = parse_cron(record.get("CronExpression", ""))
+        except CronError as exc:  # validated when stored; only a hand-edited record gets here
+            logger.warning("schedule %s/%s has an unusable CronExpression, not firing it: %s", flow_name, name, exc)
+            self._release(text, claim_score)
+            return None
+        tag = self._start(account, flow, record, name, tick, now)
+        following = next_fire(cron, max(tick, now), int(record.get("anchor") or 0))
+        self._arm(text, account, flow_id, name, tick, following)
+        return tag
+
+    def _start(self, account: str, flow: dict[str, str], record: dict[str, str], name: str, tick: int, now: int) -> str | None:
+        """Claim the tick's execution; its tag if this call started it, None if the tick had fired already."""
+        payload = record.get("Payload", "")
+        try:
+            input_obj = json.loads(payload) if payload else {}
+        except ValueError:
+            input_obj = {}
+        if not isinstance(input_obj, dict):
+            input_obj = {}
+        execution = tick_execution_name(name, tick)
+        express = flow.get("ExecutionMode") == "Express"
+        pending: list[PendingClaim] = []
+
+        def build(pipe: Any) -> None:
+            pending[:] = [
+                queue_claim(
+                    self.scripts, pipe, self.settings, account=account, flow=flow, name=execution,
+                    raw_input=payload, input_obj=input_obj, def_id=flow["DefId"], now=now,
+                )
+            ]  # fmt: skip
+            if express:
+                queue_express_timeout(pipe, pending[0].tag, now, self.settings.express_timeout_seconds)
+
+        results = self.scripts.pipeline_sync(build)
+        claim = pending[0].outcome(results)
+        if not claim.created:  # fired before (a stalled or crashed timers process): give the running count back
+            self.state.decr(keys.running(account))
+            return None
+        logger.info("schedule %s/%s fired: execution %s", flow["Name"], name, execution)
+        return pending[0].tag
+
+    def _arm(self, text: str, account: str, flow_id: str, name: str, tick: int, following: int | None) -> None:
+        """Move the schedule from `tick` to `following`; if it changed meanwhile, follow the record."""
+        skey = keys.schedule(account, flow_id, name)
+        if following is None:  # the expression has no further tick: nothing to arm
+            self.state.hset(skey, "next", "")
+            return
+
+        def build(pipe: Any) -> None:
+            # Raise the hint before the compare-and-set: an API write after it lowers it again (ZADD LT).
+            pipe.zadd(keys.SCHEDULES_DUE, {text: following})
+            self.scripts.queue(pipe, "arm_schedule", [skey], [tick, following])
+
+        _, armed = self.scripts.pipeline_sync(build)
+        if int(armed[0]) == 0:
+            nxt, enabled = _s(armed[1]), _s(armed[2])
+            if enabled == "1" and nxt:
+                self.state.zadd(keys.SCHEDULES_DUE, {text: int(nxt)}, lt=True)
+
+    def _raise_hint(self, text: str, account: str, flow_id: str, name: str, tick: int) -> None:
+        """Set the hint to the record's tick, then re-read the record: a change in between wins (ZADD LT)."""
+        pipe = self.state.pipeline(transaction=False)
+        pipe.zadd(keys.SCHEDULES_DUE, {text: tick})
+        pipe.hmget(keys.schedule(account, flow_id, name), "next", "Enable")
+        _, (nxt, enabled) = pipe.execute()
+        nxt, enabled = _s(nxt), _s(enabled)
+        if enabled == "1" and nxt and int(nxt) != tick:
+            self.state.zadd(keys.SCHEDULES_DUE, {text: int(nxt)}, lt=True)
+
+    def _release(self, text: str, claim_score: int) -> None:
+        self.scripts.release_if(keys=[keys.SCHEDULES_DUE], args=[text, claim_score])
+
+    def _drop_orphan(self, account: str, flow_id: str, name: str) -> None:
+        pipe = self.state.pipeline(transaction=True)
+        pipe.delete(keys.schedule(account, flow_id, name))
+        pipe.zrem(keys.schedule_index(account, flow_id), name)
+        pipe.execute()
+
+
+def _s(value: Any) -> str:
+    if value is None or value is False:
+        return ""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
