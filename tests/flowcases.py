@@ -9,7 +9,8 @@ A fixture file holds:
     activities:                    scripted results, by resource (ARN / Action) or `step:<name>`;
       <key>: response | [response, ...]   one response per call in order, the last one repeating;
         response: {result: any} | {error: E, cause: C} | {report: {output: any} | {error: E, cause: C}}
-                  | {hang: true}; optional `after: seconds` (simulated time until the answer)
+                  | {hang: true}; optional `after: seconds` (simulated time until the answer) and
+                  `fill: {key, bytes}` (adds a string of that many bytes to the result: big data, small file)
     stop_at: seconds               StopRequested {error: Stopped.ByTest} at that simulated time
     expect: {status, output, error, cause, history: [[type, step], ...], commands: [...], time: seconds}
 
@@ -69,7 +70,10 @@ def load_cases() -> list[FlowCase]:
     """Every flow case, sorted by file name."""
     cases = []
     for path in sorted(FLOWS_DIR.glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path.name} is not valid YAML: {exc}") from None
         engine = doc.get("engine") or []
         cases.append(
             FlowCase(
@@ -131,8 +135,11 @@ def scripted(activities: dict[str, Any]) -> Responder:
         callback = cmd["mode"] != "RequestComplete"
         if "error" in answer:
             return [(at, {"t": "ActivityFailed", "id": cid, "error": answer["error"], "cause": answer.get("cause", "")})]
+        result = answer.get("result")
+        if "fill" in answer:
+            result = {**(result or {}), answer["fill"]["key"]: "x" * int(answer["fill"]["bytes"])}
         if callback:
-            out = [(at, {"t": "ActivityCompleted", "id": cid, "result": answer.get("result")})]
+            out = [(at, {"t": "ActivityCompleted", "id": cid, "result": result})]
             report = answer.get("report")
             if report is not None:
                 if "error" in report:
@@ -141,7 +148,7 @@ def scripted(activities: dict[str, Any]) -> Responder:
                     event = {"t": "TaskReported", "id": cid, "ok": True, "output": report.get("output")}
                 out.append((at + int(float(report.get("after", 0)) * 1000), event))
             return out
-        return [(at, {"t": "ActivityCompleted", "id": cid, "result": answer.get("result")})]
+        return [(at, {"t": "ActivityCompleted", "id": cid, "result": result})]
 
     return respond
 
