@@ -13,14 +13,16 @@ from aiohttp import web
 
 from api.actions import ALL_ACTIONS, HANDLERS
 from api.actions.context import Call
-from api.auth import authenticate
+from api.actionspec import validate as validate_params
+from api.auth import Nonces, authenticate
 from api import health, metrics
-from api.credentials import AccessKey, load_keys
+from api.credentials import AccessKey, Keyring
 from api.handoff import DrivePublisher
-from api.protocol import parse_request
+from api.policy import authorize
+from api.protocol import parse_request, server_limits
 from api.throttle import Limiter
 from api.waiters import EndWaiters
-from common.errors import ActionNotSupported, FnfError, InternalServerError
+from common.errors import ActionNotSupported, FnfError, InternalServerError, MethodNotAllowed, PathNotFound
 from common.logs import request_id_var
 from common.redisurl import for_redis_py
 from common.settings import Settings
@@ -33,7 +35,8 @@ STORE = web.AppKey("store", Store)
 PUBLISHER = web.AppKey("publisher", DrivePublisher)
 WAITERS = web.AppKey("waiters", EndWaiters)
 LIMITER = web.AppKey("limiter", Limiter)
-KEYS = web.AppKey("keys", dict)  # access key id -> AccessKey
+KEYS = web.AppKey("keys", Keyring)  # access key id -> AccessKey, reloaded when the credentials file changes
+NONCES = web.AppKey("nonces", Nonces)
 
 HOST_ID = "fnf.openfnf.local"
 
@@ -66,16 +69,24 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
     token = request_id_var.set(request_id)
     request["request_id"] = request_id
     try:
-        return await handler(request)
+        response = await handler(request)
     except FnfError as err:
         return error_response(err, request_id)
-    except web.HTTPException:
+    except web.HTTPNotFound:  # a path other than / (the router's answer)
+        return error_response(PathNotFound(request.path[:200]), request_id)
+    except web.HTTPMethodNotAllowed:
+        return error_response(MethodNotAllowed(request.method[:20]), request_id)
+    except web.HTTPException as exc:
+        exc.headers.setdefault("x-acs-request-id", request_id)
         raise
     except Exception:
         logger.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(InternalServerError(), request_id)
     finally:
         request_id_var.reset(token)
+    if not response.prepared:
+        response.headers.setdefault("x-acs-request-id", request_id)
+    return response
 
 
 async def rpc(request: web.Request) -> web.Response:
@@ -83,16 +94,18 @@ async def rpc(request: web.Request) -> web.Response:
     app = request.app
     settings = app[SETTINGS]
     now = int(time.time() * 1000)
-    req = await parse_request(request, settings.max_request_bytes)
+    req = await parse_request(request, settings.max_request_bytes, settings.body_read_timeout_seconds)
     request["action"] = req.action  # the metrics middleware labels by it
+    if req.action not in ALL_ACTIONS:
+        raise ActionNotSupported(req.action[:100])
+    key: AccessKey = await authenticate(req, app[KEYS], now, settings.timestamp_skew_seconds, app[NONCES])
+    # Next, in this order (DESIGN.md "StartExecution"): authorise by policy, then throttle.
+    authorize(key.policy, req.action, req.params, settings.region, key.account)
+    await app[LIMITER].admit(req.action, key, req.params)  # last check before the handler: a refused request changes nothing
+    validate_params(req.action, req.params)  # Appendix A: required and typed parameters, for every action
     handler = HANDLERS.get(req.action)
     if handler is None:
-        if req.action in ALL_ACTIONS:
-            raise ActionNotSupported(message=f"The API operation '{req.action}' is not supported by this server yet.")
-        raise ActionNotSupported(req.action)
-    key: AccessKey = authenticate(req, app[KEYS], now, settings.timestamp_skew_seconds)
-    # Next, in this order (DESIGN.md "StartExecution"): authorise by policy, then throttle.
-    await app[LIMITER].admit(req.action, key, req.params)  # last check before the handler: a refused request changes nothing
+        raise ActionNotSupported(message=f"The API operation '{req.action}' is not supported by this server yet.")
     call = Call(
         key=key,
         params=req.params,
@@ -114,6 +127,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     broker_url = for_redis_py(settings.effective_broker_url)
     broker = state if broker_url == for_redis_py(settings.redis_url) else aioredis.from_url(broker_url)
     app[STORE] = Store(state, settings)
+    app[NONCES] = Nonces(state)
     app[PUBLISHER] = DrivePublisher(broker, settings.drive_queue)
     limiter = Limiter(state, settings)
     await limiter.start()  # seeds the --throttle / --throttle-profile rules, then refreshes them in the background
@@ -133,11 +147,22 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             await broker.aclose()
 
 
+async def _credentials(app: web.Application) -> AsyncIterator[None]:
+    """Reload the credentials file when it changes or on SIGHUP, while the app runs."""
+    async with app[KEYS].watching():
+        yield
+
+
 def make_app(settings: Settings) -> web.Application:
     """The front door application for these settings."""
-    app = web.Application(middlewares=[metrics.metrics_middleware, errors_middleware], client_max_size=settings.max_request_bytes + 1)
+    app = web.Application(
+        middlewares=[metrics.metrics_middleware, errors_middleware],
+        client_max_size=settings.max_request_bytes + 1,
+        handler_args=server_limits(settings),  # slow clients and oversized requests (api/protocol.py)
+    )
     app[SETTINGS] = settings
-    app[KEYS] = load_keys(settings)
+    app[KEYS] = Keyring(settings)
+    app.cleanup_ctx.append(_credentials)
     app.cleanup_ctx.append(_resources)
     app.router.add_route("GET", "/", rpc)
     app.router.add_route("POST", "/", rpc)

@@ -1,15 +1,68 @@
-"""Signature v1 (HMAC-SHA1 over the sorted query and form parameters), verified in constant time."""
+"""Who signed a request: signature v1 (HMAC-SHA1 over the sorted parameters) or ACS3-HMAC-SHA256.
+
+Both are verified in constant time, both carry a time (`Timestamp` / `x-acs-date`) that must be
+within `timestamp_skew_seconds` of the server clock, and both carry a nonce (`SignatureNonce` /
+`x-acs-signature-nonce`) that an access key may use once within that window.
+"""
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-from urllib.parse import quote
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, quote
 
 from api.credentials import AccessKey
 from api.protocol import RpcRequest
-from common.errors import InvalidAccessKeyID, MissingRequiredParams, RequestTimeTooSkewed, SignatureNotMatch
+from common import keys
+from common.errors import (
+    InvalidAccessKeyID,
+    InvalidArgument,
+    MissingRequiredHeader,
+    MissingRequiredParams,
+    RequestTimeTooSkewed,
+    SignatureNonceUsed,
+    SignatureNotMatch,
+)
 from common.timefmt import parse_rfc3339
+
+logger = logging.getLogger(__name__)
+
+ACS3 = "ACS3-HMAC-SHA256"
+MAX_NONCE_CHARS = 128
+# Headers an ACS3 request must have signed (besides every x-acs-* header it sends, and content-type with a body).
+ACS3_SIGNED = ("host", "x-acs-action", "x-acs-version", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256")
+_AUTH_RE = re.compile(r"^ACS3-HMAC-SHA256\s+Credential=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]*)\s*,\s*Signature=([0-9a-fA-F]+)\s*$")
+
+
+class KeyLookup(Protocol):
+    """Where access keys are found (api.credentials.Keyring, or a plain dict in tests)."""
+
+    def get(self, key_id: str) -> AccessKey | None: ...
+
+
+class Nonces:
+    """The replay guard: remembers each (access key, nonce) in Redis until its request's time window closes."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+
+    async def first_use(self, key_id: str, nonce: str, ttl_ms: int) -> bool:
+        """True the first time this key presents this nonce; False for a replay."""
+        return bool(await self.redis.set(keys.signature_nonce(key_id, nonce), b"1", nx=True, px=max(1, ttl_ms)))
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A request whose signature checks out: the key, and the nonce it must not have used before."""
+
+    key: AccessKey
+    nonce: str
+    signed_at_ms: int
 
 
 def pct(text: str) -> str:
@@ -17,7 +70,7 @@ def pct(text: str) -> str:
     return quote(text, safe="~")
 
 
-def signature_v1(params: dict[str, str], method: str, secret: str) -> str:
+def signature_v1(params: Mapping[str, str], method: str, secret: str) -> str:
     """The Signature the SDK computes for these parameters (Signature itself excluded)."""
     canon = "&".join(f"{pct(k)}={pct(v)}" for k, v in sorted(params.items()) if k != "Signature")
     string_to_sign = f"{method}&{pct('/')}&{pct(canon)}"
@@ -25,22 +78,115 @@ def signature_v1(params: dict[str, str], method: str, secret: str) -> str:
     return base64.b64encode(digest).decode()
 
 
-def authenticate(req: RpcRequest, keys: dict[str, AccessKey], now_ms: int, skew_seconds: int) -> AccessKey:
-    """The access key that signed this request, or the documented error."""
+def _key(keyring: KeyLookup, key_id: str) -> AccessKey:
+    key = keyring.get(key_id)
+    if key is None or not key.enabled:
+        logger.info("refused access key %s: %s", key_id[:64], "unknown" if key is None else "disabled")
+        raise InvalidAccessKeyID(key_id[:64])
+    return key
+
+
+def _time(text: str, name: str, now_ms: int, skew_seconds: int) -> int:
+    try:
+        sent_at = parse_rfc3339(text)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(message=f"{name} '{text[:64]}' is not a UTC time such as 2019-01-01T01:01:01Z.") from None
+    if abs(now_ms - sent_at) > skew_seconds * 1000:
+        raise RequestTimeTooSkewed(text[:64])
+    return sent_at
+
+
+def _nonce(text: str, name: str) -> str:
+    if len(text) > MAX_NONCE_CHARS:
+        raise InvalidArgument(message=f"{name} must be at most {MAX_NONCE_CHARS} characters long.")
+    return text
+
+
+def verify_v1(req: RpcRequest, keyring: KeyLookup, now_ms: int, skew_seconds: int) -> Verified:
+    """Check a signature-v1 request (query + body parameters, HMAC-SHA1)."""
     signed = {**req.query, **req.form}
     for name in ("AccessKeyId", "Signature", "Timestamp", "SignatureNonce"):
         if not signed.get(name):
             raise MissingRequiredParams(name)
-    key = keys.get(signed["AccessKeyId"])
-    if key is None or not key.enabled:
-        raise InvalidAccessKeyID(signed["AccessKeyId"])
-    try:
-        sent_at = parse_rfc3339(signed["Timestamp"])
-    except ValueError:
-        raise RequestTimeTooSkewed(signed["Timestamp"]) from None
-    if abs(now_ms - sent_at) > skew_seconds * 1000:
-        raise RequestTimeTooSkewed(signed["Timestamp"])
+    method = signed.get("SignatureMethod", "HMAC-SHA1")
+    if method != "HMAC-SHA1":
+        raise InvalidArgument(message=f"SignatureMethod '{method[:40]}' is not supported; sign with HMAC-SHA1.")
+    key = _key(keyring, signed["AccessKeyId"])
+    sent_at = _time(signed["Timestamp"], "Timestamp", now_ms, skew_seconds)
+    nonce = _nonce(signed["SignatureNonce"], "SignatureNonce")
     expected = signature_v1(signed, req.method, key.secret)
     if not hmac.compare_digest(expected.encode(), signed["Signature"].encode()):
+        logger.info("signature v1 mismatch for access key %s", key.id)
         raise SignatureNotMatch()
-    return key
+    return Verified(key, nonce, sent_at)
+
+
+def _canonical_query(raw_query: str) -> str:
+    """ACS3 CanonicalQueryString: names and values percent-encoded (RFC 3986), sorted by name, `&`-joined."""
+    pairs: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        pairs.setdefault(name, value)  # as protocol.py reads parameters: the first occurrence counts
+    return "&".join(f"{k}={v}" for k, v in sorted((pct(k), pct(v)) for k, v in pairs.items()))
+
+
+def verify_acs3(req: RpcRequest, authorization: str, keyring: KeyLookup, now_ms: int, skew_seconds: int) -> Verified:
+    """Check an ACS3-HMAC-SHA256 request (Authorization header over method, path, query, headers, body hash)."""
+    headers = req.headers
+    for name in ("x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256"):
+        if not headers.get(name):
+            raise MissingRequiredHeader(name)
+    match = _AUTH_RE.match(authorization)
+    if match is None:
+        algorithm = authorization.split(" ", 1)[0][:40]
+        if algorithm != ACS3:
+            raise InvalidArgument(message=f"Authorization algorithm '{algorithm}' is not supported; sign with {ACS3}.")
+        raise InvalidArgument(message="Authorization must read 'ACS3-HMAC-SHA256 Credential=...,SignedHeaders=...,Signature=...'.")
+    key_id, signed_list, signature = match.groups()
+    key = _key(keyring, key_id)
+    sent_at = _time(headers["x-acs-date"], "x-acs-date", now_ms, skew_seconds)
+    nonce = _nonce(headers["x-acs-signature-nonce"], "x-acs-signature-nonce")
+    names = [n.strip().lower() for n in signed_list.split(";") if n.strip()]
+    required = set(ACS3_SIGNED) | {h.lower() for h in headers if h.lower().startswith("x-acs-")}
+    if req.body and "content-type" in headers:
+        required.add("content-type")
+    unsigned = sorted(required - set(names))
+    if unsigned:
+        raise SignatureNotMatch(message=f"The request signature does not cover the header(s) {', '.join(unsigned)}; sign every x-acs-* header, host and content-type.")
+    payload_hash = hashlib.sha256(req.body).hexdigest()
+    if not hmac.compare_digest(payload_hash, headers["x-acs-content-sha256"].strip().lower()):
+        raise SignatureNotMatch(message="x-acs-content-sha256 is not the SHA-256 of the request body.")
+    canonical_headers = "".join(f"{n}:{_header_value(headers, n)}\n" for n in names)
+    canonical_request = "\n".join(
+        [req.method, req.path or "/", _canonical_query(req.raw_query), canonical_headers, ";".join(names), payload_hash]
+    )
+    string_to_sign = f"{ACS3}\n{hashlib.sha256(canonical_request.encode()).hexdigest()}"
+    expected = hmac.new(key.secret.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature.lower()):
+        logger.info("signature ACS3 mismatch for access key %s", key.id)
+        raise SignatureNotMatch()
+    return Verified(key, nonce, sent_at)
+
+
+def _header_value(headers: Mapping[str, str], name: str) -> str:
+    getall = getattr(headers, "getall", None)
+    values = getall(name, []) if getall is not None else ([headers[name]] if name in headers else [])
+    if not values:
+        raise SignatureNotMatch(message=f"The signed header {name} is not in the request.")
+    return ",".join(sorted(v.strip() for v in values))
+
+
+async def authenticate(req: RpcRequest, keyring: KeyLookup, now_ms: int, skew_seconds: int, nonces: Nonces | None) -> AccessKey:
+    """The access key that signed this request, or the documented error; its nonce is then spent."""
+    signed = {**req.query, **req.form}
+    authorization = req.headers.get("Authorization")
+    if "Signature" not in signed and authorization:
+        verified = verify_acs3(req, authorization, keyring, now_ms, skew_seconds)
+    else:
+        verified = verify_v1(req, keyring, now_ms, skew_seconds)
+    if nonces is not None:
+        # Remember the nonce until the request's own time leaves the window: no replay can pass after that.
+        ttl_ms = verified.signed_at_ms + skew_seconds * 1000 - now_ms + 1000
+        if not await nonces.first_use(verified.key.id, verified.nonce, ttl_ms):
+            logger.info("replayed signature nonce for access key %s", verified.key.id)
+            raise SignatureNonceUsed(verified.nonce)
+    return verified.key

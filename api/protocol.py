@@ -1,8 +1,11 @@
 """The Alibaba RPC request shape: Action, Version and parameters from query, form or JSON body."""
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -12,11 +15,15 @@ from common.errors import (
     EntityTooLarge,
     InvalidArgument,
     MissingRequiredParams,
+    PreconditionFailed,
+    RequestTimeout,
     UnsupportedMediaType,
 )
+from common.settings import Settings
 
 API_VERSION = "2019-03-15"
 FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
 
 
 @dataclass
@@ -26,8 +33,27 @@ class RpcRequest:
     action: str
     method: str
     query: dict[str, str]
-    form: dict[str, str]  # form-body parameters (signed by signature v1)
+    form: dict[str, str]  # body parameters (form or JSON), signed by signature v1 with the query
     params: dict[str, str] = field(default_factory=dict)  # everything, body over query
+    headers: Mapping[str, str] = field(default_factory=dict)  # as received (case-insensitive for aiohttp requests)
+    path: str = "/"  # raw path, as signed by ACS3
+    raw_query: str = ""  # raw query string, as signed by ACS3
+    body: bytes = b""  # raw body, hashed by ACS3
+
+
+def server_limits(settings: Settings) -> dict[str, Any]:
+    """aiohttp connection settings that keep slow, stalled or oversized clients from holding the server.
+
+    `keepalive_timeout` also bounds how long a connection may take to send its request headers:
+    aiohttp arms it when the connection opens and closes a connection still waiting for headers.
+    """
+    return {
+        "keepalive_timeout": settings.keepalive_timeout_seconds,
+        "max_line_size": settings.max_line_bytes,
+        "max_field_size": settings.max_field_bytes,
+        "max_headers": settings.max_headers,
+        "lingering_time": settings.lingering_seconds,
+    }
 
 
 def _pairs(text: str) -> dict[str, str]:
@@ -41,52 +67,83 @@ def _pairs(text: str) -> dict[str, str]:
     return out
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The body, refused with EntityTooLarge as soon as it passes `limit` bytes (never read whole first)."""
+async def read_body(request: web.Request, limit: int, timeout: float | None = None) -> bytes:
+    """The body, refused with EntityTooLarge as soon as it passes `limit` bytes (never read whole first).
+
+    A body that does not arrive within `timeout` seconds is refused with RequestTimeout.
+    """
     if request.content_length is not None and request.content_length > limit:
         raise EntityTooLarge(limit)
     chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise EntityTooLarge(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise EntityTooLarge(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"{timeout:g}") from None
     return b"".join(chunks)
 
 
-async def parse_request(request: web.Request, max_bytes: int) -> RpcRequest:
+def _header_or_param(name: str, header: str, request: web.Request, query: dict[str, str], body: dict[str, str]) -> str:
+    """Action or Version: from the query, the x-acs-* header, or the body; the query and header must agree."""
+    in_query, in_header = query.get(name), request.headers.get(header)
+    if in_query and in_header and in_query != in_header:
+        raise InvalidArgument(message=f"{name} '{in_query[:64]}' and header {header} '{in_header[:64]}' disagree.")
+    return in_query or in_header or body.get(name) or ""
+
+
+async def parse_request(request: web.Request, max_bytes: int, read_timeout: float | None = None) -> RpcRequest:
     """Parse the HTTP request into an RpcRequest, or raise the documented error."""
-    query = _pairs(request.query_string)
-    body = await read_body(request, max_bytes)
-    form: dict[str, str] = {}
-    json_params: dict[str, str] = {}
+    # The raw query as sent: the signature covers exactly these bytes once decoded.
+    path, _, raw_query = request.raw_path.partition("?")
+    raw_query = raw_query.partition("#")[0]
+    query = _pairs(raw_query)
+    body = await read_body(request, max_bytes, read_timeout)
+    params_in_body: dict[str, str] = {}
     if body:
         ctype = request.content_type or ""
         if ctype == FORM:
             try:
-                form = _pairs(body.decode("utf-8"))
+                params_in_body = _pairs(body.decode("utf-8"))
             except UnicodeDecodeError:
                 raise InvalidArgument(message="The form body is not valid UTF-8.") from None
-        elif ctype == "application/json":
-            json_params = _json_params(body)
+        elif ctype == JSON:
+            params_in_body = _json_params(body)
         else:
-            raise UnsupportedMediaType(ctype or "(none)")
-    action = query.get("Action") or request.headers.get("x-acs-action") or form.get("Action") or json_params.get("Action")
+            raise UnsupportedMediaType(ctype[:100] or "(none)")
+    action = _header_or_param("Action", "x-acs-action", request, query, params_in_body)
     if not action:
         raise MissingRequiredParams("Action")
-    version = query.get("Version") or request.headers.get("x-acs-version") or form.get("Version") or json_params.get("Version")
+    version = _header_or_param("Version", "x-acs-version", request, query, params_in_body)
     if not version:
         raise MissingRequiredParams("Version")
     if version != API_VERSION:
-        raise APIVersionNotSupported(version)
-    params = {**query, **json_params, **form}
-    return RpcRequest(action=action, method=request.method, query=query, form=form, params=params)
+        raise APIVersionNotSupported(version[:64])
+    if_match = request.headers.get("If-Match")
+    if if_match is not None and if_match.strip() != "*":
+        # No resource of this API carries an ETag, so no entity tag can match (RFC 9110 13.1.1).
+        raise PreconditionFailed(f"If-Match {if_match[:64]} matches no current entity tag.")
+    params = {**query, **params_in_body}
+    return RpcRequest(
+        action=action,
+        method=request.method,
+        query=query,
+        form=params_in_body,
+        params=params,
+        headers=request.headers,
+        path=path,
+        raw_query=raw_query,
+        body=body,
+    )
 
 
 def _json_params(body: bytes) -> dict[str, str]:
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidArgument(message="The JSON body is not valid JSON.") from None
     if not isinstance(doc, dict):
         raise InvalidArgument(message="The JSON body must be an object of parameters.")

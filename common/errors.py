@@ -101,6 +101,34 @@ class UnsupportedMediaType(FnfError):
     template = "The content type '%s' is not supported."
 
 
+class SignatureNonceUsed(FnfError):
+    """A SignatureNonce already used by this access key within the Timestamp window (a replay)."""
+
+    code, http_status = "SignatureNonceUsed", 400
+    template = "The request signature nonce '%s' has been used already."
+
+
+class RequestTimeout(FnfError):
+    """The client did not send its whole request body in time."""
+
+    code, http_status = "RequestTimeout", 408
+    template = "The request body was not received within %s seconds."
+
+
+class PathNotFound(FnfError):
+    """A path other than `/`: the API is served on `/` only."""
+
+    code, http_status = "PathNotFound", 404
+    template = "The path '%s' does not exist; the API is served on '/'."
+
+
+class MethodNotAllowed(FnfError):
+    """An HTTP method other than GET or POST."""
+
+    code, http_status = "MethodNotAllowed", 405
+    template = "The HTTP method '%s' is not allowed; use GET or POST."
+
+
 class ResourceThrottled(FnfError):
     """The caller is over its rate; retry after the advertised delay."""
 

@@ -14,6 +14,11 @@ TIMERS = PREFIX + "timers"  # zset: timer entry json -> due ms
 DONE_CHANNEL = PREFIX + "done"  # pub/sub: tag of a watched execution that just ended
 
 
+def signature_nonce(key_id: str, nonce: str) -> str:
+    """String with a TTL: a SignatureNonce this access key has used (replay guard of the front door)."""
+    return f"{PREFIX}n:{key_id}:{nonce}"
+
+
 def execution_tag(flow_id: str, name: str) -> str:
     """The routing tag of one execution."""
     return f"{flow_id}/{name}"

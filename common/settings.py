@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     timestamp_skew_seconds: int = 15 * 60
     long_poll_max_seconds: int = 60
 
+    # Front door hardening (issue 4): slow or stalled clients, oversized requests, credential reloads.
+    keepalive_timeout_seconds: float = 75.0  # an idle connection, or one whose request headers are incomplete, is closed after this
+    body_read_timeout_seconds: float = 30.0  # the whole request body must arrive within this; else 408 RequestTimeout
+    max_line_bytes: int = 16 * 1024  # request line (path + query string)
+    max_field_bytes: int = 8 * 1024  # one header line
+    max_headers: int = 100  # header lines per request
+    lingering_seconds: float = 2.0  # after refusing a body, how long unread bytes are drained before closing
+    credentials_poll_seconds: float = 1.0  # the credentials file's mtime is checked at most this often
+
     # Engine.
     functions: Path | None = None  # functions file (ARN pattern -> python/http)
     retention_days: int = 90  # finished executions and their history

@@ -51,13 +51,19 @@ def dev(port: int, host: str, data_dir: Path, workers: int, functions: Path | No
 @main.command()
 @click.option("--port", type=int, help="Port (default OPENFNF_PORT or 8080).")
 @click.option("--host", help="Address (default OPENFNF_HOST or 127.0.0.1).")
+@click.option(
+    "--credentials", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Credentials YAML (accounts, keys, policies); re-read when it changes or on SIGHUP. Default OPENFNF_CREDENTIALS.",
+)  # fmt: skip
 @seed_options
-def api(port: int | None, host: str | None, throttle_file: Path | None = None, throttle_profile: str | None = None) -> None:
+def api(
+    port: int | None, host: str | None, credentials: Path | None = None, throttle_file: Path | None = None, throttle_profile: str | None = None
+) -> None:
     """Run one front door against OPENFNF_REDIS_URL."""
     from api.app import run
 
     check_seed(throttle_file)
-    run(_settings(port=port, host=host, throttle_file=throttle_file, throttle_profile=throttle_profile))
+    run(_settings(port=port, host=host, credentials=credentials, throttle_file=throttle_file, throttle_profile=throttle_profile))
 
 
 @main.command()
