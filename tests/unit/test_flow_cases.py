@@ -76,5 +76,11 @@ def test_flow_case_is_deterministic(case: FlowCase) -> None:
     assert replay.history == [] and replay.commands == [] and replay.state == first.final.state
 
 
-def test_there_are_cases_for_both_syntaxes() -> None:
-    assert {parse_definition(c.definition).syntax for c in CASES} == {"old", "new"}
+def test_there_are_cases_for_both_syntaxes_and_every_state_type() -> None:
+    flows = [parse_definition(c.definition) for c in CASES]
+    assert {f.syntax for f in flows} == {"old", "new"}
+    seen = {(f.syntax, s.type) for f in flows for scope in f.scopes.values() for s in scope.states.values()}
+    old = {("old", t) for t in ("task", "pass", "choice", "parallel", "foreach", "wait", "succeed", "fail")}
+    new = {("new", t) for t in ("task", "pass", "choice", "parallel", "map", "wait", "succeed", "fail")}
+    assert old | new <= seen, sorted((old | new) - seen)
+    assert len(CASES) >= 60
