@@ -277,3 +277,34 @@ def test_a_restart_fires_missed_ticks_once_then_goes_on(sdk: Any, svc: Service) 
     assert missed == [last_before + 1], (last_before, up, after)  # the first missed tick, once: no burst
     assert all(t >= int(up) for t in after[1:])  # then on from the restart
     assert len(after) == len(set(after))
+
+
+def test_the_older_sdk_manages_schedules_too(svc: Service) -> None:
+    """aliyun-python-sdk-fnf sends the same form fields (Enable as Python's True/False)."""
+    from aliyunsdkcore.acs_exception.exceptions import ServerException
+    from aliyunsdkfnf.request.v20190315 import CreateScheduleRequest, DescribeScheduleRequest, ListSchedulesRequest
+
+    def call(request: Any) -> Any:
+        request.set_endpoint(svc.endpoint)
+        request.set_protocol_type("http")
+        return json.loads(svc.old_client().do_action_with_exception(request))
+
+    create_flow(svc.client(), "old_sdk_flow")
+    req = CreateScheduleRequest.CreateScheduleRequest()
+    req.set_FlowName("old_sdk_flow")
+    req.set_ScheduleName("old")
+    req.set_CronExpression("0 0 * * * ?")
+    req.set_Enable(True)
+    req.set_Payload('{"x": 1}')
+    made = call(req)
+    assert (made["ScheduleName"], made["Enable"], made["Payload"]) == ("old", True, '{"x": 1}')
+    got = DescribeScheduleRequest.DescribeScheduleRequest()
+    got.set_FlowName("old_sdk_flow")
+    got.set_ScheduleName("old")
+    assert call(got)["ScheduleId"] == made["ScheduleId"]
+    listed = ListSchedulesRequest.ListSchedulesRequest()
+    listed.set_FlowName("old_sdk_flow")
+    assert [s["ScheduleName"] for s in call(listed)["Schedules"]] == ["old"]
+    with pytest.raises(ServerException) as info:
+        call(req)
+    assert (info.value.get_error_code(), info.value.get_http_status()) == ("ScheduleAlreadyExists", 409)

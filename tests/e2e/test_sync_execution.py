@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import threading
 import time
 import uuid
@@ -90,6 +91,21 @@ def test_concurrent_calls_each_get_their_own_end(sdk: Any, service: Service) -> 
     assert sorted(results) == list(range(8))
     assert all(json.loads(results[i].output) == {"got": {"i": i}} for i in range(8))
     assert len({r.name for r in results.values()}) == 8
+
+
+def test_the_older_sdk_runs_it_too(sdk: Any, service: Service) -> None:
+    from aliyunsdkfnf.request.v20190315 import StartSyncExecutionRequest
+
+    create(sdk, "express_old_sdk")
+    request = StartSyncExecutionRequest.StartSyncExecutionRequest()
+    request.set_FlowName("express_old_sdk")
+    request.set_ExecutionName("old")
+    request.set_Input('{"o": 1}')
+    request.set_endpoint(service.endpoint)
+    request.set_protocol_type("http")
+    body = json.loads(service.old_client().do_action_with_exception(request))
+    assert body["Status"] == "Succeeded" and json.loads(body["Output"]) == {"got": {"o": 1}}
+    assert body["Name"].startswith("old:")
 
 
 def test_a_failed_execution_answers_its_error(sdk: Any) -> None:
@@ -195,27 +211,37 @@ def test_express_limits_are_checked_when_the_flow_is_written(sdk: Any, definitio
     assert (err.code, err.statusCode) == ("InvalidArgument", 400) and message in err.message
 
 
-def test_the_call_answers_when_the_execution_outlives_the_limit(sdk: Any, service: Service) -> None:
-    """With no worker the execution cannot end: the front door answers after limit + grace with its
-    current state, and the timers process has delivered the time-limit stop to the execution's inbox."""
-    create(sdk, "express_slow")
+WAIT_20 = WAIT_30.replace("Seconds: 30", "Seconds: 20")
+
+
+def test_the_time_limit_ends_the_execution_and_the_call_answers(sdk: Any, service: Service) -> None:
+    """A front door with a 1-second Express limit: the timers process delivers the time-limit stop,
+    the worker ends the execution, the call answers; with no worker at all it answers after the limit
+    and the grace with the execution as it is."""
+    create(sdk, "express_slow", WAIT_20)
     port = free_port()
     service.start("api_short", "api", "--port", str(port),
                   env={"OPENFNF_EXPRESS_TIMEOUT_SECONDS": "1", "OPENFNF_EXPRESS_GRACE_SECONDS": "1"})  # fmt: skip
     short = new_sdk_client(f"127.0.0.1:{port}", service.key_id, service.secret)
-    service.stop("worker0")
     try:
         body = run(short, "express_slow", "slow")
-        assert (body.status, body.stopped_time) == ("Running", "")
-        state = redis.Redis.from_url(service.redis_url)
-        flow_id = state.hget(keys.flow(Settings().account_id, "express_slow"), "Id").decode()
-        inbox_key = keys.inbox(keys.execution_tag(flow_id, body.name))
-        stop = {"t": "StopRequested", "error": "FnF.Timeout", "cause": "The Express execution did not end within 1 seconds."}
-        deadline = time.monotonic() + 20
-        while stop not in (inbox := [json.loads(e) for e in state.lrange(inbox_key, 0, -1)]):
-            assert time.monotonic() < deadline, inbox
-            time.sleep(0.05)
-        assert inbox[0]["t"] == "Started"
+        assert (body.status, body.error_code) == ("Stopped", "FnF.Timeout")
+        assert body.error_message == "The Express execution did not end within 1 seconds."
+        assert RFC3339_MS.match(body.stopped_time)
+        service.stop("worker0", sig=signal.SIGKILL)  # quicker than a warm shutdown; a new worker takes over below
+        try:
+            body = run(short, "express_slow", "stuck")
+            assert (body.status, body.stopped_time) == ("Running", "")
+            state = redis.Redis.from_url(service.redis_url)
+            flow_id = state.hget(keys.flow(Settings().account_id, "express_slow"), "Id").decode()
+            inbox_key = keys.inbox(keys.execution_tag(flow_id, body.name))
+            stop = {"t": "StopRequested", "error": "FnF.Timeout", "cause": "The Express execution did not end within 1 seconds."}
+            deadline = time.monotonic() + 20
+            while stop not in (inbox := [json.loads(e) for e in state.lrange(inbox_key, 0, -1)]):
+                assert time.monotonic() < deadline, inbox
+                time.sleep(0.05)
+            assert inbox[0]["t"] == "Started"  # the timers process delivered the stop; a worker applies it
+        finally:
+            service.start("worker0", "worker", "--hostname", "w0@%h")
     finally:
-        service.start("worker0", "worker", "--hostname", "w0@%h")
         service.stop("api_short")
