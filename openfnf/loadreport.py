@@ -123,17 +123,17 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
     top.bar(x, throttled, width=0.9, align="edge", bottom=ok, color="#f4a300", label="throttled (429)")
     top.bar(x, other, width=0.9, align="edge", bottom=[a + b for a, b in zip(ok, throttled, strict=True)], color="#c8102e", label="other")
     top.axhline(report["config"]["rate"], color="#222222", linestyle="--", linewidth=1.2, label="offered rate", zorder=3)
-    top.set_ylim(0, 1.2 * max([report["config"]["rate"], *[a + b + d for a, b, d in zip(ok, throttled, other, strict=True)]]))
+    top.set_ylim(0, 1.3 * max([report["config"]["rate"], *[a + b + d for a, b, d in zip(ok, throttled, other, strict=True)]]))
     top.set_ylabel("requests per second")
     c, s = report["config"], report["summary"]
     top.set_title(f"{c['action']}: offered {c['rate']:g}/s, accepted {s['ok']}, throttled {s['throttled']}, other {s['other']}")
-    top.legend(loc="upper right", fontsize="small")
+    top.legend(loc="upper center", ncol=4, fontsize="small")
     mid = [r["second"] + 0.45 for r in rows]
     for key, style in (("p50_ms", "-"), ("p90_ms", "--"), ("p99_ms", ":")):
         bottom.plot(mid, [r[key] for r in rows], linestyle=style, marker="o", markersize=3, label=key.replace("_ms", ""))
     bottom.set_ylabel("latency (ms)")
     bottom.set_xlabel("second of the run (by scheduled send time)")
-    bottom.legend(loc="upper right", fontsize="small")
+    bottom.legend(loc="upper center", ncol=3, fontsize="small")
     bottom.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, format="png")
