@@ -48,6 +48,13 @@ def ensure_credentials(opts: DevOptions) -> tuple[str, str, Path]:
     if not (key_id and secret):
         key_id = "LTAI" + "".join(secrets.choice(ALPHABET) for _ in range(16))
         secret = "".join(secrets.choice(ALPHABET) for _ in range(30))
+    if path.exists():
+        try:
+            first = (yaml.safe_load(path.read_text(encoding="utf-8")) or {})["accounts"][0]["access_keys"][0]
+            if (str(first["id"]), str(first["secret"])) == (key_id, secret):
+                return key_id, secret, path  # the same dev key: keep what else was added (accounts, keys, policies)
+        except (KeyError, IndexError, TypeError, yaml.YAMLError):
+            pass
     doc = {"accounts": [{"id": opts.account_id, "access_keys": [{"id": key_id, "secret": secret, "enabled": True}]}]}
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     path.chmod(0o600)

@@ -196,3 +196,20 @@ async def test_acs3_requests_through_the_app(client: TestClient) -> None:
     resp = await client.get("/?" + encode(query), headers=headers)
     body_json = check_error(resp.status, resp.headers, await resp.text(), "MissingRequiredHeader", 400)
     assert "x-acs-date" in body_json["Message"]
+
+
+def test_openfnf_dev_keeps_what_was_added_to_its_credentials_file(tmp_path: Path) -> None:
+    """`openfnf dev` writes its key once; accounts and policies added to the file survive its restarts."""
+    from api.credentials import read_credentials_file
+    from openfnf.dev import DevOptions, ensure_credentials
+
+    key_id, secret, path = ensure_credentials(DevOptions(data_dir=tmp_path))
+    doc = yaml.safe_load(path.read_text())
+    doc["accounts"].append({"id": "999", "access_keys": [{"id": "AKEXTRA", "secret": "s", "policy": []}]})
+    path.write_text(yaml.safe_dump(doc))
+    assert ensure_credentials(DevOptions(data_dir=tmp_path))[:2] == (key_id, secret)
+    keys_now = read_credentials_file(path)
+    assert keys_now[key_id].secret == secret and keys_now["AKEXTRA"].policy == ()
+    # Another dev key given on the command line replaces the file's first key, as before.
+    assert ensure_credentials(DevOptions(data_dir=tmp_path, access_key_id="AKCLI", access_key_secret="x"))[:2] == ("AKCLI", "x")
+    assert set(read_credentials_file(path)) == {"AKCLI"}
