@@ -116,7 +116,8 @@ def main() -> None:
             result = asyncio.run(run_load(cfg))
             accepted = sum(1 for s in result.samples if 200 <= s.status < 300)
             other = sum(1 for s in result.samples if not (200 <= s.status < 300 or s.status == 429))
-            flow_id = rdb.hget(keys.flow(ACCOUNT, flow), "Id").decode()
+            raw_id = rdb.hget(keys.flow(ACCOUNT, flow), "Id")
+            flow_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
             created = rdb.zcard(keys.executions_index(flow_id))
             expected = burst + rate * result.send_span
             nominal = burst + rate * args.duration

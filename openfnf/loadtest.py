@@ -58,8 +58,11 @@ def sign(action: str, params: dict[str, str], key_id: str, secret: str) -> tuple
     query = {**common, **params} if method == "GET" else common
     form = {} if method == "GET" else dict(params)
     query["Signature"] = signature_v1({**query, **form}, method, secret)
-    encode = lambda d: "&".join(f"{pct(k)}={pct(v)}" for k, v in d.items())  # noqa: E731
-    return method, encode(query), (encode(form).encode() if form else None)
+    return method, _encode(query), (_encode(form).encode() if form else None)
+
+
+def _encode(params: dict[str, str]) -> str:
+    return "&".join(f"{pct(k)}={pct(v)}" for k, v in params.items())
 
 
 def parse_duration(text: str) -> float:
@@ -233,6 +236,9 @@ async def wait_finished(cfg: LoadConfig, names: set[str], timeout: float) -> dic
                 status, doc, headers = await call(session, cfg.endpoints[0], cfg.key_id, cfg.secret, "ListExecutions", params)
                 if status == 429:  # throttled ourselves: wait as told, then ask again
                     await asyncio.sleep(int(headers.get("x-acs-retry-after", "1000")) / 1000)
+                    continue
+                if status >= 500 and time.monotonic() < deadline:  # e.g. `openfnf chaos` on every action
+                    await asyncio.sleep(0.2)
                     continue
                 if status != 200:
                     raise click.ClickException(f"ListExecutions answered {status} {doc.get('Code')}: {doc.get('Message')}")

@@ -49,6 +49,8 @@ def test_the_cap_refuses_then_admits_once_executions_end(capped: Service) -> Non
     assert "account 1234567890 has 2 running executions, the limit is 2" in exc.message
     with pytest.raises(ThrottlingException):  # nothing was claimed: the name r3 is still free, and refused again
         start(sdk, "r3")
+    with pytest.raises(ThrottlingException):  # at the cap even the name of a running one is refused (documented)
+        start(sdk, "r1")
     assert int(rdb.get(keys.running("1234567890"))) == 2  # the refused ones did not count
     capped.start("worker", "worker", "--hostname", "capw@%h")  # now the two run to their end ...
     deadline = time.monotonic() + 30
