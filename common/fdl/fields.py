@@ -70,9 +70,13 @@ def opt_number(
     if integer and not float(value).is_integer():
         raise FdlError(f"{where}: {key} must be a whole number")
     if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
-        raise FdlError(f"{where}: {key} must be {bound}, not {value:g}")
+        bound = f"between {_n(minimum)} and {_n(maximum)}" if maximum is not None else f"at least {_n(minimum)}"
+        raise FdlError(f"{where}: {key} must be {bound}, not {_n(value)}")
     return value
+
+
+def _n(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def string_list(raw: dict[str, Any], key: str, where: str) -> tuple[str, ...]:

@@ -97,7 +97,7 @@ class _NewParser:
     def state(self, raw: dict[str, Any], where: str, name: str, names: list[str], scope_name: str) -> StateDef:
         label = f"{where} ({name})"
         kind = raw.get("Type")
-        if kind not in FIELDS:
+        if not isinstance(kind, str) or kind not in FIELDS:
             raise FdlError(f"{label}: unknown state Type {kind!r} (one of {', '.join(FIELDS)})")
         f.no_unknown(raw, FIELDS[kind], label)
         end = f.opt_bool(raw, "End", label)
@@ -145,7 +145,7 @@ class _NewParser:
             raise FdlError(f"{label}: Action must name the integration as Service:Api, such as FC:InvokeFunction")
         kind = kind_of_action(action)
         mode = raw.get("TaskMode", REQUEST_COMPLETE)
-        if mode not in TASK_MODES:
+        if not isinstance(mode, str) or mode not in TASK_MODES:
             raise FdlError(f"{label}: TaskMode must be one of {', '.join(sorted(TASK_MODES))}, not {mode!r}")
         params = f.constructor(raw.get("Parameters"), f"{label}.Parameters")
         if kind in ("fc", "flow"):

@@ -105,7 +105,7 @@ class _OldParser:
         name = names[i]
         label = f"{where} ({name})"
         kind = raw.get("type")
-        if kind not in FIELDS:
+        if not isinstance(kind, str) or kind not in FIELDS:
             raise FdlError(f"{label}: unknown step type {kind!r}")
         f.no_unknown(raw, FIELDS[kind], label)
         end = f.opt_bool(raw, "end", label)
@@ -150,7 +150,7 @@ class _OldParser:
         if problem:
             raise FdlError(f"{label}: resourceArn {problem}")
         pattern = raw.get("pattern", "requestResponse")
-        if pattern not in PATTERNS:
+        if not isinstance(pattern, str) or pattern not in PATTERNS:
             raise FdlError(f"{label}: pattern must be requestResponse, sync or waitForCallback, not {pattern!r}")
         params = raw.get("serviceParams")
         if params is not None:
