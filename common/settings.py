@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     wake_after_ms: int = 5000  # safety net: re-drive an execution whose inbox is still full after this
     lease_ms: int = 10000  # driver lease; a drive taking longer loses its fence
     timers_poll_ms: int = 50
+    # Seconds before Celery's Redis transport re-delivers an unacknowledged message (a worker killed
+    # mid-activity). Must stay above the longest activity timeout, or long calls run twice.
+    visibility_timeout_seconds: int = 3600
     drive_queue: str = "openfnf.drives"
     activity_queue: str = "openfnf.activities"
 

@@ -130,7 +130,8 @@ def new_sdk_client(endpoint: str, key_id: str, secret: str) -> Any:
     from alibabacloud_fnf20190315.client import Client
     from alibabacloud_tea_openapi.models import Config
 
-    return Client(Config(access_key_id=key_id, access_key_secret=secret, endpoint=endpoint, protocol="http", region_id="cn-hangzhou"))
+    # read_timeout above the longest long-poll (WaitTimeSeconds <= 60); the SDK default is 10 s.
+    return Client(Config(access_key_id=key_id, access_key_secret=secret, endpoint=endpoint, protocol="http", region_id="cn-hangzhou", read_timeout=70000))
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:

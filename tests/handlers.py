@@ -45,3 +45,59 @@ def add(event: bytes, context: Any) -> dict[str, Any]:
     """Adds the event's a and b."""
     data = json.loads(event)
     return {"sum": data.get("a", 0) + data.get("b", 0)}
+
+
+def _sdk() -> Any:
+    """The official SDK on the service this worker belongs to (the env the test gave the worker)."""
+    import os
+
+    from alibabacloud_fnf20190315.client import Client
+    from alibabacloud_tea_openapi.models import Config
+
+    return Client(Config(
+        access_key_id=os.environ["OPENFNF_ACCESS_KEY_ID"], access_key_secret=os.environ["OPENFNF_ACCESS_KEY_SECRET"],
+        endpoint=f"127.0.0.1:{os.environ['OPENFNF_PORT']}", protocol="http",
+    ))  # fmt: skip
+
+
+def _redis() -> Any:
+    import os
+
+    import redis
+
+    return redis.Redis.from_url(os.environ["OPENFNF_REDIS_URL"])
+
+
+def report_token(event: bytes, context: Any) -> dict[str, Any]:
+    """The spec's callback example: the function reports its own task token as succeeded."""
+    from alibabacloud_fnf20190315 import models
+
+    data = json.loads(event)
+    output = json.dumps({"approved": True, "for": data.get("order")})
+    _sdk().report_task_succeeded(models.ReportTaskSucceededRequest(task_token=data["token"], output=output))
+    return {"submitted": True}
+
+
+def report_failure(event: bytes, context: Any) -> dict[str, Any]:
+    """Reports its own task token as failed."""
+    from alibabacloud_fnf20190315 import models
+
+    data = json.loads(event)
+    _sdk().report_task_failed(models.ReportTaskFailedRequest(task_token=data["token"], error="Rejected", cause="the reviewer said no"))
+    return {"submitted": True}
+
+
+def keep_token(event: bytes, context: Any) -> dict[str, Any]:
+    """Hands the token to the test (a Redis list), which reports it later."""
+    _redis().rpush("test:tokens", json.loads(event)["token"])
+    return {}
+
+
+def inflight(event: bytes, context: Any) -> dict[str, Any]:
+    """Counts calls in flight at once (test:inflight, peak in test:peak) for MaxConcurrency checks."""
+    r = _redis()
+    now = r.incr("test:inflight")
+    r.eval("if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end", 1, "test:peak", now)
+    time.sleep(0.15)
+    r.decr("test:inflight")
+    return {"item": json.loads(event).get("item")}

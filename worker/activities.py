@@ -67,19 +67,23 @@ class ActivityRunner:
         kind = str(command.get("kind") or "")
         timeout_ms = command.get("timeout_ms")
         timeout_s = float(timeout_ms) / 1000 if timeout_ms else None
+        params = command.get("params") or {}
         if kind == "fc":
-            return self.functions.invoke(str(command.get("resource", "")), command.get("input", {}), timeout_s)
+            # FC:InvokeFunction sends Parameters.body when given, else the state input (contract in
+            # common/interpreter/model.py).
+            event = params["body"] if isinstance(params, dict) and "body" in params else command.get("input", {})
+            return self.functions.invoke(str(command.get("resource", "")), event, timeout_s)
         if kind == "http":
-            return http_request(dict(command.get("params") or {}), timeout_s)
-        if kind == "fnf" and self.start_child is not None:
+            return http_request(dict(params), timeout_s)
+        if kind == "flow" and self.start_child is not None:
             return self.start_child(tag, command)
         return Outcome.failed(UNSUPPORTED, f"OpenFnF cannot call {command.get('resource') or kind!r}")
 
     def run(self, tag: str, command: dict[str, Any]) -> str:
         """Execute and report; returns what was reported (for logs and tests)."""
         outcome = self.execute(tag, command)
-        if outcome.succeeded and waits_for_report(command):
-            return "waiting"  # the token's report (or the child's end) completes the task
+        # In the callback modes ActivityCompleted only says "submitted"; the task then waits for the
+        # token's report (a child flow's end reports through its CallbackFnFTaskToken).
         if outcome.succeeded:
             event = {"t": "ActivityCompleted", "id": command["id"], "result": outcome.result}
         else:

@@ -11,6 +11,7 @@ from common.redisurl import for_kombu, for_redis_py
 from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK, DRIVE_TASK
 from worker.activities import ActivityRunner
+from worker.children import ChildStarter
 from worker.dispatch import Dispatcher
 from worker.functions import Functions, load_functions
 from worker import heartbeat
@@ -19,9 +20,8 @@ from worker.driver import Driver
 
 logger = logging.getLogger(__name__)
 
-# Seconds before the Redis transport re-delivers an unacknowledged message. Above the longest
-# activity timeout; drives never wait for it, because the safety net re-drives them sooner.
-VISIBILITY_TIMEOUT = 3600
+# Drives never wait for the visibility timeout (settings.visibility_timeout_seconds): the safety net
+# re-drives them sooner. Activities of a killed worker come back after it.
 
 
 class _Process:
@@ -45,7 +45,12 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=settings.drive_queue,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_seconds,
+            # Sweep for abandoned messages often enough that the timeout, not the sweep, decides.
+            "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_seconds // 4)),
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
@@ -88,7 +93,8 @@ def _activities() -> ActivityRunner:
         state, broker = _clients(settings)
         dispatcher = Dispatcher(state, broker, settings)
         functions = Functions(load_functions(settings.functions))
-        _Process.activities = ActivityRunner(state, settings, functions, lambda tag: dispatcher.publish_drives([tag]))
+        publish = lambda tag: dispatcher.publish_drives([tag])  # noqa: E731
+        _Process.activities = ActivityRunner(state, settings, functions, publish, ChildStarter(state, settings, publish))
     return _Process.activities
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from common import keys
 from common.interpreter import Decision, Status
+from common.interpreter.model import CommandType
 from common.records import dumps
 from common.reports import failed_event, report_keys, succeeded_event
 from common.scripts import Scripts
@@ -55,14 +56,16 @@ class Dispatcher:
         activities = []
         pipe = self.state.pipeline(transaction=False)
         for command in commands:
-            kind = command.get("c")
-            if kind == "StartTimer":
-                pipe.zadd(keys.TIMERS, {timer_member(tag, str(command["id"])): int(command["fire_at"])})
-            elif kind == "CancelTimer":
-                pipe.zrem(keys.TIMERS, timer_member(tag, str(command["id"])))
-            elif kind == "RunActivity":
+            kind, cid = command.get("t"), str(command.get("id"))
+            if kind == CommandType.START_TIMER:
+                pipe.zadd(keys.TIMERS, {timer_member(tag, cid): int(command["fire_at"])})
+            elif kind == CommandType.CANCEL_TIMER:
+                pipe.zrem(keys.TIMERS, timer_member(tag, cid))
+            elif kind == CommandType.CANCEL_ACTIVITY:
+                pipe.hset(keys.tasks(tag), cid, "done")  # its token's reports are TaskAlreadyCompleted from now on
+            elif kind == CommandType.RUN_ACTIVITY:
                 if waits_for_report(command):
-                    pipe.hsetnx(keys.tasks(tag), str(command["id"]), "waiting")
+                    pipe.hsetnx(keys.tasks(tag), cid, "waiting")
                 activities.append(command)
             else:
                 logger.error("unknown command %r from the interpreter; ignored", kind)

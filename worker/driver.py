@@ -9,6 +9,8 @@ from typing import Any
 from common import keys
 from common.fdl import FlowDef, parse_definition
 from common.interpreter import Decision, HistoryEvent, Status, advance
+from common.interpreter.model import Limits
+from common.tokens import make_token
 from common.logs import execution_var, flow_var
 from common.records import dumps, encode_history_chunk
 from common.scripts import Scripts
@@ -36,6 +38,7 @@ class Driver:
         self.settings = settings
         self.scripts = Scripts(redis)
         self.dispatcher = dispatcher or Dispatcher(redis, redis, settings)
+        self.limits = Limits(max_state_bytes=settings.max_state_bytes, max_history_events=settings.max_history_events)
         self._flows: dict[str, FlowDef] = {}  # def id -> parsed definition (immutable)
 
     def flow(self, def_id: str) -> FlowDef:
@@ -78,7 +81,12 @@ class Driver:
         now = now_ms()
         state = json.loads(state_json) if state_json else None
         try:
-            decision = advance(self.flow(def_id), state, events, now)
+            flow_id, execution = keys.split_tag(tag)
+            secret = self.settings.token_secret
+            decision = advance(
+                self.flow(def_id), state, events, now, limits=self.limits,
+                token_for=lambda task_id: make_token(secret, flow_id, execution, task_id),
+            )  # fmt: skip
         except Exception as exc:  # a bug (or a lost definition) must end the execution, not loop forever
             logger.exception("the interpreter failed; ending the execution as Failed")
             decision = _internal_failure(state, hseq, now, exc)
