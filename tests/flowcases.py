@@ -162,8 +162,14 @@ def simulate(
     stop_at: float | None = None,
     limits: Limits | None = None,
     max_steps: int = 10_000,
+    roundtrip: bool = True,
+    duplicates: bool = False,
 ) -> Transcript:
-    """Run an execution to its end on a simulated clock, answering its commands with `respond`."""
+    """Run an execution to its end on a simulated clock, answering its commands with `respond`.
+
+    roundtrip: pass the state through JSON between calls. duplicates: deliver every event twice
+    (the second delivery must change nothing).
+    """
     kwargs: dict[str, Any] = {} if limits is None else {"limits": limits}
     queue: list[tuple[int, int, dict[str, Any]]] = []
     seq = 0
@@ -190,9 +196,13 @@ def simulate(
         if event["t"] == "TimerFired" and event["id"] in cancelled:
             continue
         clock = max(clock, at)
-        state = None if state is None else json.loads(json.dumps(state))
+        if roundtrip and state is not None:
+            state = json.loads(json.dumps(state))
         decision = advance(flow, state, [event], clock, **kwargs)
         steps.append(Step(clock, [event], decision))
+        if duplicates:
+            again = advance(flow, decision.state, [event], clock, **kwargs)
+            assert not again.history and not again.commands and again.state == decision.state, f"a second {event} changed something"
         history.extend(decision.history)
         if final is not None:  # already ended: late events change nothing
             assert not decision.history and not decision.commands and decision.state == final.state, event
