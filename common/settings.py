@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     public_endpoint: str = ""  # DescribeRegions' RegionEndpoint: host[:port] clients reach the front door at; empty: host:port
     express_timeout_seconds: int = 300  # an Express execution still running this long after its start is stopped (FnF.Timeout)
     express_grace_seconds: float = 10.0  # StartSyncExecution waits this long past the limit for the end, then answers as it is
+    schedule_catchup_seconds: float = 10.0  # schedule ticks up to this late all fire (a slow timers process); older ones collapse into one
 
     # Test-only fault points (never set in production): names of places to os._exit(137).
     fault_points: list[str] = Field(default_factory=list)

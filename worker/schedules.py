@@ -6,8 +6,10 @@ normally one process takes it), and the tick T it fires starts the execution nam
 over a stalled claim or ran again after a crash, collides on claim.lua and starts nothing. Then
 arm_schedule.lua moves `next` from T to the next tick, unless an API write changed the schedule.
 
-Missed ticks (all timers down, or a long stall) do not come as a burst: the first missed tick fires
-once, late, and the schedule continues with its first tick after now (docs/compatibility.md).
+A tick at most `schedule_catchup_seconds` late (a slow or briefly stalled timers process) fires,
+and so does each tick after it, so nothing is lost to a hiccup. After a longer outage the missed
+ticks do not come as a burst: the first missed tick fires once, late, and the schedule continues
+with its first tick after now (docs/compatibility.md).
 """
 from __future__ import annotations
 
@@ -84,7 +86,9 @@ class ScheduleFirer:
             self._release(text, claim_score)
             return None
         tag = self._start(account, flow, record, name, tick, now)
-        following = next_fire(cron, max(tick, now), int(record.get("anchor") or 0))
+        # Slightly late: go on from this tick (the next may be due at once). Long missed: from now.
+        catch_up = now - tick <= self.settings.schedule_catchup_seconds * 1000
+        following = next_fire(cron, tick if catch_up else now, int(record.get("anchor") or 0))
         self._arm(text, account, flow_id, name, tick, following)
         return tag
 

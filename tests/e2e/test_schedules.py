@@ -218,16 +218,17 @@ def test_every_second_for_ten_seconds_across_two_timers_processes(sdk: Any, svc:
     assert {"timers0", "timers1"} <= set(svc.procs)
     create_flow(sdk, "tick_flow")
     made = create(sdk, "tick_flow", "tick", "@every 1s", payload='{"n": 7}', enable=True)
-    begin = time.time()
-    time.sleep(10)  # the one fixed wait of the suite: ten seconds of schedule is what is measured
-    update(sdk, "tick_flow", "tick", enable=False)
-    ended = time.time()
-    runs = executions(sdk, "tick_flow")
-    assert abs(len(runs) - 10) <= 1, f"{len(runs)} executions in {ended - begin:.1f} s"
-    ticks = sorted(tick_of(e.name) for e in runs)
-    assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))  # one per second: none twice, none skipped
     created = datetime.strptime(made.created_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
-    assert int(created) + 1 == ticks[0]  # the first tick is one second after creation
+    first = int(created) + 1  # the first tick is one second after creation (whole seconds)
+    time.sleep(10)  # the one fixed wait of the suite: ten seconds of schedule is what is measured
+    # A timers process slowed down by a busy machine fires late ticks late, not never: wait for the tenth.
+    wait_for(lambda: any(tick_of(e.name) >= first + 9 for e in executions(sdk, "tick_flow")), what="the tenth tick")
+    update(sdk, "tick_flow", "tick", enable=False)
+    runs = executions(sdk, "tick_flow")
+    ticks = sorted(tick_of(e.name) for e in runs)
+    window = [t for t in ticks if first <= t < first + 10]
+    assert abs(len(window) - 10) <= 1, f"{len(window)} executions in the 10 seconds after creation: {ticks}"
+    assert ticks == list(range(first, first + len(ticks)))  # one per second: none twice, none skipped
     for run in runs:
         done = sdk.describe_execution(models.DescribeExecutionRequest(flow_name="tick_flow", execution_name=run.name, wait_time_seconds=30)).body
         assert done.status == "Succeeded" and json.loads(done.output) == {"got": {"n": 7}}  # Payload is the input
@@ -267,7 +268,8 @@ def test_a_restart_fires_missed_ticks_once_then_goes_on(sdk: Any, svc: Service) 
     before = {e.name for e in executions(sdk, "restart_flow")}
     last_before = max(tick_of(n) for n in before)
     time.sleep(max(0.0, down + 2.5 - time.time()))  # every timers process is down for two ticks and more
-    svc.start("timers0", "timers")
+    # A catch-up window shorter than the outage (the default, 10 s, would replay these ticks one by one).
+    svc.start("timers0", "timers", env={"OPENFNF_SCHEDULE_CATCHUP_SECONDS": "1"})
     up = time.time()
     wait_for(lambda: len(executions(sdk, "restart_flow")) >= len(before) + 2, what="the missed tick and a regular one")
     update(sdk, "restart_flow", "beat", enable=False)

@@ -119,12 +119,29 @@ async def test_missed_ticks_fire_once_then_continue_from_now(redis_server: str, 
     await act(store, actions.create_schedule, T0, FlowName="f", ScheduleName="s", CronExpression="@every 1s", Enable="true")
     a, _ = firer(redis_server)
     a.fire(T0 + 1000)
-    a.fire(T0 + 6500)  # every timers process was down for 5 ticks
+    assert SETTINGS.schedule_catchup_seconds == 10
+    a.fire(T0 + 20_500)  # every timers process was down for 19 ticks, longer than the catch-up window
     assert started(r, flow) == [tick_execution_name("s", T0 + 1000), tick_execution_name("s", T0 + 2000)]
-    assert record(r, flow)["next"] == str(T0 + 7000)  # no burst: the next tick after now
-    a.fire(T0 + 7000)
-    assert started(r, flow)[-1] == tick_execution_name("s", T0 + 7000)
+    assert record(r, flow)["next"] == str(T0 + 21_000)  # no burst: the next tick after now
+    a.fire(T0 + 20_900)
+    assert len(started(r, flow)) == 2
+    a.fire(T0 + 21_000)
+    assert started(r, flow)[-1] == tick_execution_name("s", T0 + 21_000)
     assert len(started(r, flow)) == 3
+
+
+async def test_ticks_a_little_late_all_fire_in_order(redis_server: str, r: redis.Redis, store: Store) -> None:
+    flow = await make_flow(store)
+    await act(store, actions.create_schedule, T0, FlowName="f", ScheduleName="s", CronExpression="@every 1s", Enable="true")
+    a, _ = firer(redis_server)
+    a.fire(T0 + 1000)
+    # The timers process stalled for 3.5 s (within the catch-up window): each loop round fires one more tick.
+    rounds = 0
+    while a.fire(T0 + 4500):
+        rounds += 1
+    assert rounds == 3
+    assert started(r, flow) == [tick_execution_name("s", T0 + i * 1000) for i in range(1, 5)]
+    assert record(r, flow)["next"] == str(T0 + 5000)
 
 
 async def test_cron_ticks_in_the_schedules_zone(redis_server: str, r: redis.Redis, store: Store) -> None:
