@@ -2,8 +2,12 @@
 
 StartExecution's claim lives in common/store.py (front door, asyncio). StartSyncExecution and the
 timers' schedules start executions too, one of them from a sync client, so this module queues the
-same commands (wake-up, index entry, claim.lua, running count) on any pipeline that `Scripts.pipeline`
-or `Scripts.pipeline_sync` runs, and reads the claim's answer. The Lua is claim.lua, shared.
+same commands (wake-up, index entry, claim.lua) on any pipeline that `Scripts.pipeline` or
+`Scripts.pipeline_sync` runs, and reads the claim's answer. The Lua is claim.lua, shared.
+
+Every queued command is safe to repeat, because those runners repeat the whole pipeline once when
+the server lost its scripts (NOSCRIPT). That is why the running count (issue 7's cap) is not in the
+pipeline: the caller increments it once the claim is won (`keys.running(account)`).
 """
 from __future__ import annotations
 
@@ -31,10 +35,8 @@ class PendingClaim:
     at: int  # index of claim.lua's answer among the pipeline's results
 
     def outcome(self, results: list[Any]) -> Claim:
-        """The claim's result: created, or the fields of the execution that holds the name.
-
-        When it is not created the caller gives the running count back (DECR keys.running(account)).
-        """
+        """The claim's result: created (the caller then counts it: INCR keys.running(account)), or the
+        fields of the execution that holds the name."""
         result = results[self.at]
         if int(result[0]) == 1:
             return Claim(True, dict(zip(self.fields[::2], self.fields[1::2], strict=True)))
@@ -76,7 +78,6 @@ def queue_claim(
     pipe.zadd(keys.executions_index(flow["Id"]), {name: now}, nx=True)
     at = len(pipe)
     scripts.queue(pipe, "claim", [keys.execution(tag), keys.inbox(tag)], [started_event, *fields])
-    pipe.incr(keys.running(account))  # the running-executions cap (issue 7)
     return PendingClaim(account, flow["Name"], name, tag, fields, at)
 
 

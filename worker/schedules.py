@@ -117,9 +117,9 @@ class ScheduleFirer:
 
         results = self.scripts.pipeline_sync(build)
         claim = pending[0].outcome(results)
-        if not claim.created:  # fired before (a stalled or crashed timers process): give the running count back
-            self.state.decr(keys.running(account))
+        if not claim.created:  # fired before (a stalled or crashed timers process)
             return None
+        self.state.incr(keys.running(account))  # the running-executions cap (issue 7)
         logger.info("schedule %s/%s fired: execution %s", flow["Name"], name, execution)
         return pending[0].tag
 

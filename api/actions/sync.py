@@ -59,8 +59,8 @@ async def start_sync_execution(call: Call) -> dict[str, Any]:
     results = await call.store.scripts.pipeline(build)
     claim = pending[0].outcome(results)
     if not claim.created:  # a UUID that collided: never in practice
-        await call.store.redis.decr(keys.running(call.account))
         raise ExecutionAlreadyExists(name, flow_name)
+    await call.store.redis.incr(keys.running(call.account))  # the running-executions cap (issue 7)
     await call.publisher.publish(tag)
     fields = await _until_end(call, flow["Id"], name, tag, limit + call.settings.express_grace_seconds)
     return _view(fields or claim.fields, flow)
