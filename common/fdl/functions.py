@@ -28,7 +28,7 @@ class Env:
 
     __slots__ = ("roots", "seed", "draws")
 
-    def __init__(self, roots: dict[str, Any], seed: str = "") -> None:
+    def __init__(self, roots: dict[str, Any], seed: str | tuple[Any, ...] = "") -> None:
         self.roots = roots
         self.seed = seed
         self.draws = 0
@@ -36,7 +36,8 @@ class Env:
     def random_bytes(self) -> bytes:
         """16 bytes that depend only on the seed and how many draws came before (never on a clock or RNG)."""
         self.draws += 1
-        return hashlib.sha256(f"{self.seed}#{self.draws}".encode()).digest()[:16]
+        seed = self.seed if isinstance(self.seed, str) else "/".join(str(part) for part in self.seed)
+        return hashlib.sha256(f"{seed}#{self.draws}".encode()).digest()[:16]
 
 
 @dataclass(frozen=True)

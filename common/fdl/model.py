@@ -134,6 +134,7 @@ class StateDef:
     retry: tuple[RetryPolicy, ...] = ()
     catch: tuple[CatchRule, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    uses_context: bool = True  # whether any expression of the state reads $Context (else it is not built)
     # compiled forms of the mappings / constructors above
     map_input: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
     map_output: Callable[..., Any] | None = field(default=None, compare=False, repr=False)

@@ -1,6 +1,7 @@
 """The new syntax (`Type: StateMachine`, `StartAt`, `States` list) into a FlowDef, with precise messages."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from common.fdl import fields as f
@@ -129,6 +130,7 @@ class _NewParser:
             type=kind.lower(),
             path=where,
             next=nxt if kind in NEEDS_NEXT_OR_END else None,
+            uses_context=_mentions_context(raw),
             input_constructor=input_constructor,
             output_constructor=output_constructor,
             raw=raw,
@@ -283,6 +285,12 @@ class _NewParser:
             return WaitSpec(until_ms=parse_rfc3339(value))
         except (ValueError, OverflowError):
             raise FdlError(f"{label}: UntilDateTime {value!r} is not an RFC 3339 time such as 2024-01-01T00:00:00Z") from None
+
+
+def _mentions_context(raw: dict[str, Any]) -> bool:
+    """Whether any text of the state itself (not its nested scopes) could refer to $Context."""
+    own = {k: v for k, v in raw.items() if k not in ("Branches", "Processor") or raw.get("Type") == "Choice"}
+    return "$context" in json.dumps(own, ensure_ascii=False).lower()
 
 
 def _target(value: Any, where: str, names: list[str], scope_name: str) -> str:

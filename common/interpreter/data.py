@@ -27,9 +27,39 @@ Frame = dict[str, Any]
 _ABSENT = object()
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def json_size(value: Any) -> int:
     """Bytes of the compact UTF-8 JSON form."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    text = _ENCODE(value)
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+class Sizes:
+    """JSON sizes of data objects, exact or as an upper bound, remembered by identity for one advance().
+
+    A merge of a and b is never bigger than a and b together, so sizes of merged locals and inputs
+    are bounds carried forward; an exact size is computed only when a bound is over the limit.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[Any, int]] = {}
+
+    def of(self, value: Any) -> int:
+        """The (bound on the) size of value."""
+        if not value:
+            return 2
+        hit = self._known.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        size = json_size(value)
+        self._known[id(value)] = (value, size)
+        return size
+
+    def note(self, value: Any, bound: int) -> None:
+        """Remember a bound for a value just made (it stays alive with the entry)."""
+        self._known[id(value)] = (value, bound)
 
 
 def parse_if_json(value: Any) -> Any:
@@ -51,13 +81,15 @@ class OldRules:
 
     def __init__(self, run: Run) -> None:
         self.run = run
+        self._base: dict[str, Any] | None = None
 
     def context(self, token: str | None = None) -> dict[str, Any]:
-        ctx = self.run.ctx
-        base = {"execution": {"name": ctx.get("name", "")}, "flow": {"name": ctx.get("flow", "")}}
+        if self._base is None:  # the same for every step of the execution
+            ctx = self.run.ctx
+            self._base = {"execution": {"name": ctx.get("name", "")}, "flow": {"name": ctx.get("flow", "")}}
         if token is not None:
-            base["task"] = {"token": token}
-        return base
+            return {**self._base, "task": {"token": token}}
+        return self._base
 
     def flow_data(self, exec_input: Any) -> dict[str, Any]:
         flow = self.run.flow
@@ -78,6 +110,9 @@ class OldRules:
             step_input = state.map_input({"input": data["input"], "local": data["local"], "context": self.context(token)})
         else:
             step_input = merged(data["input"], data["local"])
+            if step_input is not data["input"] and step_input is not data["local"]:
+                sizes = self.run.sizes
+                sizes.note(step_input, sizes.of(data["input"]) + sizes.of(data["local"]))
         entered = self.run.emit(frame, "StepEntered", state.name, {"input": step_input, "local": {}})
         self.run.emit(frame, "StepStarted", state.name, {"input": step_input})
         return entered, step_input
@@ -110,12 +145,17 @@ class OldRules:
         else:
             output = local
         limit = self.run.limits.max_old_state_bytes
-        if json_size(step_input) + json_size(output) + json_size(local) > limit:
-            raise Fatal(Errors.STATE_SIZE, f"step {state.name}: input, output and local together exceed {limit} bytes")
+        sizes = self.run.sizes
+        if sizes.of(step_input) + sizes.of(output) + sizes.of(local) > limit:  # a bound; the exact size only then
+            if json_size((step_input, output, local)) - 4 > limit:  # one encoding; minus "[", "]" and two commas
+                raise Fatal(Errors.STATE_SIZE, f"step {state.name}: input, output and local together exceed {limit} bytes")
         self.run.emit(frame, "StepSucceeded", state.name, {"output": output})
         self.run.emit(frame, "StepExited", state.name, {"local": local})
         data = frame["data"]
-        frame["data"] = {"input": data["input"], "local": merged(data["local"], output)}
+        new_local = merged(data["local"], output)
+        if new_local is not data["local"] and new_local is not output:
+            sizes.note(new_local, sizes.of(data["local"]) + sizes.of(output))
+        frame["data"] = {"input": data["input"], "local": new_local}
 
     def caught(self, frame: Frame, state: StateDef, rule: CatchRule, step_input: Any, error: str, cause: str, rec: dict[str, Any]) -> None:
         """The data a catch passes on: errorMappings over the step input and {error, cause}."""
@@ -189,8 +229,15 @@ class NewRules:
         execution = {"Name": ctx.get("name", ""), "Input": ctx.get("input", {}), "FlowName": ctx.get("flow", ""), "RoleArn": ""}
         return {"Execution": execution, "Current": current}
 
-    def seed(self, entered: int, phase: str) -> str:
-        return f"{self.run.ctx.get('name', '')}/{entered}/{phase}"
+    def seed(self, entered: int, phase: str) -> tuple[Any, ...]:
+        """What uuid() and randomInt() draw from: execution name, event id, and which evaluation."""
+        return (self.run.ctx.get("name", ""), entered, phase)
+
+    def roots(self, state: StateDef, current: Any, **context: Any) -> dict[str, Any]:
+        """$Input, and $Context only when the state mentions it (building it costs)."""
+        if state.uses_context:
+            return {"$Input": current, "$Context": self.context(state, current, **context)}
+        return {"$Input": current}
 
     def flow_data(self, exec_input: Any) -> dict[str, Any]:
         return {"input": exec_input}
@@ -209,7 +256,7 @@ class NewRules:
         entered = self.run.emit(frame, "StepEntered", state.name, {"input": raw})
         effective = raw
         if state.build_input is not None:
-            env = Env({"$Input": raw, "$Context": self.context(state, raw, token=token)}, self.seed(entered, "in"))
+            env = Env(self.roots(state, raw, token=token), self.seed(entered, "in"))
             try:
                 effective = state.build_input(env)
             except ExpressionError as exc:
@@ -225,10 +272,7 @@ class NewRules:
         build = state.task.build_params if state.task else None
         if build is None:
             return None
-        env = Env(
-            {"$Input": call_input, "$Context": self.context(state, call_input, token=token, retry_count=retry_count)},
-            self.seed(entered, f"params/{attempt}"),
-        )
+        env = Env(self.roots(state, call_input, token=token, retry_count=retry_count), self.seed(entered, f"params/{attempt}"))
         try:
             return build(env)
         except ExpressionError as exc:
@@ -236,14 +280,15 @@ class NewRules:
 
     def env(self, state: StateDef, effective: Any, entered: int, phase: str) -> Env:
         """What Choice conditions, ItemsPath and Seconds.$ are evaluated against."""
-        return Env({"$Input": effective, "$Context": self.context(state, effective)}, self.seed(entered, phase))
+        return Env(self.roots(state, effective), self.seed(entered, phase))
 
     def complete(self, frame: Frame, state: StateDef, effective: Any, raw_output: Any, entered: int, rec: dict[str, Any] | None) -> None:
         output = raw_output
         if state.build_output is not None:
             retry_count = rec.get("rc", 0) if rec else 0
-            context = self.context(state, effective, output=raw_output, retry_count=retry_count)
-            env = Env({"$Input": effective, "$Output": raw_output, "$Context": context}, self.seed(entered, "out"))
+            roots = self.roots(state, effective, output=raw_output, retry_count=retry_count)
+            roots["$Output"] = raw_output
+            env = Env(roots, self.seed(entered, "out"))
             try:
                 output = state.build_output(env)
             except ExpressionError as exc:

@@ -17,7 +17,7 @@ from typing import Any
 
 from common.fdl.model import FlowDef, StateDef
 from common.interpreter import states
-from common.interpreter.data import NewRules, OldRules
+from common.interpreter.data import NewRules, OldRules, Sizes
 from common.interpreter.model import (
     DEFAULT_LIMITS,
     TERMINAL,
@@ -31,12 +31,14 @@ from common.interpreter.model import (
     TokenFor,
     default_token_for,
 )
-from common.interpreter.outcomes import BLOCKED, Done, Failed, Fatal, Outcome, StateError
+from common.interpreter.outcomes import BLOCKED, DONE, END, Done, Failed, Fatal, Outcome, StateError
 
+_new_event = tuple.__new__  # builds a HistoryEvent without the NamedTuple constructor's extra call (the hot path)
 STATE_VERSION = 2
 FLOW_TIMER = "flow/timeout"
 _FLOW_FRAME = "*"  # the frame id a flow-level timer belongs to
 _TERMINAL_EVENTS = frozenset({"ExecutionSucceeded", "ExecutionFailed", "ExecutionStopped", "ExecutionTimedOut"})
+_TERMINAL_STATUSES = frozenset(s.value for s in TERMINAL)
 _RESULT_EVENTS = frozenset({EventType.ACTIVITY_COMPLETED, EventType.ACTIVITY_FAILED, EventType.TASK_REPORTED, EventType.TIMER_FIRED})
 
 
@@ -84,6 +86,7 @@ class Run:
         self.flow = flow
         self.now = now
         self.limits = limits
+        self.max_events = limits.max_history_events
         self.token_for = token_for
         if state:
             self.state = _copy_state(state)
@@ -96,6 +99,7 @@ class Run:
         self.history: list[HistoryEvent] = []
         self.commands: list[dict[str, Any]] = []
         self.rules = OldRules(self) if flow.syntax == "old" else NewRules(self)
+        self.sizes = Sizes()
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -111,23 +115,28 @@ class Run:
 
     @property
     def ended(self) -> bool:
-        return self.state["status"] in TERMINAL
+        return self.state["status"] in _TERMINAL_STATUSES
 
     def next_event_id(self) -> int:
         """The EventId the next emitted event will get."""
         return int(self.state["seq"]) + 1
 
     def _emit(self, type_: str, step: str, detail: dict[str, Any], sched: int) -> int:
-        event_id = int(self.state["seq"]) + 1
-        if event_id >= self.limits.max_history_events and type_ not in _TERMINAL_EVENTS:
+        event_id: int = self.state["seq"] + 1
+        if event_id >= self.max_events and type_ not in _TERMINAL_EVENTS:
             raise Fatal(Errors.HISTORY_LIMIT, f"the execution reached the limit of {self.limits.max_history_events} history events")
         self.state["seq"] = event_id
-        self.history.append(HistoryEvent(event_id, sched, type_, step, self.now, detail))
+        self.history.append(_new_event(HistoryEvent, (event_id, sched, type_, step, self.now, detail)))
         return event_id
 
     def emit(self, frame: dict[str, Any], type_: str, step: str, detail: dict[str, Any]) -> int:
         """Append a history event caused by the frame's previous event; it becomes the frame's latest."""
-        event_id = self._emit(type_, step, detail, int(frame["last"]))
+        state = self.state
+        event_id: int = state["seq"] + 1
+        if event_id >= self.max_events:
+            raise Fatal(Errors.HISTORY_LIMIT, f"the execution reached the limit of {self.limits.max_history_events} history events")
+        state["seq"] = event_id
+        self.history.append(_new_event(HistoryEvent, (event_id, frame["last"], type_, step, self.now, detail)))
         frame["last"] = event_id
         return event_id
 
@@ -202,10 +211,11 @@ class Run:
             return  # late events after the end are dropped (deterministically)
         kind = event.get("t")
         try:
+            starting = self.state["status"] == Status.STARTING.value
             if kind == EventType.STARTED:
-                if self.status == Status.STARTING:
+                if starting:
                     self.start(event)
-            elif self.status == Status.STARTING:
+            elif starting:
                 return
             elif kind == EventType.STOP_REQUESTED:
                 self.end("ExecutionStopped", Status.STOPPED, _text(event.get("error")), _text(event.get("cause")), int(self.state["seq"]))
@@ -292,7 +302,9 @@ class Run:
             self.rules.complete(frame, state, effective, raw, entered, rec)
         except StateError as err:
             return self.state_failed(fid, frame, state, err.error, err.cause, effective, retryable=False)
-        return Done(goto=goto, end=state.type == "succeed")
+        if goto is None:
+            return END if state.type == "succeed" else DONE
+        return Done(goto=goto)
 
     def state_failed(self, fid: str, frame: dict[str, Any], state: StateDef, error: str, cause: str, effective: Any,
                      *, retryable: bool = True) -> Outcome:  # fmt: skip

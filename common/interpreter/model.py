@@ -71,7 +71,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Status(StrEnum):
@@ -140,9 +140,12 @@ def default_token_for(activity_id: str) -> str:
     return f"token-{activity_id}"
 
 
-@dataclass(frozen=True)
-class HistoryEvent:
-    """One GetExecutionHistory event; `detail` is serialised to the EventDetail JSON string."""
+class HistoryEvent(NamedTuple):
+    """One GetExecutionHistory event; `detail` is serialised to the EventDetail JSON string.
+
+    A NamedTuple rather than a frozen dataclass: the interpreter makes one per event, and this is
+    several times cheaper to build.
+    """
 
     id: int
     sched: int
