@@ -101,3 +101,13 @@ def inflight(event: bytes, context: Any) -> dict[str, Any]:
     time.sleep(0.15)
     r.decr("test:inflight")
     return {"item": json.loads(event).get("item")}
+
+
+def announce_and_sleep(event: bytes, context: Any) -> dict[str, Any]:
+    """Says it started (test:running), then works for the event's `seconds`: a window to kill its worker in."""
+    data = json.loads(event)
+    r = _redis()
+    r.incr("test:calls")  # counted before it announces itself: a kill right after still counts the call
+    r.rpush("test:running", data.get("n", 0))
+    time.sleep(float(data.get("seconds", 1)))
+    return {"n": data.get("n", 0), "done": True}

@@ -14,6 +14,7 @@ from typing import Any
 
 from common import keys
 from common.records import dumps
+from common.faults import fault_point
 from common.scripts import Scripts
 from common.settings import Settings
 from worker.functions import Functions
@@ -82,6 +83,7 @@ class ActivityRunner:
     def run(self, tag: str, command: dict[str, Any]) -> str:
         """Execute and report; returns what was reported (for logs and tests)."""
         outcome = self.execute(tag, command)
+        fault_point(self.settings, "activity.after_call")
         # In the callback modes ActivityCompleted only says "submitted"; the task then waits for the
         # token's report (a child flow's end reports through its CallbackFnFTaskToken).
         if outcome.succeeded:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from common import keys
+from common.faults import fault_point
 from common.fdl import FlowDef, parse_definition
 from common.interpreter import Decision, HistoryEvent, Status, advance
 from common.interpreter.model import Limits
@@ -101,6 +102,7 @@ class Driver:
         self.dispatcher.dispatch(tag, decision.commands)
         if fields and _s(rec[6]):
             self.dispatcher.notify_parent(_s(rec[6]), decision, now)
+        fault_point(self.settings, "driver.before_commit")
         ttl = self.settings.retention_days * 86400 if decision.ended else 0
         left = self.scripts.commit(
             keys=keys.execution_keys(tag),

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from typing import Any
 
@@ -11,6 +10,7 @@ from api.actions.flows import get_flow
 from api.actions.versions import resolve_qualifier
 from api.params import integer, json_object, optional, required, resource_name
 from common import keys
+from common.faults import fault_point
 from common.errors import (
     ActionNotSupported,
     EntityTooLarge,
@@ -22,12 +22,6 @@ from common.errors import (
 from common.interpreter import TERMINAL, EventType, Status
 from common.tokens import InvalidToken, TaskRef, parse_token
 from common.records import execution_view, history_view
-
-
-def fault_point(call: Call, name: str) -> None:
-    """Test-only: die here, as a SIGKILL would, when the settings name this point."""
-    if name in call.settings.fault_points:
-        os._exit(137)
 
 
 async def start_execution(call: Call) -> dict[str, Any]:
@@ -70,7 +64,7 @@ async def start_execution(call: Call) -> dict[str, Any]:
         if claim.fields.get("status") in TERMINAL:
             raise ExecutionAlreadyExists(name, flow_name)
         return execution_view(claim.fields, await call.store.definition(claim.fields["defid"]))
-    fault_point(call, "api.after_claim")
+    fault_point(call.settings, "api.after_claim")
     await call.publisher.publish(keys.execution_tag(flow["Id"], name))
     return execution_view(claim.fields, runs.definition)
 
