@@ -19,6 +19,29 @@ from common.settings import Settings
 from common.versions import VersionStore
 
 
+LIST_CHUNK = 200  # index entries read per round trip by list_executions
+LIST_SCAN_LIMIT = 10000  # most index entries one ListExecutions call looks at
+
+
+@dataclass(frozen=True)
+class ExecutionFilter:
+    """ListExecutions' filters; empty ones match everything."""
+
+    status: str = ""
+    prefix: str = ""
+    qualifier: str = ""
+    begin: int | None = None  # started at or after (ms)
+    end: int | None = None  # started at or before (ms)
+
+    def accepts(self, fields: dict[str, str]) -> bool:
+        """Whether an execution's view fields pass every filter."""
+        return (
+            (not self.status or fields.get("status") == self.status)
+            and fields.get("name", "").startswith(self.prefix)
+            and (not self.qualifier or fields.get("qual") == self.qualifier)
+        )
+
+
 @dataclass(frozen=True)
 class Claim:
     """The answer of a StartExecution claim: either ours (created) or the holder's fields."""
@@ -154,30 +177,58 @@ class Store:
         _, result = await self.scripts.pipeline(build)
         return int(result[0]), (_s(result[1]) if len(result) > 1 else "")
 
-    async def list_executions(self, flow_id: str, start: str | None, limit: int) -> tuple[list[dict[str, str]], str | None]:
-        """Executions of a flow in start order from name `start`, and the name to continue from."""
+    async def list_executions(
+        self, flow_id: str, start: str | None, limit: int, match: ExecutionFilter | None = None
+    ) -> tuple[list[dict[str, str]], str | None]:
+        """Executions of a flow in start order from name `start` that pass `match`, and the name to continue from.
+
+        The index is read in chunks and at most LIST_SCAN_LIMIT entries per call: a sparse filter may
+        answer a short page with a NextToken, which the API allows.
+        """
+        match = match or ExecutionFilter()
         index = keys.executions_index(flow_id)
-        offset = 0
         if start:
             rank = await self.redis.zrank(index, start)
             if rank is None:
                 return [], None
-            offset = rank
-        names = [n.decode() if isinstance(n, bytes) else n for n in await self.redis.zrange(index, offset, offset + limit)]
-        page, nxt = names[:limit], (names[limit] if len(names) > limit else None)
-        pipe = self.redis.pipeline(transaction=False)
-        for n in page:
-            pipe.hmget(keys.execution(keys.execution_tag(flow_id, n)), *EXECUTION_VIEW_FIELDS)
-        out = []
-        stale = []
-        for n, raw in zip(page, await pipe.execute(), strict=True):
-            if raw[0] is None:  # expired after retention, or a claim that never completed
-                stale.append(n)
-                continue
-            out.append(dict(zip(EXECUTION_VIEW_FIELDS, (_s(v) for v in raw), strict=True)))
-        if stale:
-            await self.redis.zrem(index, *stale)
-        return out, nxt
+        elif match.begin is not None:
+            rank = await self.redis.zcount(index, "-inf", f"({match.begin}")
+        else:
+            rank = 0
+        out: list[dict[str, str]] = []
+        stale: list[str] = []
+        scanned = 0
+        while scanned < LIST_SCAN_LIMIT:
+            chunk = await self.redis.zrange(index, rank, rank + LIST_CHUNK - 1, withscores=True)
+            if not chunk:
+                break
+            pipe = self.redis.pipeline(transaction=False)
+            names = [_s(n) for n, _ in chunk]
+            for n in names:
+                pipe.hmget(keys.execution(keys.execution_tag(flow_id, n)), *EXECUTION_VIEW_FIELDS)
+            for n, (_, score), raw in zip(names, chunk, await pipe.execute(), strict=True):
+                if match.end is not None and score > match.end:
+                    return out[:limit], None
+                if raw[0] is None:  # expired after retention, or a claim that never completed
+                    stale.append(n)
+                    continue
+                fields = dict(zip(EXECUTION_VIEW_FIELDS, (_s(v) for v in raw), strict=True))
+                if match.accepts(fields):
+                    if len(out) == limit:
+                        await self._drop_stale(index, stale)
+                        return out, n
+                    out.append(fields)
+            rank += len(chunk)
+            scanned += len(chunk)
+        await self._drop_stale(index, stale)
+        if scanned >= LIST_SCAN_LIMIT:  # more may match further on: continue from there
+            nxt = await self.redis.zrange(index, rank, rank)
+            return out, (_s(nxt[0]) if nxt else None)
+        return out, None
+
+    async def _drop_stale(self, index: str, names: list[str]) -> None:
+        if names:
+            await self.redis.zrem(index, *names)
 
     async def task_state(self, tag: str, task_id: str) -> str:
         """'waiting', 'done' or '' for a task of an execution (callback tasks only)."""

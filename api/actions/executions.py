@@ -8,7 +8,7 @@ from typing import Any
 from api.actions.context import Call
 from api.actions.flows import get_flow
 from api.actions.versions import resolve_qualifier
-from api.params import integer, json_object, optional, required, resource_name
+from api.params import boolean, integer, json_object, optional, required, resource_name
 from common import keys
 from common.faults import fault_point
 from common.errors import (
@@ -22,6 +22,8 @@ from common.errors import (
 from common.interpreter import TERMINAL, EventType, Status
 from common.tokens import InvalidToken, TaskRef, parse_token
 from common.records import execution_view, history_view
+from common.store import ExecutionFilter
+from common.timefmt import parse_rfc3339
 
 
 async def start_execution(call: Call) -> dict[str, Any]:
@@ -114,14 +116,45 @@ async def describe_execution(call: Call) -> dict[str, Any]:
 
 
 async def list_executions(call: Call) -> dict[str, Any]:
-    """ListExecutions, in start order, paged by execution name."""
-    limit = integer(call.params, "Limit", default=60, lo=1, hi=100)
-    flow = await get_flow(call, required(call.params, "FlowName"))
-    rows, nxt = await call.store.list_executions(flow["Id"], optional(call.params, "NextToken") or None, limit)
-    out: dict[str, Any] = {"Executions": [execution_view(r, await call.store.definition(r["defid"])) for r in rows]}
+    """ListExecutions, in start order, paged by execution name, with the documented filters."""
+    p = call.params
+    limit = integer(p, "Limit", default=60, lo=1, hi=100)
+    status = optional(p, "Status")
+    if status and status not in {s.value for s in Status}:
+        raise InvalidArgument(message=f"Status must be one of {', '.join(s.value for s in Status)}, not '{status[:40]}'.")
+    match = ExecutionFilter(
+        status=status,
+        prefix=optional(p, "ExecutionNamePrefix"),
+        qualifier=optional(p, "Qualifier"),
+        begin=_time_param(p, "StartedTimeBegin"),
+        end=_time_param(p, "StartedTimeEnd"),
+    )
+    metadata_only = boolean(p, "MetadataOnly")
+    flow = await get_flow(call, required(p, "FlowName"))
+    if optional(p, "MapRunName"):  # no distributed Map runs exist here, so none of their executions
+        return {"Executions": []}
+    rows, nxt = await call.store.list_executions(flow["Id"], optional(p, "NextToken") or None, limit, match)
+    executions = []
+    for row in rows:
+        view = execution_view(row, "" if metadata_only else await call.store.definition(row["defid"]))
+        if metadata_only:
+            for key in ("FlowDefinition", "Input", "Output"):
+                view.pop(key, None)
+        executions.append(view)
+    out: dict[str, Any] = {"Executions": executions}
     if nxt:
         out["NextToken"] = nxt
     return out
+
+
+def _time_param(params: dict[str, str], name: str) -> int | None:
+    raw = optional(params, name)
+    if not raw:
+        return None
+    try:
+        return parse_rfc3339(raw)
+    except ValueError:
+        raise InvalidArgument(message=f"{name} must be an RFC 3339 time such as 2019-01-01T01:01:01Z, not '{raw[:40]}'.") from None
 
 
 async def get_execution_history(call: Call) -> dict[str, Any]:
