@@ -45,6 +45,11 @@ class Settings(BaseSettings):
 
     # Engine.
     functions: Path | None = None  # functions file (ARN pattern -> python/http)
+    # What a Python function gets as context.credentials and context.endpoint, so it can call the
+    # API back (ReportTaskSucceeded, StartExecution) as FC functions do with their role's keys.
+    functions_access_key_id: str = ""
+    functions_access_key_secret: str = ""
+    functions_endpoint: str = ""  # host:port of a front door; default OPENFNF_HOST:OPENFNF_PORT
     retention_days: int = 90  # finished executions and their history
     wake_after_ms: int = 5000  # safety net: re-drive an execution whose inbox is still full after this
     lease_ms: int = 10000  # driver lease; a drive taking longer loses its fence

@@ -123,6 +123,9 @@ class Supervisor:
         )
         if opts.functions is not None:
             env["OPENFNF_FUNCTIONS"] = str(opts.functions.resolve())
+        # Functions may call the API back (ReportTask*, StartExecution) with the dev key, as FC
+        # functions do with their role's credentials.
+        env.update(OPENFNF_FUNCTIONS_ACCESS_KEY_ID=key_id, OPENFNF_FUNCTIONS_ACCESS_KEY_SECRET=secret)
         env.update(opts.extra_env)
         code = 0
         try:

@@ -13,7 +13,7 @@ from common.taskmsg import ACTIVITY_TASK, DRIVE_TASK
 from worker.activities import ActivityRunner
 from worker.children import ChildStarter
 from worker.dispatch import Dispatcher
-from worker.functions import Functions, load_functions
+from worker.functions import Caller, Functions, load_functions
 from worker import heartbeat
 from worker import metrics as worker_metrics
 from worker.driver import Driver
@@ -92,7 +92,11 @@ def _activities() -> ActivityRunner:
         assert settings is not None
         state, broker = _clients(settings)
         dispatcher = Dispatcher(state, broker, settings)
-        functions = Functions(load_functions(settings.functions))
+        caller = Caller(
+            settings.functions_access_key_id, settings.functions_access_key_secret,
+            settings.functions_endpoint or f"{settings.host}:{settings.port}",
+        )  # fmt: skip
+        functions = Functions(load_functions(settings.functions), caller)
         publish = lambda tag: dispatcher.publish_drives([tag])  # noqa: E731
         _Process.activities = ActivityRunner(state, settings, functions, publish, ChildStarter(state, settings, publish))
     return _Process.activities

@@ -90,13 +90,26 @@ def load_functions(path: Path | None) -> list[Binding]:
 class Context:
     """What a handler gets as `context`, shaped like Function Compute's Python runtime context."""
 
-    def __init__(self, ref: FunctionRef, timeout_s: float, request_id: str) -> None:
+    def __init__(self, ref: FunctionRef, timeout_s: float, request_id: str, caller: Caller | None = None) -> None:
+        caller = caller or Caller()
         self.request_id = request_id
         self.region = ref.region
         self.account_id = ref.account
+        self.endpoint = caller.endpoint  # OpenFnF's addition: where to call the API back
         self.service = type("Service", (), {"name": ref.service})()
         self.function = type("Function", (), {"name": ref.function, "timeout": timeout_s, "handler": ""})()
-        self.credentials = type("Credentials", (), {"access_key_id": "", "access_key_secret": "", "security_token": ""})()
+        self.credentials = type(
+            "Credentials", (), {"access_key_id": caller.key_id, "access_key_secret": caller.secret, "security_token": ""}
+        )()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The credentials and endpoint functions get to call the API back (settings functions_*)."""
+
+    key_id: str = ""
+    secret: str = ""
+    endpoint: str = ""
 
 
 def parse_result(raw: Any) -> Any:
@@ -114,8 +127,9 @@ def parse_result(raw: Any) -> Any:
 class Functions:
     """Resolves ARNs through the bindings and invokes the target."""
 
-    def __init__(self, bindings: list[Binding]) -> None:
+    def __init__(self, bindings: list[Binding], caller: Caller | None = None) -> None:
         self.bindings = bindings
+        self.caller = caller or Caller()
         self._handlers: dict[str, Callable[..., Any]] = {}
 
     def binding(self, arn: str) -> Binding | None:
@@ -152,7 +166,7 @@ class Functions:
 
         def call() -> None:
             try:
-                box["value"] = handler(payload, Context(ref, limit, str(uuid.uuid4())))
+                box["value"] = handler(payload, Context(ref, limit, str(uuid.uuid4()), self.caller))
             except BaseException as exc:  # the function's error is the task's error  # noqa: BLE001
                 box["error"] = exc
 
