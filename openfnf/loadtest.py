@@ -16,14 +16,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote
 
-import aiohttp
 import click
-from yarl import URL
 
-from api.auth import signature_v1
+if TYPE_CHECKING:  # imported when used: `openfnf worker` and `timers` load this module too, via the CLI
+    import aiohttp
 
 API_VERSION = "2019-03-15"
 # Actions the SDK sends as GET with every parameter in the query (spec 2.1); the rest are POST + form.
@@ -44,6 +43,8 @@ def pct(text: str) -> str:
 
 def sign(action: str, params: dict[str, str], key_id: str, secret: str) -> tuple[str, str, bytes | None]:
     """(method, query string, form body) of a request signed with signature v1, as the SDK sends it."""
+    from api.auth import signature_v1  # the front door's own recipe (spec 2.2), so both sides agree
+
     method = "GET" if action in GET_ACTIONS else "POST"
     common = {
         "Action": action,
@@ -124,6 +125,8 @@ async def call(
     session: aiohttp.ClientSession, endpoint: str, key_id: str, secret: str, action: str, params: dict[str, str]
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """One signed API call: (HTTP status, JSON body, headers)."""
+    from yarl import URL
+
     method, query, body = sign(action, params, key_id, secret)
     headers = {"x-acs-action": action, "x-acs-version": API_VERSION}
     if body is not None:
@@ -170,6 +173,8 @@ class RunResult:
 
 async def run_load(cfg: LoadConfig, progress: Progress | None = None) -> RunResult:
     """Offer the load on schedule and collect every answer."""
+    import aiohttp
+
     loop = asyncio.get_running_loop()
     total = max(1, int(round(cfg.rate * cfg.duration)))
     samples: list[Sample] = []
@@ -224,6 +229,8 @@ async def run_load(cfg: LoadConfig, progress: Progress | None = None) -> RunResu
 
 async def wait_finished(cfg: LoadConfig, names: set[str], timeout: float) -> dict[str, Any]:
     """Wait until every accepted execution has ended (ListExecutions, honouring 429s); their statuses."""
+    import aiohttp
+
     statuses: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:

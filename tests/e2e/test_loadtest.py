@@ -129,8 +129,10 @@ def test_the_readme_load_test_produces_the_table_and_the_chart(dev: Dev) -> None
     report = json.loads((report_dir / "report.json").read_text())
     s = report["summary"]
     assert s["requests"] == 600 and s["other"] == 0 and s["ok"] + s["throttled"] == 600
-    expected = 10 + 50 * s["send_span_s"]
-    assert abs(s["ok"] - expected) <= 0.15 * expected, s
+    # Never more than the rule allows. (The exact count is test_throttling.py's accuracy test: with
+    # the README's burst of 10 at 50/s, a stall of a busy test machine longer than 0.2 s lets the
+    # bucket overflow, so fewer pass; that is the limiter being right, not wrong.)
+    assert 10 <= s["ok"] <= 10 + 50 * s["send_span_s"] * 1.05 + 2, s
     assert report["finished"] == {"accepted": s["ok"], "finished": s["ok"], "by_status": {"Succeeded": s["ok"]}, "all_finished": True}
     assert f"all finished        yes: {s['ok']} of {s['ok']}" in table
     assert [row["second"] for row in report["per_second"]] == [0, 1, 2]
