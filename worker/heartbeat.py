@@ -7,7 +7,8 @@ and which task it is running since when, so `--check` fails (exit 1) when:
 
 - there is no heartbeat file, or it is older than `heartbeat_stale_seconds` (process gone or frozen);
 - the process named in it no longer exists;
-- the main loop has not run for `heartbeat_stale_seconds` while no task is running (a wedged loop);
+- the main loop has not run for `heartbeat_stale_seconds` while no task is running and the
+  process is not (re)connecting to the broker (a wedged loop);
 - one task has run longer than `task_stuck_seconds` (when that setting is above 0).
 
 A worker also keeps here the flag that it is shutting down (set on Celery's warm shutdown),
@@ -30,6 +31,9 @@ from common.settings import Settings
 logger = logging.getLogger(__name__)
 
 STOPPING = threading.Event()  # set when this worker process begins its warm shutdown
+# States in which the main loop legitimately does not tick: connecting (or reconnecting) to the
+# broker with Celery's own retries. Restarting the process then would only add a back-off delay.
+WAITING_STATES = ("starting", "reconnecting")
 
 
 def shutting_down() -> bool:
@@ -141,6 +145,8 @@ def judge(doc: dict[str, Any] | None, now: float, stale: float, stuck: float, pi
         if stuck > 0 and now - task_since > stuck:
             return Verdict(False, f"task {doc.get('task')} has run for {now - task_since:.1f} s (limit {stuck:g} s)")
         return Verdict(True, f"alive, running {doc.get('task')} for {now - task_since:.1f} s")
+    if doc.get("state") in WAITING_STATES:
+        return Verdict(True, f"alive ({doc.get('state')})")
     if now - loop_at > stale:
         return Verdict(False, f"main loop has not run for {now - loop_at:.1f} s (limit {stale:g} s)")
     return Verdict(True, f"alive ({doc.get('state')})")
@@ -200,8 +206,11 @@ def install_worker(app: Any, settings: Settings) -> Heartbeat:
             self.tref = parent.timer.call_repeatedly(max(0.05, interval / 2), beat.tick)
 
         def stop(self, parent: Any) -> None:
+            # Celery stops the consumer's steps on a lost broker connection, then reconnects.
+            beat.state = "stopping" if STOPPING.is_set() else "reconnecting"
             if self.tref is not None:
                 self.tref.cancel()
+                self.tref = None
 
     app.steps["consumer"].add(LoopTick)
 

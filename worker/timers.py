@@ -12,6 +12,8 @@ import time
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from common import keys
 from common.redisurl import for_redis_py
@@ -107,9 +109,13 @@ class Timers:
 
 def run_timers(settings: Settings) -> None:
     """Run the timers loop in this process."""
-    state = redis.Redis.from_url(for_redis_py(settings.redis_url))
+    # A hung Redis surfaces as an error the loop survives (still ticking), so liveness does not depend
+    # on it; no client-side retries: the loop itself retries every poll.
+    hung = {"socket_timeout": max(0.2, settings.heartbeat_stale_seconds / 6), "retry": Retry(NoBackoff(), 0)}
+    hung["socket_connect_timeout"] = hung["socket_timeout"]
+    state = redis.Redis.from_url(for_redis_py(settings.redis_url), **hung)
     broker_url = for_redis_py(settings.effective_broker_url)
-    broker = state if broker_url == for_redis_py(settings.redis_url) else redis.Redis.from_url(broker_url)
+    broker = state if broker_url == for_redis_py(settings.redis_url) else redis.Redis.from_url(broker_url, **hung)
     timers = Timers(state, broker, settings)
     beat = Heartbeat(heartbeat_path(settings, "timers"), "timers", settings.heartbeat_interval_seconds)
     timers.on_tick = beat.tick  # liveness file for `openfnf timers --check`

@@ -37,7 +37,9 @@ def beat(**over: Any) -> dict[str, Any]:
         (beat(loop_at=NOW - 600, task="openfnf.activity", task_since=NOW - 600), True, 300, False, "has run for 600.0 s"),
         (beat(loop_at=NOW - 100, task="openfnf.drive", task_since=NOW - 100), True, 300, True, "running"),
         # a slow broker does not matter: the file says nothing about it
-        (beat(state="starting", loop_at=NOW - 5), True, 0, True, "alive (starting)"),
+        (beat(state="starting", loop_at=NOW - 50), True, 0, True, "alive (starting)"),
+        (beat(state="reconnecting", loop_at=NOW - 300), True, 0, True, "alive (reconnecting)"),
+        (beat(state="stopping", loop_at=NOW - 300), True, 0, False, "main loop"),
     ],
 )
 def test_judge(doc: dict[str, Any] | None, pid_alive: bool, stuck: float, alive: bool, reason: str) -> None:
