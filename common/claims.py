@@ -18,9 +18,16 @@ from common import keys
 from common.records import dumps, new_execution_fields
 from common.scripts import Scripts
 from common.settings import Settings
-from common.store import Claim
 
 EXPRESS_TIMEOUT_ERROR = "FnF.Timeout"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer of a StartExecution claim: either ours (created) or the holder's fields."""
+
+    created: bool
+    fields: dict[str, str]
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,8 @@ class Scripts:
     `scripts.queue(pipe, "claim", keys, args)` inside a pipeline run by `pipeline()` / `pipeline_sync()`.
 
     redis-py checks `SCRIPT EXISTS` before every pipeline holding Script objects, one more round
-    trip each time; queued EVALSHAs avoid it, and a NOSCRIPT (a restarted or flushed server) loads
-    the scripts and runs the pipeline once more (every pipeline here is safe to repeat).
+    trip each time; queued EVALSHAs avoid it. After a NOSCRIPT (a restarted or flushed server) the
+    scripts are loaded and only the script calls that failed run again.
     """
 
     def __init__(self, client: Any) -> None:
@@ -61,28 +61,46 @@ class Scripts:
 
     async def pipeline(self, build: Callable[[Any], None]) -> list[Any]:
         """Run the commands `build(pipe)` queues in one round trip (asyncio client)."""
-        for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            build(pipe)
-            try:
-                return list(await pipe.execute())
-            except NoScriptError:
-                if attempt == 2:
-                    raise
+        pipe = self.client.pipeline(transaction=False)
+        build(pipe)
+        stack = [args for args, _ in pipe.command_stack]
+        results = list(await pipe.execute(raise_on_error=False))
+        for i in self._missing(results):  # the server lost its scripts: load them, run only those again
+            if i == -1:
                 for name in NAMES:
                     await self.client.script_load(source(name))
-        raise AssertionError("unreachable")
+                continue
+            results[i] = await self.client.execute_command(*stack[i])
+        return _raise_first_error(results)
 
     def pipeline_sync(self, build: Callable[[Any], None]) -> list[Any]:
         """Run the commands `build(pipe)` queues in one round trip (sync client)."""
-        for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            build(pipe)
-            try:
-                return list(pipe.execute())
-            except NoScriptError:
-                if attempt == 2:
-                    raise
+        pipe = self.client.pipeline(transaction=False)
+        build(pipe)
+        stack = [args for args, _ in pipe.command_stack]
+        results = list(pipe.execute(raise_on_error=False))
+        for i in self._missing(results):
+            if i == -1:
                 for name in NAMES:
                     self.client.script_load(source(name))
-        raise AssertionError("unreachable")
+                continue
+            results[i] = self.client.execute_command(*stack[i])
+        return _raise_first_error(results)
+
+    @staticmethod
+    def _missing(results: list[Any]) -> list[int]:
+        """-1 (load the scripts), then the indexes of the EVALSHAs that met NOSCRIPT; [] if none did.
+
+        Only those are run again: every other command of the pipeline ran exactly once, so counters
+        (INCR) and the like in the same pipeline stay right.
+        """
+        failed = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        return [-1, *failed] if failed else []
+
+
+def _raise_first_error(results: list[Any]) -> list[Any]:
+    """The results, or the first error among them raised (as redis-py's raise_on_error does)."""
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results

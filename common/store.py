@@ -11,9 +11,9 @@ from common.records import (
     decode_history,
     decode_pairs,
     dumps,
-    new_execution_fields,
 )
 from common.interpreter.model import HistoryEvent
+from common.claims import Claim, PendingClaim, queue_claim
 from common.scripts import Scripts
 from common.settings import Settings
 from common.versions import VersionStore
@@ -40,14 +40,6 @@ class ExecutionFilter:
             and fields.get("name", "").startswith(self.prefix)
             and (not self.qualifier or fields.get("qual") == self.qualifier)
         )
-
-
-@dataclass(frozen=True)
-class Claim:
-    """The answer of a StartExecution claim: either ours (created) or the holder's fields."""
-
-    created: bool
-    fields: dict[str, str]
 
 
 class Store:
@@ -135,29 +127,24 @@ class Store:
         now: int,
         version: str = "",
     ) -> Claim:
-        """StartExecution's claim: one round trip (wake-up, index entry, atomic claim script)."""
-        tag = keys.execution_tag(flow["Id"], name)
-        started_event = dumps({"t": "Started", "input": input_obj, "name": name, "flow": flow["Name"]})
-        fields = new_execution_fields(
-            account=account, flow=flow["Name"], flow_id=flow["Id"], name=name, raw_input=raw_input,
-            def_id=def_id, qualifier=qualifier, version=version, callback=callback, started=now,
-        )  # fmt: skip
-        def build(pipe: Any) -> None:
-            # The wake-up is written before the claim: if this process dies before the drive is
-            # published, the timers process re-drives the execution after wake_after_ms.
-            pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms})
-            pipe.zadd(keys.executions_index(flow["Id"]), {name: now}, nx=True)
-            self.scripts.queue(pipe, "claim", [keys.execution(tag), keys.inbox(tag)], [started_event, *fields])
-            pipe.incr(keys.running(account))  # the running-executions cap (issue 7); given back below if not claimed
+        """StartExecution's claim: one round trip (wake-up, index entry, atomic claim script, running count)."""
+        pending: list[PendingClaim] = []
 
-        _, _, result, _ = await self.scripts.pipeline(build)
-        if int(result[0]) == 1:
-            return Claim(True, dict(zip(fields[::2], fields[1::2], strict=True)))
-        await self.redis.decr(keys.running(account))
-        held = dict(zip(("status", "input", "output", "started", "stopped", "defid"), result[1:], strict=False))
-        held = {k: (v.decode() if isinstance(v, bytes) else (v or "")) for k, v in held.items()}
-        held.update(flow=flow["Name"], name=name)
-        return Claim(False, held)
+        def build(pipe: Any) -> None:
+            pending[:] = [
+                queue_claim(
+                    self.scripts, pipe, self.settings, account=account, flow=flow, name=name, raw_input=raw_input,
+                    input_obj=input_obj, def_id=def_id, now=now, qualifier=qualifier, version=version, callback=callback,
+                )
+            ]  # fmt: skip
+            # Counted in the same round trip (Scripts.pipeline runs non-script commands once), given back below if lost.
+            pipe.incr(keys.running(account))
+
+        results = await self.scripts.pipeline(build)  # fills `pending` first
+        claim = pending[0].outcome(results)
+        if not claim.created:
+            await self.redis.decr(keys.running(account))  # nothing started: give the running count back
+        return claim
 
     async def read_execution(self, flow_id: str, name: str, watch: bool = False) -> dict[str, str] | None:
         """The execution's view fields; with watch, a still-running one will publish its end."""

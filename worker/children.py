@@ -74,9 +74,9 @@ class ChildStarter:
         assert pending is not None
         claim = pending.outcome(results)
         if not claim.created:
-            self.state.decr(keys.running(account or ""))
             if claim.fields.get("input") != raw_input:  # not our own child found again after a redelivery
                 return Outcome.failed("ExecutionAlreadyExists", f"Execution {name} for flow {flow_name} already exists.")
         else:
+            self.state.incr(keys.running(account or ""))  # the running-executions cap (issue 7)
             self.publish_drive(pending.tag)
         return Outcome.ok({"FlowName": flow_name, "ExecutionName": name, "RequestID": str(uuid.uuid4()).upper()})

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import astuple, dataclass
 from typing import Any
 
 from api.actions.context import Call
@@ -26,8 +27,18 @@ from common.store import ExecutionFilter
 from common.timefmt import parse_rfc3339
 
 
-async def start_execution(call: Call) -> dict[str, Any]:
-    """StartExecution: claim the name atomically, hand the run to the workers, answer at once."""
+@dataclass(frozen=True)
+class StartParams:
+    """What StartExecution and StartSyncExecution are asked for, checked."""
+
+    flow_name: str
+    name: str  # '' when the caller gave none
+    raw_input: str  # as sent ('' when absent)
+    input_obj: dict[str, Any]  # what the flow sees
+
+
+def start_params(call: Call) -> StartParams:
+    """FlowName, ExecutionName and Input of a start, or the documented error."""
     p = call.params
     flow_name = required(p, "FlowName")
     name = optional(p, "ExecutionName")
@@ -39,6 +50,13 @@ async def start_execution(call: Call) -> dict[str, Any]:
         if len(raw_input.encode("utf-8")) > call.settings.max_state_bytes:
             raise EntityTooLarge(call.settings.max_state_bytes)
         input_obj = json_object(raw_input, "Input")
+    return StartParams(flow_name, name, raw_input, input_obj)
+
+
+async def start_execution(call: Call) -> dict[str, Any]:
+    """StartExecution: claim the name atomically, hand the run to the workers, answer at once."""
+    p = call.params
+    flow_name, name, raw_input, input_obj = astuple(start_params(call))
     flow = await get_flow(call, flow_name)
     if flow.get("ExecutionMode") == "Express":
         raise ActionNotSupported(

@@ -4,36 +4,25 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import astuple
 from typing import Any
 
 from api.actions.context import Call
+from api.actions.executions import start_params
 from api.actions.flows import get_flow
 from api.actions.versions import resolve_qualifier
-from api.params import json_object, optional, required, resource_name
+from api.params import optional
 from common import keys
 from common.claims import PendingClaim, queue_claim, queue_express_timeout
-from common.errors import ActionNotSupported, EntityTooLarge, ExecutionAlreadyExists
+from common.errors import ActionNotSupported, ExecutionAlreadyExists
 from common.interpreter import TERMINAL
 from common.timefmt import rfc3339_ms
-
-
-def _input(call: Call) -> tuple[str, dict[str, Any]]:
-    raw = optional(call.params, "Input")
-    if raw == "":
-        return raw, {}
-    if len(raw.encode("utf-8")) > call.settings.max_state_bytes:
-        raise EntityTooLarge(call.settings.max_state_bytes)
-    return raw, json_object(raw, "Input")
 
 
 async def start_sync_execution(call: Call) -> dict[str, Any]:
     """StartSyncExecution: claim `{ExecutionName}:{uuid}` (or a UUID), drive it like any execution, wait for its end."""
     p = call.params
-    flow_name = required(p, "FlowName")
-    given = optional(p, "ExecutionName")
-    if given:
-        resource_name(given, "ExecutionName")
-    raw_input, input_obj = _input(call)
+    flow_name, given, raw_input, input_obj = astuple(start_params(call))
     flow = await get_flow(call, flow_name)
     if flow.get("ExecutionMode") != "Express":
         raise ActionNotSupported(
