@@ -169,3 +169,11 @@ def test_key_time_and_algorithm_failures() -> None:
     assert failure(to_request("GET", {}, headers, b"", unknown), unknown) == ("InvalidAccessKeyID", 403)
     sm3 = auth.replace("ACS3-HMAC-SHA256", "ACS3-HMAC-SM3", 1)
     assert failure(to_request("GET", {}, headers, b"", sm3), sm3) == ("InvalidArgument", 400)
+
+
+def test_a_signed_content_hash_that_is_not_the_bodys_is_refused() -> None:
+    """x-acs-content-sha256 must be the body's SHA-256, even when the client signed the wrong value."""
+    body = b"FlowName=f"
+    headers = {**base_headers("StartExecution", body, "application/x-www-form-urlencoded"), "x-acs-content-sha256": "0" * 64}
+    auth = published_acs3("POST", {}, headers, body)  # signed over the wrong header and the real body hash
+    assert failure(to_request("POST", {}, headers, body, auth), auth) == ("SignatureNotMatch", 403)
