@@ -12,6 +12,7 @@ A fixture file holds:
                   | {hang: true}; optional `after: seconds` (simulated time until the answer) and
                   `fill: {key, bytes}` (adds a string of that many bytes to the result: big data, small file)
     stop_at: seconds               StopRequested {error: Stopped.ByTest} at that simulated time
+    simulated_clock: true          its absolute times only make sense on the simulated clock (NOW)
     expect: {status, output, error, cause, history: [[type, step], ...], commands: [...], time: seconds}
 
 simulate() plays the engine: RunActivity gets the scripted answer (in callback modes an
@@ -53,6 +54,7 @@ class FlowCase:
     engine: frozenset[str] = frozenset()
     activities: dict[str, Any] = field(default_factory=dict)
     stop_at: float | None = None
+    simulated_clock: bool = False
 
     @property
     def flow_name(self) -> str:
@@ -85,6 +87,7 @@ def load_cases() -> list[FlowCase]:
                 engine=frozenset([engine] if isinstance(engine, str) else engine),
                 activities=doc.get("activities") or {},
                 stop_at=doc.get("stop_at"),
+                simulated_clock=bool(doc.get("simulated_clock")),
             )
         )
     return cases
