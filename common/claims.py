@@ -5,9 +5,9 @@ timers' schedules start executions too, one of them from a sync client, so this 
 same commands (wake-up, index entry, claim.lua) on any pipeline that `Scripts.pipeline` or
 `Scripts.pipeline_sync` runs, and reads the claim's answer. The Lua is claim.lua, shared.
 
-Every queued command is safe to repeat, because those runners repeat the whole pipeline once when
-the server lost its scripts (NOSCRIPT). That is why the running count (issue 7's cap) is not in the
-pipeline: the caller increments it once the claim is won (`keys.running(account)`).
+The running count (issue 7's cap, `keys.running(account)`) is the caller's: StartExecution counts
+it in the same pipeline and gives it back when the claim is lost; StartSyncExecution and the
+schedules count it once the claim is won.
 """
 from __future__ import annotations
 
