@@ -48,11 +48,6 @@ def _getter(source: Any) -> Callable[[dict[str, Any]], Any]:
     return get
 
 
-def apply_mappings(mappings: tuple[Mapping, ...], data: dict[str, Any]) -> dict[str, Any]:
-    """Build an object from `{target, source}` entries at once (compile_mappings for repeated use)."""
-    return compile_mappings(mappings)(data)
-
-
 def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """A shallow merge where `over` wins (local over input, later step outputs over earlier)."""
     if not over:

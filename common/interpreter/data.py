@@ -199,10 +199,8 @@ class OldRules:
     def result_key(self) -> str:
         return "local"
 
-    def wait_output(self, step_input: Any) -> Any:
-        return {}
-
-    def pass_output(self, step_input: Any) -> Any:
+    def plain_output(self, step_input: Any) -> Any:
+        """The raw result of Pass, Wait and Succeed: old steps produce nothing ($local is empty)."""
         return {}
 
 
@@ -338,12 +336,7 @@ class NewRules:
     def result_key(self) -> str:
         return "output"
 
-    def wait_output(self, effective: Any) -> Any:
+    def plain_output(self, effective: Any) -> Any:
+        """The raw result of Pass, Wait and Succeed: new states pass their input on."""
         return effective
 
-    def pass_output(self, effective: Any) -> Any:
-        return effective
-
-
-Rules = OldRules | NewRules
-ABSENT = _ABSENT

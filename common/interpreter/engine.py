@@ -177,11 +177,15 @@ class Run:
         frame = self.frames.pop(fid, None)
         if frame is None:
             return
-        for cid in [cid for cid, (owner, _) in self.waits.items() if owner == fid]:
-            self.abandon(cid)
+        self._drop_waits(fid)
         wait = frame.get("wait") or {}
         for child in list((wait.get("kids") or {}).values()):
             self.cancel_frame(child)
+
+    def _drop_waits(self, fid: str) -> None:
+        if self.waits:
+            for cid in [cid for cid, (owner, _) in self.waits.items() if owner == fid]:
+                self.abandon(cid)
 
     # ------------------------------------------------------------ decision
 
@@ -225,6 +229,7 @@ class Run:
             self.end("ExecutionFailed", Status.FAILED, fatal.error, fatal.cause, int(self.state["seq"]))
 
     def start(self, event: dict[str, Any]) -> None:
+        """Started: ExecutionStarted, the flow's timeout timer, then the flow's first states."""
         exec_input = event.get("input")
         if exec_input is None:
             exec_input = {}
@@ -242,6 +247,7 @@ class Run:
         self.run_frame(fid)
 
     def on_result(self, event: dict[str, Any]) -> None:
+        """An activity result, a report or a timer: to the frame that waits for that id, if any does."""
         cid = event.get("id")
         entry = self.waits.get(cid) if isinstance(cid, str) else None
         if entry is None:
@@ -336,7 +342,9 @@ class Run:
         return Failed(error, cause)
 
     def frame_done(self, fid: str) -> None:
+        """A scope ended well: the execution succeeds (root), or the parent state gets the child's result."""
         frame = self.frames.pop(fid)
+        self._drop_waits(fid)
         parent_id = frame["parent"]
         if parent_id is None:
             try:
@@ -359,9 +367,9 @@ class Run:
             self.run_frame(parent_id, outcome)
 
     def frame_failed(self, fid: str, failed: Failed) -> None:
+        """A scope failed: the execution fails (root), or the parent state fails with the child's error."""
         frame = self.frames.pop(fid)
-        for cid in [cid for cid, (owner, _) in self.waits.items() if owner == fid]:
-            self.abandon(cid)
+        self._drop_waits(fid)
         parent_id = frame["parent"]
         if parent_id is None:
             self.end("ExecutionFailed", Status.FAILED, failed.error, failed.cause, int(frame["last"]))

@@ -33,11 +33,6 @@ def resume(run: Run, fid: str, frame: dict[str, Any], state: StateDef, cid: str,
     return fanout.resume(run, fid, frame, state, cid, event)
 
 
-def chosen(state: StateDef, index: int) -> ChoiceRule | None:
-    """The rule at index (-1: the default)."""
-    return state.default if index < 0 else state.choices[index]
-
-
 def _pick(run: Run, state: StateDef, effective: Any, entered: int) -> tuple[int, ChoiceRule | None]:
     env = run.rules.env(state, effective, entered, "choice")
     for index, rule in enumerate(state.choices):

@@ -134,9 +134,8 @@ def _fill(run: Run, fid: str, frame: dict[str, Any], state: StateDef, rec: dict[
 
 def _join(run: Run, fid: str, frame: dict[str, Any], state: StateDef, rec: dict[str, Any]) -> Outcome:
     if state.type == "choice":
-        from common.interpreter.states.choice import chosen
-
-        rule = chosen(state, int(rec["ch"]))
+        index = int(rec["ch"])  # the chosen rule; -1 is the default
+        rule = state.default if index < 0 else state.choices[index]
         return run.finish_state(fid, frame, state, rec["in"], rec["res"][0], int(rec["e"]), rec, goto=rule.goto if rule else None)
     raw = run.rules.fan_result(state, rec["res"])
     return run.finish_state(fid, frame, state, rec["in"], raw, int(rec["e"]), rec)

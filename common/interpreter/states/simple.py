@@ -19,7 +19,7 @@ def enter(run: Run, fid: str, frame: dict[str, Any], state: StateDef) -> Outcome
         error, cause = state.error or default, state.cause or ""
         run.emit(frame, "StepFailed", state.name, {"error": error, "cause": cause})
         return Failed(error, cause)
-    return run.finish_state(fid, frame, state, effective, run.rules.pass_output(effective), entered)
+    return run.finish_state(fid, frame, state, effective, run.rules.plain_output(effective), entered)
 
 
 def resume(run: Run, fid: str, frame: dict[str, Any], state: StateDef, cid: str, event: dict[str, Any]) -> Outcome | None:

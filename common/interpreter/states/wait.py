@@ -19,7 +19,7 @@ def enter(run: Run, fid: str, frame: dict[str, Any], state: StateDef) -> Outcome
     entered, effective = run.rules.begin(frame, state)
     fire_at = _fire_at(run, state, effective, entered)
     if fire_at <= run.now:
-        return run.finish_state(fid, frame, state, effective, run.rules.wait_output(effective), entered)
+        return run.finish_state(fid, frame, state, effective, run.rules.plain_output(effective), entered)
     cid = f"{entered}/wait"
     frame["wait"] = {"k": "wait", "e": entered, "in": effective, "tmr": cid}
     run.start_timer(fid, cid, fire_at)
@@ -31,7 +31,7 @@ def resume(run: Run, fid: str, frame: dict[str, Any], state: StateDef, cid: str,
     if cid != rec.get("tmr"):
         return None
     run.resolve(cid)
-    return run.finish_state(fid, frame, state, rec["in"], run.rules.wait_output(rec["in"]), int(rec["e"]), rec)
+    return run.finish_state(fid, frame, state, rec["in"], run.rules.plain_output(rec["in"]), int(rec["e"]), rec)
 
 
 def _fire_at(run: Run, state: StateDef, effective: Any, entered: int) -> int:
