@@ -18,6 +18,7 @@ built-ins of common.fdl.functions (new syntax only), nested at most 10 deep.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -171,7 +172,7 @@ class _Parser:
         kind, value = self.peek()
         self.pos += 1
         if kind == "num":
-            number: int | float = float(value) if any(c in value for c in ".eE") else int(value)
+            number: int | float = _finite(float(value)) if any(c in value for c in ".eE") else int(value)
             return lambda env: number
         if kind == "str":
             text = _string_literal(value, self.text)
@@ -252,7 +253,7 @@ class _Parser:
         def invoke(env: Env) -> Any:
             values = [a(env) for a in args]
             try:
-                return fn(env, *values) if with_env else fn(*values)
+                return _finite(fn(env, *values) if with_env else fn(*values))
             except ExpressionError:
                 raise
             except (TypeError, ValueError, OverflowError, ArithmeticError) as exc:
@@ -338,22 +339,30 @@ def _plus(a: Any, b: Any) -> Any:
     return _arith("+")(a, b)
 
 
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or Infinity: a computation that makes one is an error."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExpressionError(f"the result {value} is not a JSON number")
+    return value
+
+
 def _arith(op: str) -> Callable[[Any, Any], Any]:
     def fn(a: Any, b: Any) -> Any:
         if not (_is_number(a) and _is_number(b)):
             raise ExpressionError(f"'{op}' needs numbers, got {json_text(a)[:40]} and {json_text(b)[:40]}")
         if op == "+":
-            return a + b
+            return _finite(a + b)
         if op == "-":
-            return a - b
+            return _finite(a - b)
         if op == "*":
-            return a * b
+            return _finite(a * b)
         if b == 0:
             raise ExpressionError(f"division by zero in '{op}'")
         if op == "%":
-            return a % b
-        q = a / b
-        return int(q) if isinstance(a, int) and isinstance(b, int) and a % b == 0 else q
+            return _finite(a % b)
+        if isinstance(a, int) and isinstance(b, int) and a % b == 0:
+            return a // b
+        return _finite(a / b)
 
     return fn
 

@@ -35,7 +35,7 @@ VALUES = [
     ("1", 1), ("1.5", 1.5), ("1e3", 1000.0), ("-2", -2), ('"x"', "x"), ("'y'", "y"), ("'it\\'s'", "it's"), ('"a\\nb"', "a\nb"),
     ("true", True), ("false", False), ("null", None),
     ("[1, 'a', [true]]", [1, "a", [True]]), ('{"k": 1, j: [2]}', {"k": 1, "j": [2]}), ("[]", []), ("{}", {}),
-    ("1 + 2 * 3", 7), ("(1 + 2) * 3", 9), ("7 / 2", 3.5), ("8 / 2", 4), ("7 % 3", 1), ("2 - 5", -3), ("--1", 1),
+    ("1 + 2 * 3", 7), ("(1 + 2) * 3", 9), ("7 / 2", 3.5), ("8 / 2", 4), ("10000000000000000000001 / 1", 10000000000000000000001), ("7 % 3", 1), ("2 - 5", -3), ("--1", 1),
     ('"a" + "b"', "ab"), ("[1] + [2]", [1, 2]),
     ("1 == 1.0", True), ("true == 1", False), ('"1" == 1', False), ("null == null", True), ("$Input.obj.n == null", True),
     ("[1, {\"a\": 2}] == [1, {\"a\": 2}]", True), ("1 != 2", True),
@@ -78,6 +78,7 @@ def test_a_path_to_absent_data_is_an_error_or_null(text: str) -> None:
         ("hash('a', 'CRC')", "algorithm must be one of"), ("intAdd(1.5, 1)", "needs integers"), ("toArray(1)[3]", "no item 3"),
         ("stringToJson('{}').x", "no field 'x'"), ("randomInt(3, 3)", "min < max"), ("arrayRange(0, 100000)", "more than 10000"),
         ("regexMatchString('a', '(')", "bad pattern"), ("get(1, 2)", "needs an array or a map"), ("divide(1, 0)", "division by zero"),
+        ("1e300 * 1e300", "not a JSON number"), ("multiply(1e300, 1e300)", "not a JSON number"),
     ],
 )  # fmt: skip
 def test_evaluation_errors_are_expression_errors(text: str, fragment: str) -> None:
@@ -92,6 +93,7 @@ def test_evaluation_errors_are_expression_errors(text: str, fragment: str) -> No
         ("", "cannot be empty"), ("1 +", "unexpected 'end'"), ("(1", "expected ')'"), ("a", "is not a value"), ("$Foo.a", "unknown root"),
         ("nope()", "unknown function"), ("uuid(1)", "takes 0 argument(s)"), ("1 2", "unexpected '2'"), ("$Input.", "expected a field name after '.'"),
         ("{1: 2}", "expected an object key"), ("'unclosed", "cannot be read"), ("1 === 1", "cannot be read"),
+        ("1e999", "not a JSON number"),
     ],
 )  # fmt: skip
 def test_compile_errors(text: str, fragment: str) -> None:
