@@ -48,8 +48,8 @@ class Sizes:
 
     def of(self, value: Any) -> int:
         """The (bound on the) size of value."""
-        if not value:
-            return 2
+        if not value and isinstance(value, (dict, list)):
+            return 2  # {} or []
         hit = self._known.get(id(value))
         if hit is not None and hit[0] is value:
             return hit[1]
