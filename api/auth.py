@@ -78,6 +78,11 @@ def signature_v1(params: Mapping[str, str], method: str, secret: str) -> str:
     return base64.b64encode(digest).decode()
 
 
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two strings of any characters (compare_digest on str takes ASCII only)."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogateescape"), b.encode("utf-8", "surrogateescape"))
+
+
 def _key(keyring: KeyLookup, key_id: str) -> AccessKey:
     key = keyring.get(key_id)
     if key is None or not key.enabled:
@@ -115,7 +120,7 @@ def verify_v1(req: RpcRequest, keyring: KeyLookup, now_ms: int, skew_seconds: in
     sent_at = _time(signed["Timestamp"], "Timestamp", now_ms, skew_seconds)
     nonce = _nonce(signed["SignatureNonce"], "SignatureNonce")
     expected = signature_v1(signed, req.method, key.secret)
-    if not hmac.compare_digest(expected.encode(), signed["Signature"].encode()):
+    if not _same(expected, signed["Signature"]):
         logger.info("signature v1 mismatch for access key %s", key.id)
         raise SignatureNotMatch()
     return Verified(key, nonce, sent_at)
@@ -153,15 +158,16 @@ def verify_acs3(req: RpcRequest, authorization: str, keyring: KeyLookup, now_ms:
     if unsigned:
         raise SignatureNotMatch(message=f"The request signature does not cover the header(s) {', '.join(unsigned)}; sign every x-acs-* header, host and content-type.")
     payload_hash = hashlib.sha256(req.body).hexdigest()
-    if not hmac.compare_digest(payload_hash, headers["x-acs-content-sha256"].strip().lower()):
+    if not _same(payload_hash, headers["x-acs-content-sha256"].strip().lower()):
         raise SignatureNotMatch(message="x-acs-content-sha256 is not the SHA-256 of the request body.")
     canonical_headers = "".join(f"{n}:{_header_value(headers, n)}\n" for n in names)
     canonical_request = "\n".join(
         [req.method, req.path or "/", _canonical_query(req.raw_query), canonical_headers, ";".join(names), payload_hash]
     )
-    string_to_sign = f"{ACS3}\n{hashlib.sha256(canonical_request.encode()).hexdigest()}"
+    # Header values arrive decoded with surrogateescape: encoding them back gives the bytes the client signed.
+    string_to_sign = f"{ACS3}\n{hashlib.sha256(canonical_request.encode('utf-8', 'surrogateescape')).hexdigest()}"
     expected = hmac.new(key.secret.encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature.lower()):
+    if not _same(expected, signature.lower()):
         logger.info("signature ACS3 mismatch for access key %s", key.id)
         raise SignatureNotMatch()
     return Verified(key, nonce, sent_at)

@@ -177,3 +177,13 @@ def test_a_signed_content_hash_that_is_not_the_bodys_is_refused() -> None:
     headers = {**base_headers("StartExecution", body, "application/x-www-form-urlencoded"), "x-acs-content-sha256": "0" * 64}
     auth = published_acs3("POST", {}, headers, body)  # signed over the wrong header and the real body hash
     assert failure(to_request("POST", {}, headers, body, auth), auth) == ("SignatureNotMatch", 403)
+
+
+@pytest.mark.parametrize("value", ["éé", "\udcff", "%E9"])
+def test_header_values_of_any_characters_are_a_mismatch_not_a_crash(value: str) -> None:
+    """aiohttp hands over undecodable header bytes as surrogates; they must fail the check, not the server."""
+    auth = f"ACS3-HMAC-SHA256 Credential={KEY_ID},SignedHeaders=host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version;x-acs-odd,Signature=00"
+    headers = {**base_headers("ListFlows", b"", None), "x-acs-content-sha256": value}
+    assert failure(to_request("GET", {}, headers, b"", auth), auth) == ("SignatureNotMatch", 403)
+    headers = {**base_headers("ListFlows", b"", None), "x-acs-odd": value}
+    assert failure(to_request("GET", {}, headers, b"", auth), auth) == ("SignatureNotMatch", 403)

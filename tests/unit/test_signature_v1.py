@@ -116,3 +116,8 @@ def test_every_signed_part_is_covered() -> None:
         mutate(req)
         assert code_of(req)[0] == "SignatureNotMatch"
     assert verify_v1(base, KEYRING, NOW, SKEW)
+
+
+def test_a_signature_of_any_characters_is_a_mismatch_not_a_crash() -> None:
+    for value in ["é", "\udcff", "中文=="]:
+        assert code_of(request(query={"Signature": value}))[0] == "SignatureNotMatch"
