@@ -24,6 +24,7 @@ from common.settings import Settings
 API_VERSION = "2019-03-15"
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
+READ_HEADERS = frozenset({"authorization", "content-type", "host", "if-match"})  # besides every x-acs-* header
 
 
 @dataclass
@@ -95,8 +96,26 @@ def _header_or_param(name: str, header: str, request: web.Request, query: dict[s
     return in_query or in_header or body.get(name) or ""
 
 
+def _utf8(text: str) -> bool:
+    """Whether text is real UTF-8 (aiohttp hands undecodable header bytes over as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_headers(request: web.Request) -> None:
+    """The headers this API reads must be UTF-8: they end up in signatures, messages and Redis keys."""
+    for name, value in request.headers.items():
+        low = name.lower()
+        if (low.startswith("x-acs-") or low in READ_HEADERS) and not _utf8(value):
+            raise InvalidArgument(message=f"The value of header {name[:64]} is not valid UTF-8.")
+
+
 async def parse_request(request: web.Request, max_bytes: int, read_timeout: float | None = None) -> RpcRequest:
     """Parse the HTTP request into an RpcRequest, or raise the documented error."""
+    _check_headers(request)
     # The raw query as sent: the signature covers exactly these bytes once decoded.
     path, _, raw_query = request.raw_path.partition("?")
     raw_query = raw_query.partition("#")[0]
@@ -147,6 +166,8 @@ def _json_params(body: bytes) -> dict[str, str]:
         raise InvalidArgument(message="The JSON body is not valid JSON.") from None
     if not isinstance(doc, dict):
         raise InvalidArgument(message="The JSON body must be an object of parameters.")
+    if not _utf8(json.dumps(doc, ensure_ascii=False)):
+        raise InvalidArgument(message="The JSON body is not valid UTF-8 text: it escapes an unpaired surrogate.")
     out: dict[str, str] = {}
     for key, value in doc.items():
         if isinstance(value, str):

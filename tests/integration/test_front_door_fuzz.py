@@ -56,7 +56,10 @@ WILD = st.one_of(
 # Long polls would only slow the test down: WaitTimeSeconds is 0 or invalid.
 WAITS = ["0", "-1", "61", "abc", "", "1e3"]
 NAMES = ["fz", "orders-1", "e1", "_x"]
-HEADER_VALUES = ["ListFlows", "2019-03-15", "ACS3-HMAC-SHA256 Credential=AKA,SignedHeaders=host,Signature=00", "garbage", "*", '"e"']
+HEADER_VALUES = [
+    "ListFlows", "2019-03-15", "ACS3-HMAC-SHA256 Credential=AKA,SignedHeaders=host,Signature=00", "garbage", "*", '"e"',
+    "\udcff\udcfe",  # sent as the raw bytes ff fe: not UTF-8
+]  # fmt: skip
 
 
 def _decoded(raw_query: str) -> dict[str, str]:
@@ -118,7 +121,7 @@ def requests(draw: Any) -> tuple[bytes, bool]:
         ctype = "application/x-www-form-urlencoded"
     elif encoding == "json":
         doc: Any = rng.choice([body_params, [1, 2], "text", {"Limit": 5, "Enable": True, "Env": {"a": [1]}}, None])
-        body = json.dumps(doc).encode() if rng.random() < 0.85 else b'{"broken": '
+        body = json.dumps(doc).encode() if rng.random() < 0.85 else rng.choice([b'{"broken": ', b'{"Name": "\\udcff"}'])
         ctype = rng.choice(["application/json", "application/json; charset=utf-8"])
     elif encoding == "other":
         body, ctype = wild.encode("utf-8", "surrogatepass") or b"x", rng.choice(["text/plain", "application/xml", "", "x/y"])

@@ -194,3 +194,21 @@ async def test_logs_carry_the_request_id(client: TestClient, caplog: pytest.LogC
     records = [rec for rec in caplog.records if "signature" in rec.getMessage()]
     assert records, caplog.text
     assert all(getattr(rec, "request_id", None) == headers["x-acs-request-id"] for rec in records)
+
+
+async def test_bytes_that_are_not_utf8_in_headers_or_json_escapes_are_400(client: TestClient) -> None:
+    """Raw non-UTF-8 header bytes (aiohttp passes them on as surrogates) and JSON `\\udcff` escapes are refused."""
+    path, _ = signed_request("ListFlows")
+    host, port = client.server.host, client.server.port
+    for extra in (b"x-acs-action: \xff\xfe\r\n", b"If-Match: \xff\r\n", b"x-acs-date: \xc3\x28\r\n"):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n".encode() + extra + b"Connection: close\r\n\r\n")
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), timeout=10)
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), data[:300]
+        assert json.loads(body)["Code"] == "InvalidArgument"
+        writer.close()
+    query = sign(common_params("DescribeFlow", "AKA"), {}, "POST", KEYS["AKA"][0])
+    resp = await client.post("/?" + encode(query), data=b'{"Name": "\\udcff"}', headers={"Content-Type": "application/json"})
+    check_error(resp.status, resp.headers, await resp.text(), "InvalidArgument", 400)
