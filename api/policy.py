@@ -68,6 +68,9 @@ def parse_policy(doc: Any, where: str = "policy") -> tuple[Statement, ...]:
         at = f"{where}[{i}]"
         if not isinstance(raw, Mapping):
             raise PolicyError(f"{at} must be a mapping with effect, action and resource")
+        if _field(raw, "condition") is not None:
+            # Refused rather than ignored: an Allow applied without its condition would grant too much.
+            raise PolicyError(f"{at}.condition is not supported")
         effect = _field(raw, "effect")
         if effect not in ("Allow", "Deny"):
             raise PolicyError(f"{at}.effect must be Allow or Deny, not {effect!r}")

@@ -83,6 +83,7 @@ def test_authorize_raises_the_documented_error() -> None:
         [{"effect": "Allow", "resource": "*"}],
         [{"effect": "Allow", "action": [], "resource": "*"}],
         [{"effect": "Allow", "action": "fnf:*", "resource": 7}],
+        [{"Effect": "Allow", "Action": "fnf:*", "Resource": "*", "Condition": {"IpAddress": {"acs:SourceIp": "10.0.0.0/8"}}}],
     ],
 )
 def test_bad_policies_are_refused_when_loaded(bad: Any) -> None:
