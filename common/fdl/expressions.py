@@ -33,6 +33,7 @@ __all__ = ["Compiled", "Env", "ExpressionError", "compile_expression", "truthy"]
 Compiled = Callable[[Env], Any]
 Dialect = Literal["new", "old"]
 MAX_CALL_DEPTH = 10
+MAX_NESTING = 64  # parentheses, brackets, braces and prefix operators, one inside another
 
 NEW_ROOTS = {"$Input": "$Input", "$Output": "$Output", "$Context": "$Context", "$input": "$Input", "$output": "$Output", "$context": "$Context"}
 OLD_ROOTS = {"$": "$", "$input": "$"}
@@ -62,7 +63,10 @@ def compile_expression(text: str, dialect: Dialect = "new", missing: Literal["er
         raise ExpressionError("an expression must be a string")
     tokens = _lex(text)
     parser = _Parser(text, tokens, dialect, missing)
-    fn = parser.expr()
+    try:
+        fn = parser.expr()
+    except RecursionError:  # MAX_NESTING should come first; this keeps any other path a 400 too
+        raise ExpressionError(f"'{text[:40]}...' is nested too deeply") from None
     if parser.pos != len(tokens):
         raise ExpressionError(f"unexpected '{tokens[parser.pos][1]}' in '{text}'")
     return fn
@@ -88,7 +92,8 @@ class _Parser:
     def __init__(self, text: str, tokens: list[tuple[str, str]], dialect: Dialect, missing: str) -> None:
         self.text, self.tokens, self.dialect, self.missing = text, tokens, dialect, missing
         self.pos = 0
-        self.depth = 0
+        self.depth = 0  # function calls
+        self.nesting = 0  # everything that nests, so that neither parsing nor evaluation recurses without bound
 
     # ------------------------------------------------------------ helpers
 
@@ -118,6 +123,15 @@ class _Parser:
     # ------------------------------------------------------------ grammar
 
     def expr(self) -> Compiled:
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise ExpressionError(f"'{self.text[:40]}...' is nested more than {MAX_NESTING} levels deep")
+        try:
+            return self._or()
+        finally:
+            self.nesting -= 1
+
+    def _or(self) -> Compiled:
         left = self.conj()
         while self.take("||"):
             right = self.conj()
@@ -145,12 +159,21 @@ class _Parser:
 
     def unary(self) -> Compiled:
         if self.take("!"):
-            inner = self.unary()
+            inner = self._prefixed()
             return lambda env: not truthy(inner(env))
         if self.take("-"):
-            inner = self.unary()
+            inner = self._prefixed()
             return _apply2(_arith("-"), lambda env: 0, inner)
         return self.postfix()
+
+    def _prefixed(self) -> Compiled:
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise ExpressionError(f"'{self.text[:40]}...' is nested more than {MAX_NESTING} levels deep")
+        try:
+            return self.unary()
+        finally:
+            self.nesting -= 1
 
     def postfix(self) -> Compiled:
         fn = self.primary()

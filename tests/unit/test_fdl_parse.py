@@ -82,6 +82,8 @@ INVALID = [
     # expressions
     ("eleven nested calls", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, OutputConstructor: {x.$: 'length(length(length(length(length(length(length(length(length(length(length(1)))))))))))'}}\n", "nests more than 10 function calls"),
     ("unknown function", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, OutputConstructor: {x.$: 'nope(1)'}}\n", "unknown function 'nope()'"),
+    ("parentheses 300 deep", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, OutputConstructor: {x.$: '" + "(" * 300 + "1" + ")" * 300 + "'}}\n", "nested more than 64 levels deep"),
+    ("negations 300 deep", OLD_HEAD + "  - {type: choice, name: a, choices: [{condition: '" + "!" * 300 + "$.a', goto: a}]}\n", "nested more than 64 levels deep"),
     ("wrong arity", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, OutputConstructor: {x.$: 'length(1, 2)'}}\n", "length() takes 1 argument(s), not 2"),
     ("bare word", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, InputConstructor: {x.$: hello}}\n", "'hello' in 'hello' is not a value"),
     ("nested constructor key", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, InputConstructor: {a: {b: [{c.$: '$Input.'}]}}}\n", "InputConstructor.a.b[0].c.$:"),
