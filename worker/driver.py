@@ -9,7 +9,7 @@ from typing import Any
 from common import keys
 from common.faults import fault_point
 from common.fdl import FlowDef, parse_definition
-from common.interpreter import Decision, HistoryEvent, Status, advance
+from common.interpreter import Decision, EventType, HistoryEvent, Status, advance
 from common.interpreter.model import Limits
 from common.tokens import make_token
 from common.logs import execution_var, flow_var
@@ -78,7 +78,7 @@ class Driver:
         hseq = int(_s(rec[7]) or 0)
         flow_var.set(flow_name)
         execution_var.set(name)
-        events = [json.loads(_s(e)) for e in inbox]
+        events = stop_first_if_new(state_json, [json.loads(_s(e)) for e in inbox])
         now = now_ms()
         state = json.loads(state_json) if state_json else None
         try:
@@ -118,6 +118,16 @@ class Driver:
         elif fields:  # it just ended: one running execution fewer for its account's cap (issue 7)
             self.redis.decr(keys.running(_s(rec[5])))
         return int(left)
+
+
+def stop_first_if_new(state_json: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An execution stopped before its first drive ends Stopped without running a state: the stop goes first."""
+    if state_json:
+        return events
+    stops = [e for e in events if isinstance(e, dict) and e.get("t") == EventType.STOP_REQUESTED]
+    if not stops:
+        return events
+    return [stops[0], *(e for e in events if e is not stops[0])]
 
 
 def _internal_failure(state: dict[str, Any] | None, hseq: int, now: int, exc: Exception) -> Decision:

@@ -220,6 +220,8 @@ class Run:
                 if starting:
                     self.start(event)
             elif starting:
+                if kind == EventType.STOP_REQUESTED:  # stopped before it started: Started will end it at once
+                    self.state["stop"] = {"error": _text(event.get("error")), "cause": _text(event.get("cause"))}
                 return
             elif kind == EventType.STOP_REQUESTED:
                 self.end("ExecutionStopped", Status.STOPPED, _text(event.get("error")), _text(event.get("cause")), int(self.state["seq"]))
@@ -236,6 +238,10 @@ class Run:
         self.state["ctx"] = {"name": _text(event.get("name")), "flow": _text(event.get("flow")), "input": exec_input}
         self.state["status"] = Status.RUNNING.value
         started = self._emit("ExecutionStarted", "", {"input": exec_input}, 0)
+        stop = self.state.pop("stop", None)
+        if stop is not None:
+            self.end("ExecutionStopped", Status.STOPPED, stop["error"], stop["cause"], started)
+            return
         if self.flow.timeout_seconds:
             self.start_timer(_FLOW_FRAME, FLOW_TIMER, self.now + self.flow.timeout_seconds * 1000)
         try:

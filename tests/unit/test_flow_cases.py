@@ -84,3 +84,18 @@ def test_there_are_cases_for_both_syntaxes_and_every_state_type() -> None:
     new = {("new", t) for t in ("task", "pass", "choice", "parallel", "map", "wait", "succeed", "fail")}
     assert old | new <= seen, sorted((old | new) - seen)
     assert len(CASES) >= 60
+
+
+def test_a_stop_before_the_start_ends_stopped_without_running_a_state() -> None:
+    from worker.driver import stop_first_if_new
+
+    flow = parse_definition("Type: StateMachine\nSpecVersion: v1\nStartAt: A\nStates:\n  - Type: Pass\n    Name: A\n    End: true\n")
+    started = {"t": "Started", "input": {}, "name": "e", "flow": "f"}
+    stop = {"t": "StopRequested", "error": "Halt", "cause": "early"}
+    ordered = stop_first_if_new("", [started, stop])
+    assert ordered == [stop, started]
+    decision = advance(flow, None, ordered, NOW)
+    assert decision.status.value == "Stopped" and (decision.error, decision.cause) == ("Halt", "early")
+    assert [e.type for e in decision.history] == ["ExecutionStarted", "ExecutionStopped"]
+    # Once an execution has been driven, events keep their order.
+    assert stop_first_if_new('{"v": 1}', [started, stop]) == [started, stop]
