@@ -94,6 +94,7 @@ class Supervisor:
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         # Own session: a terminal's Ctrl-C reaches only the supervisor, which stops children in order.
+        env = {**env, "OPENFNF_HEARTBEAT_FILE": str((self.opts.data_dir / f"{name}.alive").resolve())}  # one per process
         proc = subprocess.Popen([sys.executable, "-m", "openfnf", *args], env=env, start_new_session=True)
         self.children.append((name, proc))
         return proc

@@ -76,6 +76,11 @@ States:
 # For the Task state FLOW will call: tests/handlers.py `add` returns {"sum": a + b}.
 FUNCTIONS = 'functions:\n  - arn: "acs:fc:*:*:functions/add/*"\n    python: "tests.handlers:add"\n'
 
+# The clients keep at most this many drives waiting in the queue (closed-loop load): a message
+# waiting longer than wake_after_ms is re-driven by the safety net, and on a slow (shared) box an
+# unbounded backlog turns into a storm of duplicate drives that only slows everything down.
+MAX_BACKLOG = 200
+WAKE_AFTER_MS = 5000  # the production default (the test fixtures' 1 s suits single executions, not a backlog)
 RESTARTS = ["api0", "worker0", "timers0", "api1", "worker1", "timers1", "worker2"]  # then a SIGKILL
 POLL = 5  # seconds of WaitTimeSeconds: below the SDK's 10 s read timeout
 
@@ -122,9 +127,10 @@ class Cluster:
 class Starter:
     """Starts executions through both front doors, moving to the other one when a front door is down."""
 
-    def __init__(self, svc: Service, ports: list[int]) -> None:
+    def __init__(self, svc: Service, ports: list[int], broker: redis.Redis) -> None:
         self.svc = svc
         self.ports = ports
+        self.broker = broker
         self.local = threading.local()
         self.started = 0
         self.failovers = 0
@@ -160,6 +166,10 @@ class Starter:
             time.sleep(0.05)
 
     def start(self, i: int) -> None:
+        deadline = time.monotonic() + 120
+        while self.broker.llen("openfnf.drives") > MAX_BACKLOG:
+            assert time.monotonic() < deadline, "the workers stopped taking drives"
+            time.sleep(0.01)
         request = models.StartExecutionRequest(flow_name=FLOW_NAME, execution_name=f"x{i}", input=json.dumps({"i": i}))
         try:
             self.call(i, lambda c: c.start_execution(request))
@@ -195,7 +205,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         redis=server,
         redis_url=server.url,
         port=free_port(),
-        env_extra={"OPENFNF_FUNCTIONS": str(tmp / "functions.yaml"), "OPENFNF_SHUTDOWN_TIMEOUT_SECONDS": "10"},
+        env_extra={
+            "OPENFNF_FUNCTIONS": str(tmp / "functions.yaml"),
+            "OPENFNF_SHUTDOWN_TIMEOUT_SECONDS": "10",
+            "OPENFNF_WAKE_AFTER_MS": str(WAKE_AFTER_MS),
+        },
     )
     ports = {"api0": svc.port, "api1": free_port()}
     c = Cluster(svc, ports)
@@ -213,7 +227,7 @@ def test_rolling_restart_and_a_killed_worker_lose_and_duplicate_nothing(cluster:
     svc = cluster.svc
     assert svc.redis is not None
     r = redis.Redis.from_url(svc.redis.url)
-    starter = Starter(svc, [cluster.ports["api0"], cluster.ports["api1"]])
+    starter = Starter(svc, [cluster.ports["api0"], cluster.ports["api1"]], r)
     starter.call(0, lambda c: c.create_flow(models.CreateFlowRequest(name=FLOW_NAME, definition=FLOW, description="", type="FDL")))
 
     # The starts go in chunks, one per disruption, so every restart happens under load.
@@ -276,7 +290,7 @@ def test_rolling_restart_and_a_killed_worker_lose_and_duplicate_nothing(cluster:
             break
     assert listed == N
     deadline = time.monotonic() + 60
-    while list(r.scan_iter("fnf:l:*", count=1000)) or r.llen(svc.env().get("OPENFNF_DRIVE_QUEUE", "openfnf.drives")):
+    while list(r.scan_iter("fnf:l:*", count=1000)) or r.llen("openfnf.drives"):
         assert time.monotonic() < deadline, "a lease or a drive message stayed behind"
         time.sleep(0.1)
     assert not [k for k in r.scan_iter("fnf:i:*", count=1000) if r.llen(k)], "an inbox kept events"
