@@ -545,3 +545,58 @@ States:
     out = output(run(sdk, f"map_{limit}", flow, {"items": [1, 2, 3, 4, 5]}))
     assert [i["Body"]["item"] for i in out["Items"]] == [1, 2, 3, 4, 5]
     assert 1 <= int(r.get("test:peak") or 0) <= limit
+
+
+def test_a_callback_task_times_out_while_waiting(sdk: Any) -> None:
+    flow = """version: v1
+type: flow
+steps:
+  - type: task
+    name: never_reported
+    resourceArn: acs:fc:::services/demo/functions/keep_token
+    pattern: waitForCallback
+    timeoutSeconds: 1
+    inputMappings:
+      - {target: token, source: $context.task.token}
+    catch:
+      - errors: [FnF.TaskTimeout]
+        goto: gave_up
+  - type: pass
+    name: gave_up
+    outputMappings: [{target: gave_up, source: true}]
+"""
+    assert output(run(sdk, "callback_timeout", flow)).get("gave_up") is True
+
+
+def test_timers_fire_within_a_second_of_due(sdk: Any) -> None:
+    flow = "Type: StateMachine\nSpecVersion: v1\nStartAt: W\nStates:\n  - Type: Wait\n    Name: W\n    Seconds: 2\n    End: true\n"
+    output(run(sdk, "wait_precision", flow))
+    events = sdk.get_execution_history(models.GetExecutionHistoryRequest(flow_name="wait_precision", execution_name="e1")).body.events
+    entered = next(e.time for e in events if e.type == "StepEntered")
+    left = next(e.time for e in events if e.type == "StepSucceeded")
+    from common.timefmt import parse_rfc3339
+
+    waited = parse_rfc3339(left) - parse_rfc3339(entered)  # the engine's own timestamps, not the test's clock
+    assert 2000 <= waited < 3000, waited
+
+
+def test_new_syntax_child_request_complete(sdk: Any, children: None) -> None:
+    flow = """Type: StateMachine
+SpecVersion: v1
+StartAt: Fire
+States:
+  - Type: Task
+    Name: Fire
+    Action: FNF:StartExecution
+    TaskMode: RequestComplete
+    Parameters:
+      resourceArn: acs:fnf:::flow/child_ok
+      executionName: rc_kid
+      input:
+        v: 5
+    End: true
+"""
+    out = output(run(sdk, "parent_rc", flow))
+    assert "rc_kid" in json.dumps(out) and "child_ok" in json.dumps(out)
+    kid = sdk.describe_execution(models.DescribeExecutionRequest(flow_name="child_ok", execution_name="rc_kid", wait_time_seconds=30)).body
+    assert output(kid) == {"child": "done", "got": 5}
