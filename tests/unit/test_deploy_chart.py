@@ -183,6 +183,19 @@ def test_the_chart_has_every_object_the_issue_asks_for() -> None:
     assert {m["type"] for m in hpa["spec"]["metrics"]} == {"Resource", "External"}
 
 
+def test_config_files_in_the_example_parse_with_openfnf_itself(tmp_path: Path) -> None:
+    """The functions file and throttling rules the chart mounts are read by OpenFnF's own loaders."""
+    from common.throttle_rules import parse_rules_document
+    from worker.functions import load_functions
+
+    config = one(rendered("fixed"), "ConfigMap", "-config")["data"]
+    functions = tmp_path / "functions.yaml"
+    functions.write_text(config["functions.yaml"], encoding="utf-8")
+    assert len(load_functions(functions)) == 2
+    rules, chaos = parse_rules_document(config["throttle.yaml"], "throttle.yaml")
+    assert [r.action for r in rules] == ["StartExecution"] and not chaos
+
+
 def test_required_values_fail_the_render() -> None:
     with pytest.raises(render.TemplateError, match="secrets.redisUrl"):
         render.render_chart(CHART, [])
