@@ -30,7 +30,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from openfnf.redisserver import free_port, start_redis  # noqa: E402
+from openfnf.redisserver import free_port, start_redis
 
 KEY_ID, SECRET = "LTAIbenchscale000001", "bench-secret-0123456789"
 QUEUE, PARKED = "openfnf.drives", "bench.parked"

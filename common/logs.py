@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 flow_var: contextvars.ContextVar[str] = contextvars.ContextVar("flow", default="-")
@@ -32,7 +32,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per record: time (RFC 3339 UTC, ms), level, logger, message, context, pid, exception."""
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created, tz=timezone.utc)
+        stamp = datetime.fromtimestamp(record.created, tz=UTC)
         doc: dict[str, object] = {
             "time": stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z",
             "level": record.levelname,

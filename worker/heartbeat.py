@@ -180,18 +180,18 @@ def check(settings: Settings, role: str) -> Verdict:
 def run_check(settings: Settings, role: str) -> int:
     """`openfnf <role> --check`: print the verdict, return the exit status (0 alive, 1 not)."""
     verdict = check(settings, role)
-    print(f"openfnf {role}: {verdict.reason}")  # noqa: T201 - the CLI's answer to a probe
+    print(f"openfnf {role}: {verdict.reason}")
     return 0 if verdict.alive else 1
 
 
 def install_worker(app: Any, settings: Settings) -> Heartbeat:
     """Wire a heartbeat into a Celery app: task start/end, warm shutdown, and a main-loop tick."""
-    from celery import bootsteps, signals
+    from celery import bootsteps, signals  # type: ignore[import-untyped]
 
     beat = Heartbeat(heartbeat_path(settings, "worker"), "worker", settings.heartbeat_interval_seconds)
     interval = settings.heartbeat_interval_seconds
 
-    class LoopTick(bootsteps.StartStopStep):
+    class LoopTick(bootsteps.StartStopStep):  # type: ignore[misc]
         """A timer on the consumer's event loop: it fires only while that loop really runs."""
 
         requires = ("celery.worker.consumer.tasks:Tasks",)

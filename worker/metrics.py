@@ -21,7 +21,13 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -73,7 +79,7 @@ class RedisDepthCollector(Collector):
             pipe.zcard(keys.TIMERS)
             pipe.zcard(keys.WAKE)
             timers, wakeups = pipe.execute()
-        except Exception as exc:  # a scrape must not fail because Redis is away; the series are then absent
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail because Redis is away; the series are then absent
             logger.warning("metrics: cannot read queue depths from Redis: %s", exc)
             return
         for queue, n in zip(self.queues, lengths, strict=True):
@@ -102,7 +108,7 @@ def serve(settings: Settings, registry: CollectorRegistry = REGISTRY) -> Any:
 
 def install_worker(app: Any) -> None:
     """Count and time every task of a Celery app (signals run in the process that runs the task)."""
-    from celery import signals
+    from celery import signals  # type: ignore[import-untyped]
 
     started: dict[str, float] = {}
 

@@ -19,8 +19,8 @@ import pytest
 
 from common.settings import Settings
 from openfnf.redisserver import free_port, start_redis
-from worker.heartbeat import check
 from tests.conftest import ROOT, Service
+from worker.heartbeat import check
 
 pytestmark = pytest.mark.e2e
 
@@ -67,6 +67,7 @@ def run_check(svc: Service, role: str) -> tuple[int, str]:
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     return out.returncode, out.stdout + out.stderr
 
@@ -150,6 +151,6 @@ def test_unresponsive_redis_makes_the_front_door_unready_but_nothing_dead(ops: S
 
 def test_check_without_a_running_process_fails(ops: Service, tmp_path: Path) -> None:
     env = {**ops.env(), "OPENFNF_HEARTBEAT_FILE": str(tmp_path / "nobody.alive")}
-    out = subprocess.run([sys.executable, "-m", "openfnf", "worker", "--check"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "openfnf", "worker", "--check"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 1 and "no heartbeat file" in out.stdout
     assert os.path.exists(ops.workdir / "worker.alive")

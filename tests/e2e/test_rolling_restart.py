@@ -282,7 +282,7 @@ def test_rolling_restart_and_a_killed_worker_lose_and_duplicate_nothing(cluster:
     # Exactly N executions exist, and nothing is left behind in Redis.
     listed, token = 0, None
     while True:
-        page = starter.call(0, lambda c: c.list_executions(models.ListExecutionsRequest(flow_name=FLOW_NAME, limit=100, next_token=token))).body
+        page = starter.call(0, lambda c, token=token: c.list_executions(models.ListExecutionsRequest(flow_name=FLOW_NAME, limit=100, next_token=token))).body
         listed += len(page.executions)
         assert all(e.status == "Succeeded" for e in page.executions)
         token = page.next_token

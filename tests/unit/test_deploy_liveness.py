@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from common.logs import ContextFilter, JsonFormatter, execution_var, flow_var, make_formatter, request_id_var
+from common.logs import (
+    ContextFilter,
+    JsonFormatter,
+    execution_var,
+    flow_var,
+    make_formatter,
+    request_id_var,
+)
 from common.settings import Settings
 from worker.heartbeat import Heartbeat, check, heartbeat_path, judge
 
