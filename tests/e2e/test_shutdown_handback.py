@@ -1,0 +1,93 @@
+"""A driver told to stop hands its execution back between rounds: the lease is released, the
+events it has not seen stay in the inbox with their wake-up, and the next drive finishes the job.
+
+The execution is created through a real front door (no worker runs); the driver runs here, on the
+same redis-server, with a commit that lets one more event arrive during the round, as an activity
+result or a timer would.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from alibabacloud_fnf20190315 import models
+
+from common import keys
+from common.settings import Settings
+from openfnf.redisserver import free_port, start_redis
+from tests.conftest import Service
+from worker import heartbeat
+from worker.driver import Driver
+
+pytestmark = pytest.mark.e2e
+
+FLOW = "Type: StateMachine\nSpecVersion: v1\nName: handback\nStartAt: A\nStates:\n  - Type: Pass\n    Name: A\n    Next: B\n  - Type: Succeed\n    Name: B\n"
+NOISE = json.dumps({"t": "Noise"})  # an event the interpreter drops: it only makes the inbox non-empty
+
+
+@pytest.fixture(scope="module")
+def front_door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    tmp = tmp_path_factory.mktemp("handback")
+    server = start_redis(tmp / "redis")
+    svc = Service(workdir=tmp, redis=server, redis_url=server.url, port=free_port())
+    try:
+        svc.start("api", "api")
+        yield svc
+    finally:
+        svc.stop_all()
+        server.stop()
+
+
+def started_tag(svc: Service, name: str) -> str:
+    sdk = svc.client()
+    try:
+        sdk.create_flow(models.CreateFlowRequest(name="handback", definition=FLOW, description="", type="FDL"))
+    except Exception as exc:  # noqa: BLE001 - created by the other test of this module
+        assert getattr(exc, "code", "") == "FlowAlreadyExists", exc
+    flow_id = sdk.describe_flow(models.DescribeFlowRequest(name="handback")).body.id
+    sdk.start_execution(models.StartExecutionRequest(flow_name="handback", execution_name=name))
+    return keys.execution_tag(flow_id, name)
+
+
+def driver_with_a_late_event(svc: Service, r: redis.Redis) -> Driver:
+    """A real Driver whose first commit sees one more inbox event arrive while it worked."""
+    driver = Driver(r, Settings(redis_url=svc.redis_url, lease_ms=60_000))
+    commit = driver.scripts.commit
+    calls = {"n": 0}
+
+    def commit_after_an_event_arrived(keys: list[str], args: list[Any], **kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            r.rpush(keys[1], NOISE)  # KEYS[2] of commit.lua is the inbox
+        return commit(keys=keys, args=args, **kw)
+
+    driver.scripts.commit = commit_after_an_event_arrived
+    return driver
+
+
+def test_a_stopping_worker_hands_the_execution_back(front_door: Service) -> None:
+    r = redis.Redis.from_url(front_door.redis_url)
+    tag = started_tag(front_door, "e1")
+    driver = driver_with_a_late_event(front_door, r)
+    heartbeat.STOPPING.set()
+    try:
+        assert driver.drive(tag) == "handed_back"
+    finally:
+        heartbeat.STOPPING.clear()
+    assert r.exists(keys.lease(tag)) == 0, "the lease is released at once, not left to expire"
+    assert r.lrange(keys.inbox(tag), 0, -1) == [NOISE.encode()], "the unseen event stays for the next drive"
+    assert r.zscore(keys.WAKE, tag) is not None, "its wake-up stays, so the safety net re-drives it"
+    assert r.hget(keys.execution(tag), "status") == b"Succeeded", "what the round did is committed"
+    assert Driver(r, Settings(redis_url=front_door.redis_url)).drive(tag) == "driven"
+    assert r.llen(keys.inbox(tag)) == 0
+
+
+def test_a_running_worker_drives_on(front_door: Service) -> None:
+    """The same late event without a stop: the driver takes another round itself."""
+    r = redis.Redis.from_url(front_door.redis_url)
+    tag = started_tag(front_door, "e2")
+    assert driver_with_a_late_event(front_door, r).drive(tag) == "driven"
+    assert r.llen(keys.inbox(tag)) == 0 and r.exists(keys.lease(tag)) == 0
