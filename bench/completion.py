@@ -1,0 +1,146 @@
+"""Scenarios 2 and 4, and the worker scaling rows: how many executions end per second.
+
+A batch of N executions is started as fast as the load client goes (64 connections, unique
+names) while the workers run; the rate is N over the span from the first execution's start to the
+last one's end, both taken from the executions' own records (OpenFnF: `started`/`stopped` in Redis;
+moto: startDate/stopDate from ListExecutions), so polling for the end does not distort it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bench import profiling
+from bench.context import Ctx
+from bench.flows import asl_map_pass, asl_pass_chain, fdl_map_calls, fdl_pass_chain
+from bench.measure import Ended, cpu_seconds, load, rss_bytes, wait_ended
+from bench import peer
+from bench.services import KEY_ID, SECRET, OpenFnF
+from bench.table import Row
+from common import keys
+
+
+@dataclass
+class Batch:
+    """One batch's outcome."""
+
+    ended: Ended
+    start_rate: float  # StartExecution accepted/s while the workers ran
+    history_events: float = 0.0  # average history events of an execution (ours)
+    extra: dict[str, Any] | None = None
+    cpu_us: dict[str, float] | None = None  # CPU microseconds per execution: api, workers, redis, timers (ours)
+
+
+def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_input: str | None = None,
+               profile: str | None = None, timeout: float = 600.0) -> Batch:  # fmt: skip
+    """Start n executions of `definition` on a fresh OpenFnF with `workers` worker processes; wait for all."""
+    svc = OpenFnF(ctx.sub(f"{label}-w{workers}"), workers=workers).start()
+    try:
+        flow_id = svc.create_flow("f", definition)
+        assert svc.r is not None
+        spec: dict[str, Any] = {"host": "127.0.0.1", "port": svc.port, "kind": "fnf", "key_id": KEY_ID, "secret": SECRET,
+                                "flow": "f", "concurrency": ctx.sizes.concurrency, "duration": 600, "keep_indexes": True}  # fmt: skip
+        if raw_input is not None:
+            spec["input"] = raw_input
+        warm = load({**spec, "prefix": "w", "count": min(50, n)})  # every worker parses the flow, scripts load
+        wait_ended(svc.r, flow_id, [f"w{i}" for i in warm["ok_indexes"]], 120)
+        spy = None
+        if profile and ctx.profile_dir is not None:
+            spy = profiling.start(svc.procs.pid("worker0"), 10, ctx.profile_dir / f"{profile}.txt")
+        pids = {"api": [svc.procs.pid("api")], "workers": [svc.procs.pid(f"worker{i}") for i in range(workers)],
+                "redis": [svc.redis.process.pid] if svc.redis else [], "timers": [svc.procs.pid("timers")]}  # fmt: skip
+        cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
+        result = load({**spec, "prefix": "x", "count": n})
+        names = [f"x{i}" for i in result["ok_indexes"]]
+        ended = wait_ended(svc.r, flow_id, names, timeout)
+        cpu = {k: (sum(cpu_seconds(p) for p in v) - cpu0[k]) / max(1, ended.succeeded) * 1e6 for k, v in pids.items()}
+        profiling.finish(spy)
+        sample = names[: min(200, len(names))]
+        pipe = svc.r.pipeline(transaction=False)
+        for name in sample:
+            pipe.hget(keys.execution(keys.execution_tag(flow_id, name)), "hseq")
+        seqs = [int(v or 0) for v in pipe.execute()]
+        events = sum(seqs) / max(1, len(seqs))
+    finally:
+        svc.stop()
+    return Batch(ended, result["rate"], events, {"codes": result["codes"], "first_error": result["first_error"]}, cpu)
+
+
+def peer_batch(ctx: Ctx, name: str, definition: str, n: int, raw_input: str = "{}") -> Batch:
+    """Start n executions on moto (executing) with the same client; wait (capped) for all."""
+    moto = ctx.peer()
+    moto.reset()
+    moto.set_execution(True)
+    sfn = moto.client()
+    arn = peer.create_state_machine(sfn, name, definition)
+    pid = moto.procs.pid("moto")
+    rss0 = rss_bytes(pid)
+    spec = {"host": "127.0.0.1", "port": moto.port, "kind": "sfn", "arn": arn, "concurrency": ctx.sizes.concurrency,
+            "duration": ctx.sizes.peer_timeout, "prefix": "x", "count": n, "input": raw_input}  # fmt: skip
+    result = load(spec)
+    ended = peer.wait_ended(sfn, arn, result["ok"], ctx.sizes.peer_timeout)
+    rss1 = rss_bytes(pid)
+    # Resident-set growth is only meaningful over a few hundred executions; the allocator may also give memory back.
+    grown = (rss1 - rss0) / result["ok"] if result["ok"] >= 200 and rss1 > rss0 else None
+    return Batch(ended, result["rate"], extra={"rss_per_execution": grown, "sent": result["sent"]})
+
+
+def _status_note(ended: Ended) -> str:
+    parts = [f"{k} {v}" for k, v in sorted(ended.by_status.items()) if k != "Succeeded"]
+    capped = "" if ended.complete else f"capped after {ended.waited:.0f} s; "
+    return capped + ("; ".join(parts) if parts else "")
+
+
+def pass10(ctx: Ctx) -> None:
+    """Scenario 2: completed 10-state Pass executions per second, history persisted, 2 workers (as `openfnf dev`)."""
+    s = ctx.sizes
+    o = ours_batch(ctx, "pass10", fdl_pass_chain(10), s.pass10, workers=2, profile="worker-pass10")
+    p = peer_batch(ctx, "pass10", asl_pass_chain(10), s.pass10_peer)
+    rep = ctx.report
+    bare = ctx.facts.get("celery2")
+    row = rep.add(Row("2 10-state Pass", f"completed/s, N={o.ended.total} (peer N={p.ended.total}), 2 workers", "/s",
+                      o.ended.rate(), p.ended.rate(), bare, "no-op Celery task/s, 2 workers",
+                      target=">= 1,000/s; >= 15x peer"))  # fmt: skip
+    row.met = o.ended.rate() >= 1000 and p.ended.rate() > 0 and o.ended.rate() >= 15 * p.ended.rate()
+    rep.add(Row("2 10-state Pass", "transitions/s", "/s", o.ended.rate() * 10, p.ended.rate() * 10, target=">= 10,000/s",
+                note=f"{o.history_events:.0f} history events each, persisted"))  # fmt: skip
+    rep.rows[-1].met = o.ended.rate() * 10 >= 10_000
+    rep.add(Row("2 10-state Pass", "start-to-end p50 under this load", "ms", o.ended.pct_ms(50), p.ended.pct_ms(50), higher=False))
+    rep.add(Row("2 10-state Pass", "StartExecution accepted/s while workers run", "/s", o.start_rate, p.start_rate))
+    if o.cpu_us:
+        c = o.cpu_us
+        rep.add(Row("2 10-state Pass", "CPU per completed execution, all processes", "µs", sum(c.values()), higher=False,
+                    note=f"front door {c['api']:.0f}, workers {c['workers']:.0f}, redis-server {c['redis']:.0f}, timers {c['timers']:.0f} µs"))  # fmt: skip
+    for who, b in (("OpenFnF", o), ("peer", p)):
+        note = _status_note(b.ended)
+        if note:
+            rep.note(f"Scenario 2, {who}: {note}")
+    ctx.facts["pass10"] = {"ours": o, "peer": p}
+
+
+def scaling(ctx: Ctx) -> None:
+    """Completed 10-state executions per second with 1, 2 and 4 worker processes (issue 10 asks for it)."""
+    s = ctx.sizes
+    for w in s.workers:
+        o = ours_batch(ctx, "scaling", fdl_pass_chain(10), s.scaling, workers=w)
+        bare = ctx.facts.get(f"celery{w}")
+        ctx.report.add(Row("2 worker scaling", f"completed/s, {w} worker process{'es' if w > 1 else ''} (solo pool), N={o.ended.total}",
+                           "/s", o.ended.rate(), None, bare, f"no-op Celery task/s, {w} worker{'s' if w > 1 else ''}",
+                           note=_status_note(o.ended)))  # fmt: skip
+
+
+def fanout(ctx: Ctx) -> None:
+    """Scenario 4: Map over 100 items, each a Python function call (ours) / a Pass (moto cannot call our functions)."""
+    s = ctx.sizes
+    items = json.dumps({"items": list(range(100))})
+    o = ours_batch(ctx, "fanout", fdl_map_calls(), s.fanout, workers=2, raw_input=items, profile="worker-fanout")
+    p = peer_batch(ctx, "fanout", asl_map_pass(), s.fanout, raw_input=items)
+    rep = ctx.report
+    rep.add(Row("4 Map x100", f"executions completed/s, M={o.ended.total} started at once, 2 workers", "/s", o.ended.rate(), p.ended.rate(),
+                note=_status_note(o.ended)))  # fmt: skip
+    rep.add(Row("4 Map x100", "items completed/s (function calls / peer: Pass)", "/s", o.ended.rate() * 100, p.ended.rate() * 100))
+    rep.add(Row("4 Map x100", "start-to-end p50 of one execution", "ms", o.ended.pct_ms(50), p.ended.pct_ms(50), higher=False))
+    if _status_note(p.ended):
+        rep.note(f"Scenario 4, peer: {_status_note(p.ended)}")
+    ctx.facts["fanout"] = {"ours": o, "peer": p}

@@ -1,0 +1,58 @@
+"""What every scenario gets: the run's sizes, its work dir, the shared peer, and the report to add rows to."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.services import Moto
+from bench.table import Report
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Counts and durations of one run (`--quick` shrinks them for a smoke test)."""
+
+    duration: float = 10.0  # seconds of StartExecution load
+    warmup: float = 1.0  # seconds of load before that window
+    concurrency: int = 64
+    pass10: int = 5000  # executions of the 10-state flow, ours
+    pass10_peer: int = 500  # the peer's (it is much slower)
+    peer_timeout: float = 180.0  # seconds the peer gets to finish a batch
+    scaling: int = 3000  # executions per worker-count row
+    latency: int = 200  # sequential 1-state executions, ours
+    latency_peer: int = 100
+    fanout: int = 10  # executions of the 100-item Map, each
+    memory: int = 10_000  # executions per memory figure
+    celery: int = 5000  # bare Celery tasks per row
+    workers: tuple[int, ...] = (1, 2, 4)
+
+    @classmethod
+    def quick(cls) -> "Sizes":
+        """A smoke run: every scenario in a few seconds."""
+        return cls(duration=3.0, warmup=0.5, pass10=500, pass10_peer=60, peer_timeout=40.0, scaling=300, latency=30,
+                   latency_peer=15, fanout=3, memory=1000, celery=500)  # fmt: skip
+
+
+@dataclass
+class Ctx:
+    """Shared by the scenarios of one run."""
+
+    workdir: Path
+    sizes: Sizes
+    report: Report
+    moto: Moto | None = None
+    profile_dir: Path | None = None  # py-spy profiles go here when set
+    facts: dict[str, Any] = field(default_factory=dict)  # figures one scenario leaves for another (bare limits)
+
+    def sub(self, name: str) -> Path:
+        """A fresh directory for one part's processes and logs."""
+        path = self.workdir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def peer(self) -> Moto:
+        """The moto server, started on first use, reset before each scenario."""
+        if self.moto is None:
+            self.moto = Moto(self.sub("moto")).start()
+        return self.moto

@@ -1,0 +1,145 @@
+"""`python -m bench`: OpenFnF, the peer (moto) and the bare limits side by side in one run, as a table of ratios.
+
+    python -m bench                       # everything (about 10 minutes on 2 cores), writes bench/results/latest.md
+    python -m bench --quick               # a smoke run with small counts (about 3 minutes)
+    python -m bench --only start,latency  # some parts: bare, start, pass10, scaling, latency, fanout, memory
+    python -m bench --profile DIR         # also py-spy the front door (scenario 1) and a worker (2 and 4) into DIR
+
+See bench/README.md for how to read the table.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import bare, completion, latency, memory, profiling, start
+from bench.context import Ctx, Sizes
+from bench.table import Report, Row, render
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PARTS = ("bare", "start", "pass10", "scaling", "latency", "fanout", "memory")
+
+
+def _bare(ctx: Ctx) -> None:
+    noop = bare.noop_http(ctx)
+    setnx = bare.redis_setnx(ctx)
+    for w in ctx.sizes.workers:
+        bare.celery_noop(ctx, w)
+    rep = ctx.report
+    rep.add(Row("0 bare limits", "aiohttp no-op, 64 conns", "/s", None, None, noop["rate"], "no-op",
+                note=f"p50 {noop['p50_ms']:.1f} ms, p99 {noop['p99_ms']:.1f} ms, {noop['server_cpu_us']:.0f} µs server CPU per request"))  # fmt: skip
+    rep.add(Row("0 bare limits", "load client's own ceiling: no-op requests per client CPU second", "/s", None, None,
+                1e6 / max(1.0, noop["client_cpu_per_req_us"]), "client", note=f"{noop['client_cpu_per_req_us']:.0f} µs per request"))  # fmt: skip
+    if setnx.get("c64"):
+        rep.add(Row("0 bare limits", "redis-benchmark SET NX, 64 conns / 1 conn / 64 conns x16 pipelined", "/s", None, None, setnx["c64"],
+                    "SET NX", note=f"{setnx.get('c1', 0):,.0f}/s with 1 conn, {setnx.get('c64_p16', 0):,.0f}/s pipelined"))  # fmt: skip
+    rep.add(Row("0 bare limits", "redis-py SET NX, 1 conn, unpipelined", "/s", None, None, setnx["redis_py_c1"], "SET NX"))
+    for w in ctx.sizes.workers:
+        rep.add(Row("0 bare limits", f"no-op Celery tasks, {w} solo worker{'s' if w > 1 else ''}", "/s", None, None, ctx.facts[f"celery{w}"], "Celery",
+                    note=f"{ctx.facts[f'celery{w}_cpu_us']:.0f} µs worker CPU per task"))  # fmt: skip
+
+
+STEPS: dict[str, Callable[[Ctx], None]] = {
+    "bare": _bare,
+    "start": start.run,
+    "pass10": completion.pass10,
+    "scaling": completion.scaling,
+    "latency": latency.run,
+    "fanout": completion.fanout,
+    "memory": memory.run,
+}
+
+
+def _versions() -> str:
+    import aiohttp
+    import celery
+    import redis
+
+    try:
+        import moto
+
+        moto_version = moto.__version__
+    except ImportError:
+        moto_version = "missing"
+    return f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, celery {celery.__version__}, redis-py {redis.__version__}, moto {moto_version}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the parts asked for, print the table, write it (unless --no-write)."""
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small counts and 3 s loads: a smoke run, not for the record")
+    ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts (default all: {','.join(PARTS)})")
+    ap.add_argument("--out", type=Path, default=RESULTS / "latest.md", help="where the table is written")
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--profile", type=Path, default=None, metavar="DIR", help="py-spy the front door and a worker into DIR")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (process logs, redis data)")
+    ap.add_argument("--comment", default="", help="a line added under the header (e.g. why the machine was busy)")
+    args = ap.parse_args(argv)
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        ap.error(f"unknown parts {unknown}; choose from {PARTS}")
+    sizes = Sizes.quick() if args.quick else Sizes()
+    load_start = os.getloadavg()
+    started = dt.datetime.now(dt.timezone.utc)
+    workdir = Path(tempfile.mkdtemp(prefix="openfnf-bench-"))
+    ctx = Ctx(workdir=workdir, sizes=sizes, report=Report(), profile_dir=args.profile)
+    failed: list[str] = []
+    t0 = time.monotonic()
+    try:
+        for part in PARTS:  # always in this order: the bare limits first, the rows that use them after
+            if part not in parts:
+                continue
+            print(f"[{time.monotonic() - t0:6.0f}s] {part} ...", file=sys.stderr, flush=True)
+            try:
+                STEPS[part](ctx)
+            except Exception as exc:  # noqa: BLE001 - one broken part must not lose the others' figures
+                traceback.print_exc()
+                failed.append(f"{part}: {type(exc).__name__}: {exc}")
+    finally:
+        if ctx.moto is not None:
+            ctx.moto.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    load_end = os.getloadavg()
+    for f in failed:
+        ctx.report.note(f"FAILED {f}")
+    header = [
+        "# OpenFnF benchmark: side by side with the peer (moto) and the bare limits",
+        "",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC; took {time.monotonic() - t0:.0f} s; {'QUICK smoke run (small counts), ' if args.quick else ''}"
+        f"command: `python -m bench{' --quick' if args.quick else ''}{'' if args.only == ','.join(PARTS) else ' --only ' + args.only}`",
+        f"- machine: {os.cpu_count()} cores ({platform.machine()}, {platform.system()}); load average at start "
+        f"{load_start[0]:.2f} / {load_start[1]:.2f} / {load_start[2]:.2f} (1/5/15 min), at end {load_end[0]:.2f}",
+        f"- {_versions()}; everything (client, servers, workers, redis-server) on this one machine",
+    ]
+    if args.comment:
+        header.append(f"- {args.comment}")
+    text = render(ctx.report, header)
+    if args.profile is not None:
+        profiles = [("api-start.txt", "Front door during scenario 1 (StartExecution)"),
+                    ("worker-pass10.txt", "Worker 0 during scenario 2 (10-state Pass)"),
+                    ("worker-fanout.txt", "Worker 0 during scenario 4 (Map x100 calls)")]  # fmt: skip
+        summary = "\n".join(profiling.summarize(args.profile / f, t) for f, t in profiles if (args.profile / f).exists())
+        args.profile.mkdir(parents=True, exist_ok=True)
+        (args.profile / "summary.md").write_text(summary, encoding="utf-8")
+        print(summary)
+    print(text)
+    if not args.no_write:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+        print(f"written to {args.out}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
