@@ -56,12 +56,13 @@ class RedisServer:
                 self.process.wait()
 
 
-def start_redis(data_dir: Path, *, aof: bool = True, log_name: str = "redis.log") -> RedisServer:
-    """Start redis-server with its files in data_dir, on a unix socket (or a free port if the path is too long)."""
+def start_redis(data_dir: Path, *, aof: bool = True, log_name: str = "redis.log", binary: str | None = None) -> RedisServer:
+    """Start redis-server (the bundled one unless `binary` names another) with its files in data_dir,
+    on a unix socket (or a free port if the path is too long)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     sock = data_dir.resolve() / "redis.sock"
     argv = [
-        redis_server_binary(),
+        binary or redis_server_binary(),
         "--dir", str(data_dir.resolve()),
         "--save", "",
         "--appendonly", "yes" if aof else "no",

@@ -1,6 +1,7 @@
 """Fixtures on real parts: a redis-server started here (never the shared 6379), real processes, official SDKs.
 
-Set OPENFNF_TEST_REDIS_URL to run the Redis-backed tests against another server (it is flushed).
+Set OPENFNF_TEST_REDIS_URL to run the Redis-backed tests against another server (it is flushed), or
+OPENFNF_TEST_REDIS_BINARY to start another redis-server binary (a Redis 7 for compatibility runs).
 If no redis-server can be started, the tests that need one fail; they are never skipped.
 """
 from __future__ import annotations
@@ -31,7 +32,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    server = start_redis(tmp_path_factory.mktemp("redis"), aof=False)
+    # OPENFNF_TEST_REDIS_BINARY: another redis-server to start (.ci/run uses the machine's Redis 7).
+    server = start_redis(tmp_path_factory.mktemp("redis"), aof=False, binary=os.environ.get("OPENFNF_TEST_REDIS_BINARY"))
     try:
         yield server.url
     finally:

@@ -1,12 +1,7 @@
-"""put_schedule.lua and arm_schedule.lua (and the ZADD LT the schedule writers rely on) on real Redis 6.2 and 7."""
+"""put_schedule.lua and arm_schedule.lua (and the ZADD LT the schedule writers rely on) on a real redis-server."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -14,61 +9,16 @@ import redis
 from common import keys
 from common.records import decode_pairs
 from common.scripts import Scripts
-from openfnf.redisserver import free_port
 
 ACCT, FLOW, FLOW_ID = "acct", "f", "flow-id-1"
 SKEYS = [keys.flow(ACCT, FLOW), keys.schedule(ACCT, FLOW_ID, "s1"), keys.schedule_index(ACCT, FLOW_ID)]
 
 
-def _redis7_binary() -> str:
-    """A redis-server 7.x: OPENFNF_TEST_REDIS7_BINARY, else the one on PATH (fails, never skips, if none is 7.x)."""
-    import os
-
-    path = os.environ.get("OPENFNF_TEST_REDIS7_BINARY") or shutil.which("redis-server")
-    assert path, "no redis-server 7.x on PATH; set OPENFNF_TEST_REDIS7_BINARY"
-    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=True).stdout
-    match = re.search(r"v=(\d+)\.", out)
-    assert match and int(match.group(1)) >= 7, f"{path} is not Redis 7.x: {out.strip()}; set OPENFNF_TEST_REDIS7_BINARY"
-    return path
-
-
-@pytest.fixture(scope="module")
-def redis7_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Redis 7 server of this module (the session fixture runs the bundled 6.2)."""
-    port = free_port()
-    workdir: Path = tmp_path_factory.mktemp("redis7")
-    proc = subprocess.Popen(
-        [_redis7_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if redis.Redis.from_url(url, socket_timeout=1).ping():
-                break
-        except (redis.RedisError, OSError):
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "redis-server 7 did not start"
-        time.sleep(0.02)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-@pytest.fixture(params=["6.2", "7"])
-def rr(request: pytest.FixtureRequest, redis_server: str) -> Iterator[redis.Redis]:
-    """A sync client on an empty database of Redis 6.2 (session fixture) and of Redis 7."""
-    url = redis_server if request.param == "6.2" else request.getfixturevalue("redis7_url")
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    version = client.info("server")["redis_version"]
-    assert version.startswith("6.2") if request.param == "6.2" else int(version.split(".")[0]) >= 7
-    yield client
-    client.close()
+@pytest.fixture
+def rr(r: redis.Redis) -> redis.Redis:
+    """A sync client on an empty database of the session's redis-server (Redis 6.2 by default;
+    .ci/run runs this module again on the machine's Redis 7 through OPENFNF_TEST_REDIS_BINARY)."""
+    return r
 
 
 def _flow(r: redis.Redis, flow_id: str = FLOW_ID) -> None:
