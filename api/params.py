@@ -64,12 +64,22 @@ def boolean(params: dict[str, str], name: str, default: bool = False) -> bool:
     raise InvalidArgument(message=f"{name} must be true or false, not '{raw[:40]}'.")
 
 
-def json_object(raw: str, name: str) -> dict[str, Any]:
-    """A parameter carrying a JSON object as a string."""
+def json_value(raw: str, name: str) -> Any:
+    """A parameter carrying JSON text; its strings must be real Unicode (no lone surrogate escapes)."""
     try:
         value = json.loads(raw)
     except ValueError as exc:
         raise InvalidArgument(message=f"{name} is not valid JSON: {exc.args[0] if exc.args else exc}.") from None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # "\udc80" parses to a lone surrogate, which no UTF-8 store can hold
+        raise InvalidArgument(message=f"{name} holds a \\u escape that is not a Unicode character (a lone surrogate).") from None
+    return value
+
+
+def json_object(raw: str, name: str) -> dict[str, Any]:
+    """A parameter carrying a JSON object as a string."""
+    value = json_value(raw, name)
     if not isinstance(value, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
         raise InvalidArgument(message=f"{name} must be a JSON object, not {kind}.")

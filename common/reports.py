@@ -1,7 +1,6 @@
 """Task reports as inbox events: ReportTaskSucceeded/Failed and a child execution's end (pure)."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from common import keys
@@ -18,14 +17,6 @@ def succeeded_event(task_id: str, output: Any) -> dict[str, Any]:
 def failed_event(task_id: str, error: str, cause: str) -> dict[str, Any]:
     """The inbox event of a failed report."""
     return {"t": TASK_REPORTED, "id": task_id, "ok": False, "error": error, "cause": cause}
-
-
-def parse_output(raw: str) -> Any:
-    """A reported Output: JSON when it parses (the usual case), the text itself otherwise."""
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
 
 
 def report_keys(ref: TaskRef) -> list[str]:

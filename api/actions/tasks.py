@@ -1,14 +1,15 @@
 """ReportTaskSucceeded and ReportTaskFailed: a waiting task's result, delivered once through its token."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from api.actions.context import Call
-from api.params import optional, required
+from api.params import json_value, optional, required
 from common import keys
 from common.errors import InvalidArgument, TaskAlreadyCompleted
 from common.records import dumps
-from common.reports import failed_event, parse_output, report_keys, succeeded_event
+from common.reports import failed_event, report_keys, succeeded_event
 from common.tokens import InvalidToken, TaskRef, parse_token
 
 
@@ -39,7 +40,13 @@ async def _report(call: Call, token: str, ref: TaskRef, event: dict[str, Any]) -
 async def report_task_succeeded(call: Call) -> dict[str, Any]:
     """ReportTaskSucceeded: Output becomes the task's result."""
     token, ref = _token(call)
-    output = parse_output(required(call.params, "Output"))
+    raw = required(call.params, "Output")
+    try:
+        json.loads(raw)
+    except ValueError:
+        output = raw  # text that is not JSON is reported as text (docs/compatibility.md)
+    else:
+        output = json_value(raw, "Output")
     return await _report(call, token, ref, succeeded_event(ref.task_id, output))
 
 

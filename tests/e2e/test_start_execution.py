@@ -175,7 +175,8 @@ def test_6_the_longest_and_shortest_valid_names_start(sdk: Any) -> None:
 
 @pytest.mark.parametrize(
     "raw, kind",
-    [("{not json", "not valid JSON"), ('"a string"', "not a string"), ("[1, 2]", "not an array"), ("42", "not a number"), ("null", "not null")],
+    [("{not json", "not valid JSON"), ('"a string"', "not a string"), ("[1, 2]", "not an array"), ("42", "not a number"),
+     ("null", "not null"), ('{"a": "\\udc80"}', "lone surrogate")],
 )
 def test_6_input_must_be_a_json_object(sdk: Any, raw: str, kind: str) -> None:
     create_once(sdk, "inputs")
