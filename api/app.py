@@ -19,7 +19,7 @@ from api import health, metrics
 from api.credentials import AccessKey, Keyring
 from api.handoff import DrivePublisher
 from api.policy import authorize
-from api.protocol import parse_request, server_limits
+from api.protocol import ACTION, REQUEST_ID, parse_request, server_limits
 from api.throttle import Limiter
 from api.waiters import EndWaiters
 from common.errors import ActionNotSupported, FnfError, InternalServerError, MethodNotAllowed, PathNotFound
@@ -67,7 +67,7 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
     """Every answer carries a request id; FnfErrors become their documented body; bugs become 500."""
     request_id = str(uuid.uuid4()).upper()
     token = request_id_var.set(request_id)
-    request["request_id"] = request_id
+    request[REQUEST_ID] = request_id
     try:
         response = await handler(request)
     except FnfError as err:
@@ -95,7 +95,7 @@ async def rpc(request: web.Request) -> web.Response:
     settings = app[SETTINGS]
     now = int(time.time() * 1000)
     req = await parse_request(request, settings.max_request_bytes, settings.body_read_timeout_seconds)
-    request["action"] = req.action  # the metrics middleware labels by it
+    request[ACTION] = req.action
     if req.action not in ALL_ACTIONS:
         raise ActionNotSupported(req.action[:100])
     key: AccessKey = await authenticate(req, app[KEYS], now, settings.timestamp_skew_seconds, app[NONCES])
@@ -116,8 +116,8 @@ async def rpc(request: web.Request) -> web.Response:
         waiters=app[WAITERS],
     )
     body = await handler(call)
-    body["RequestId"] = request["request_id"]
-    return _json(body, 200, request["request_id"])
+    body["RequestId"] = request[REQUEST_ID]
+    return _json(body, 200, request[REQUEST_ID])
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

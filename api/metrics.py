@@ -30,6 +30,7 @@ from prometheus_client import (
 )
 
 from api.actions import ALL_ACTIONS
+from api.protocol import ACTION
 
 THROTTLED_CODE = "ResourceThrottled"
 UNKNOWN = "unknown"  # an Action that is not one of the API's (bounded label values)
@@ -96,7 +97,7 @@ async def metrics_middleware(
         raise
     finally:
         IN_FLIGHT.dec()
-        action = action_label(request.get("action") or request.query.get("Action"))
+        action = action_label(request.get(ACTION) or request.query.get("Action"))
         REQUESTS.labels(action=action, code=code).inc()
         LATENCY.labels(action=action).observe(time.perf_counter() - started)
         if code == THROTTLED_CODE:

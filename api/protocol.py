@@ -22,6 +22,10 @@ from common.errors import (
 from common.settings import Settings
 
 API_VERSION = "2019-03-15"
+
+# What the pipeline keeps on each request (typed keys, as aiohttp recommends).
+REQUEST_ID = web.RequestKey("request_id", str)
+ACTION = web.RequestKey("action", str)  # the metrics middleware labels by it
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 READ_HEADERS = frozenset({"authorization", "content-type", "host", "if-match"})  # besides every x-acs-* header
