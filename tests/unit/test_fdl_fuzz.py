@@ -145,3 +145,25 @@ def test_mutated_fixture_flows(data: st.DataObject) -> None:
         else:
             parent.append(data.draw(documents))
     _check(yaml.safe_dump(doc, allow_unicode=True))
+
+
+
+expressions = st.recursive(
+    st.sampled_from(["1", "'a'", "$Input.a", "$Context.Current", "true", "null", "$.x", "uuid()", "[", ")", "!"]),
+    lambda inner: st.one_of(
+        inner.map(lambda e: f"({e})"),
+        inner.map(lambda e: f"length({e})"),
+        st.tuples(inner, st.sampled_from(["+", "&&", "==", "<", "*", "/", "%", "||"]), inner).map(" ".join),
+    ),
+    max_leaves=15,
+)
+WRAPPERS = {"(": ")", "!": "", "-": "", "[": "]", "length(": ")", "{\"k\": ": "}"}
+
+
+@SETTINGS
+@given(expressions, st.lists(st.sampled_from(sorted(WRAPPERS)), max_size=300))
+def test_expressions_nested_and_broken(expression: str, wrappers: list[str]) -> None:
+    """However deep an expression nests (or however it breaks), parsing ends in a FlowDef or an FdlError."""
+    deep = "".join(wrappers) + expression + "".join(WRAPPERS[w] for w in reversed(wrappers))
+    _check(yaml.safe_dump({"Type": "StateMachine", "StartAt": "A", "States": [{"Type": "Pass", "Name": "A", "End": True, "OutputConstructor": {"x.$": deep}}]}))
+    _check(yaml.safe_dump({"type": "flow", "version": "v1", "steps": [{"type": "choice", "name": "a", "choices": [{"condition": deep, "goto": "a"}]}]}))
