@@ -13,7 +13,8 @@ looks inside, except `state["status"]`.
 EVENTS (dicts; "t" says which). Unknown kinds, and results for ids the interpreter no longer
 waits for, are dropped deterministically, so duplicates and late arrivals are harmless.
     {"t": "Started", "input": {...}, "name": execution name, "flow": flow name}
-    {"t": "StopRequested", "error": str, "cause": str}      -> ExecutionStopped
+    {"t": "StopRequested", "error": str, "cause": str}      -> ExecutionStopped (before Started: remembered,
+                                                            and Started then ends it at once, no state run)
     {"t": "ActivityCompleted", "id": cmd id, "result": any}
     {"t": "ActivityFailed", "id": cmd id, "error": str, "cause": str}
     {"t": "TimerFired", "id": cmd id}

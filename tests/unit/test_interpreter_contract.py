@@ -209,9 +209,12 @@ def test_a_submission_failure_after_the_submission_succeeded_is_dropped() -> Non
     assert again.history == [] and again.state == d.state
 
 
-def test_stop_before_start_is_ignored_and_a_second_stop_changes_nothing() -> None:
+def test_stop_before_start_waits_for_the_start_and_a_second_stop_changes_nothing() -> None:
     flow = parse_definition(NEW_TASK.format(mode="RequestComplete", token=""))
-    assert advance(flow, None, [{"t": "StopRequested", "error": "E", "cause": "C"}], NOW).history == []
+    early = advance(flow, None, [{"t": "StopRequested", "error": "E", "cause": "C"}], NOW)
+    assert early.history == [] and early.commands == [] and early.status.value == "Starting"
+    late = advance(flow, early.state, [{"t": "Started", "input": {"n": 1}, "name": "e", "flow": "f"}], NOW + 1)
+    assert types(late) == ["ExecutionStarted", "ExecutionStopped"] and (late.error, late.cause) == ("E", "C") and late.commands == []
     _, d = start(NEW_TASK.format(mode="RequestComplete", token=""), {"n": 1})
     stopped = advance(flow, d.state, [{"t": "StopRequested", "error": "ByUser", "cause": "why"}], NOW + 1)
     assert types(stopped) == ["ExecutionStopped"] and stopped.status.value == "Stopped"
