@@ -11,6 +11,9 @@ from common import keys
 
 logger = logging.getLogger(__name__)
 
+STARTUP_SECONDS = 10.0  # longest a front door's start waits for the subscription
+STOP_SECONDS = 3.0  # longest closing it may take
+
 
 class EndWaiters:
     """Futures resolved when an execution (by tag) ends; fed by commit.lua's PUBLISH."""
@@ -22,16 +25,18 @@ class EndWaiters:
         self._ready = asyncio.Event()
 
     async def start(self) -> None:
-        """Subscribe and begin dispatching; returns once the subscription is live."""
+        """Subscribe and begin dispatching; returns once the subscription is live, or after
+        STARTUP_SECONDS (long polls then end on their own timeouts until it is)."""
         self._task = asyncio.create_task(self._run())
-        await self._ready.wait()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), STARTUP_SECONDS)
 
     async def stop(self) -> None:
-        """Cancel the listener."""
+        """Cancel the listener (bounded: an unresponsive connection cannot hold a shutdown)."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._task, STOP_SECONDS)
 
     async def _run(self) -> None:
         while True:
@@ -44,7 +49,6 @@ class EndWaiters:
                         data = message["data"]
                         self._wake(data.decode() if isinstance(data, bytes) else str(data))
             except asyncio.CancelledError:
-                await pubsub.aclose()
                 raise
             except Exception as exc:  # connection lost: waiters fall back to their own re-read on timeout
                 logger.warning("end-of-execution subscription lost, reconnecting: %s", exc)
@@ -52,7 +56,7 @@ class EndWaiters:
                 await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await asyncio.wait_for(pubsub.aclose(), STOP_SECONDS)
 
     def _wake(self, tag: str) -> None:
         for fut in self._waiters.pop(tag, ()):
