@@ -147,6 +147,7 @@ def test_redis_restarted_while_executions_wait(svc: Service) -> None:
         assert done.status == "Succeeded", (i, done.status)
 
 
+@pytest.mark.timeout(600)  # ~40 s on a quiet 2-core machine; its own deadlines add up past the default 300 s
 def test_a_thousand_parallel_executions_survive_a_worker_killed_every_few_seconds(svc: Service) -> None:
     flow = """Type: StateMachine
 SpecVersion: v1
