@@ -1,6 +1,9 @@
 """Activities: the slow work a Task asks for (functions, HTTP, child flows), run on the activities queue.
 
-A RunActivity command comes from the interpreter through the driver. Its outcome goes back into the
+A RunActivity command comes from the interpreter through the driver. A functions-file binding that
+matches the command's resource wins whatever the kind (so MNS, ECS, HTTP calls and child flows can
+be mocked locally); without one, FC is FnF.FunctionNotFound, HTTP:Request a real request, a child
+flow a real child, anything else FnF.ResourceNotSupported. Its outcome goes back into the
 execution's inbox as ActivityCompleted / ActivityFailed, and a drive is published. Side effects are
 at least once (a redelivered message runs the call again); the interpreter accepts one result per
 activity id, so the execution's history and result stay exactly once.
@@ -17,7 +20,7 @@ from common.records import dumps
 from common.faults import fault_point
 from common.scripts import Scripts
 from common.settings import Settings
-from worker.functions import Functions
+from worker.functions import TASK_TIMEOUT, Functions, Invocation
 from worker.httptask import http_request
 from worker.outcomes import Outcome
 
@@ -45,6 +48,22 @@ def waits_for_report(command: dict[str, Any]) -> bool:
     return mode_of(command) in (SYSTEM, CUSTOM)
 
 
+def handler_event(command: dict[str, Any]) -> Any:
+    """What a bound handler is called with: Parameters.body when given, else the task's input.
+
+    FC:InvokeFunction's rule (common/interpreter/model.py), used for every bound resource.
+    """
+    params = command.get("params")
+    return params["body"] if isinstance(params, dict) and "body" in params else command.get("input", {})
+
+
+def invocation_of(tag: str, command: dict[str, Any]) -> Invocation:
+    """The task a command runs for, as a handler's context shows it."""
+    flow_id, name = keys.split_tag(tag)
+    token = str(command.get("token") or "") if waits_for_report(command) else ""
+    return Invocation(str(command.get("step") or ""), str(command.get("id") or ""), flow_id, name, token)
+
+
 class ActivityRunner:
     """Runs RunActivity commands and feeds their outcomes back (sync redis-py clients)."""
 
@@ -69,21 +88,25 @@ class ActivityRunner:
         timeout_ms = command.get("timeout_ms")
         timeout_s = float(timeout_ms) / 1000 if timeout_ms else None
         params = command.get("params") or {}
-        if kind == "fc":
-            # FC:InvokeFunction sends Parameters.body when given, else the state input (contract in
-            # common/interpreter/model.py).
-            event = params["body"] if isinstance(params, dict) and "body" in params else command.get("input", {})
-            return self.functions.invoke(str(command.get("resource", "")), event, timeout_s)
+        resource = str(command.get("resource") or "")
+        if kind == "fc" or self.functions.binding(resource) is not None:
+            return self.functions.invoke(resource, handler_event(command), timeout_s, invocation_of(tag, command))
         if kind == "http":
             return http_request(dict(params), timeout_s)
         if kind == "flow" and self.start_child is not None:
             return self.start_child(tag, command)
-        return Outcome.failed(UNSUPPORTED, f"OpenFnF cannot call {command.get('resource') or kind!r}")
+        return Outcome.failed(UNSUPPORTED, f"OpenFnF cannot call {resource or kind!r}; a functions-file binding can answer it")
 
     def run(self, tag: str, command: dict[str, Any]) -> str:
         """Execute and report; returns what was reported (for logs and tests)."""
         outcome = self.execute(tag, command)
         fault_point(self.settings, "activity.after_call")
+        if not outcome.succeeded and outcome.error == TASK_TIMEOUT and command.get("timeout_ms"):
+            # A task with its own timeout has a timer armed with this command, due before the call
+            # limit ends here: the timer ends the task (TaskTimedOut). Delivering this too would race
+            # it and make the history depend on which lands first; the limit only frees the worker.
+            logger.info("activity %s of %s outlived its timeout; its timer ends the task", command.get("id"), tag)
+            return "TimedOut"
         # In the callback modes ActivityCompleted only says "submitted"; the task then waits for the
         # token's report (a child flow's end reports through its CallbackFnFTaskToken).
         if outcome.succeeded:

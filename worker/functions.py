@@ -1,4 +1,4 @@
-"""The functions file: Function Compute ARNs mapped to Python handlers or HTTP endpoints, and invoking them.
+"""The functions file: task resources mapped to Python handlers or HTTP endpoints, and invoking them.
 
 ```yaml
 functions:
@@ -6,7 +6,12 @@ functions:
     python: "myapp.handlers:hello"                      # handler(event_bytes, context), like FC's runtime
   - arn: "acs:fc:*:*:services/billing/functions/*"
     http: "http://billing.internal:9000/invoke/{function}"   # POST the event, JSON back
+  - arn: "acs:mns:*:*:/topics/*"                        # any other resource too (an ARN or an
+    python: "myapp.mocks:publish"                       # Action such as ECS:DescribeInstances)
 ```
+
+The `arn` glob is matched against the task's resource, whatever its kind (worker/activities.py
+decides which resources come here). Handlers get FC's context plus OpenFnF's additions (Invocation).
 """
 from __future__ import annotations
 
@@ -56,6 +61,17 @@ def parse_arn(arn: str) -> FunctionRef | None:
     return FunctionRef(arn, parts.get("service") or "", parts["function"], parts["region"], parts["account"])
 
 
+def resource_ref(resource: str) -> FunctionRef:
+    """What a handler's context says about any resource: an FC ARN's parts, else region and account of
+    an `acs:` ARN and its last path segment as the function name (an Action such as `HTTP:Request` as is)."""
+    ref = parse_arn(resource)
+    if ref is not None:
+        return ref
+    parts = resource.split(":", 4)
+    region, account = (parts[2], parts[3]) if len(parts) == 5 and parts[0] == "acs" else ("", "")
+    return FunctionRef(resource, "", resource.rstrip("/").rsplit("/", 1)[-1], region, account)
+
+
 @dataclass(frozen=True)
 class Binding:
     """One entry of the functions file."""
@@ -87,11 +103,35 @@ def load_functions(path: Path | None) -> list[Binding]:
     return out
 
 
-class Context:
-    """What a handler gets as `context`, shaped like Function Compute's Python runtime context."""
+@dataclass(frozen=True)
+class Invocation:
+    """The task behind a call (OpenFnF's additions to the handler context; empty outside an execution)."""
 
-    def __init__(self, ref: FunctionRef, timeout_s: float, request_id: str, caller: Caller | None = None) -> None:
+    step: str = ""  # the Task's state / step name
+    task_id: str = ""  # the activity id: "<StepEntered EventId>", "<that>/<attempt>" for a retry
+    flow_id: str = ""  # CreateFlow's Id of the execution's flow
+    execution_name: str = ""
+    task_token: str = ""  # in the callback modes the token to report to, else ""
+
+
+class Context:
+    """What a handler gets as `context`, shaped like Function Compute's Python runtime context.
+
+    OpenFnF's additions: `endpoint`, `resource` (the task's resource the binding matched), and the
+    Invocation's `step`, `task_id`, `flow_id`, `execution_name`, `task_token`.
+    """
+
+    def __init__(
+        self, ref: FunctionRef, timeout_s: float, request_id: str, caller: Caller | None = None, invocation: Invocation | None = None
+    ) -> None:
         caller = caller or Caller()
+        invocation = invocation or Invocation()
+        self.resource = ref.arn
+        self.step = invocation.step
+        self.task_id = invocation.task_id
+        self.flow_id = invocation.flow_id
+        self.execution_name = invocation.execution_name
+        self.task_token = invocation.task_token
         self.request_id = request_id
         self.region = ref.region
         self.account_id = ref.account
@@ -125,27 +165,27 @@ def parse_result(raw: Any) -> Any:
 
 
 class Functions:
-    """Resolves ARNs through the bindings and invokes the target."""
+    """Resolves task resources (FC ARNs first of all) through the bindings and invokes the target."""
 
     def __init__(self, bindings: list[Binding], caller: Caller | None = None) -> None:
         self.bindings = bindings
         self.caller = caller or Caller()
         self._handlers: dict[str, Callable[..., Any]] = {}
 
-    def binding(self, arn: str) -> Binding | None:
-        """The first binding whose pattern matches the ARN."""
-        return next((b for b in self.bindings if fnmatchcase(arn, b.pattern)), None)
+    def binding(self, resource: str) -> Binding | None:
+        """The first binding whose pattern matches the resource (an ARN or an Action)."""
+        return next((b for b in self.bindings if fnmatchcase(resource, b.pattern)), None)
 
-    def invoke(self, arn: str, event: Any, timeout_s: float | None) -> Outcome:
-        """Call the function bound to `arn` with `event`; never raises for the function's own errors."""
-        ref = parse_arn(arn) or FunctionRef(arn, "", arn.rsplit("/", 1)[-1], "", "")
+    def invoke(self, arn: str, event: Any, timeout_s: float | None, invocation: Invocation | None = None) -> Outcome:
+        """Call the function bound to `arn` (any resource) with `event`; never raises for the function's own errors."""
+        ref = resource_ref(arn)
         binding = self.binding(arn)
         if binding is None:
             return Outcome.failed(UNKNOWN_FUNCTION, f"no function in the functions file matches {arn}")
         limit = timeout_s or DEFAULT_TIMEOUT_S
         payload = json.dumps(event).encode()
         if binding.python:
-            return self._python(binding.python, ref, payload, limit)
+            return self._python(binding.python, ref, payload, limit, invocation)
         assert binding.http is not None
         return self._http(binding.http, ref, payload, limit)
 
@@ -157,7 +197,7 @@ class Functions:
             self._handlers[spec] = handler
         return handler
 
-    def _python(self, spec: str, ref: FunctionRef, payload: bytes, limit: float) -> Outcome:
+    def _python(self, spec: str, ref: FunctionRef, payload: bytes, limit: float, invocation: Invocation | None) -> Outcome:
         try:
             handler = self._handler(spec)
         except (ImportError, AttributeError, ValueError) as exc:
@@ -166,7 +206,7 @@ class Functions:
 
         def call() -> None:
             try:
-                box["value"] = handler(payload, Context(ref, limit, str(uuid.uuid4()), self.caller))
+                box["value"] = handler(payload, Context(ref, limit, str(uuid.uuid4()), self.caller, invocation))
             except BaseException as exc:  # the function's error is the task's error  # noqa: BLE001
                 box["error"] = exc
 
