@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from typing import Any
 
 from common.interpreter.model import HistoryEvent
@@ -71,16 +72,24 @@ def execution_view(fields: dict[str, str], definition: str) -> dict[str, Any]:
     return view
 
 
-def encode_history_chunk(events: list[HistoryEvent]) -> str:
-    """One drive's history events as the stored chunk."""
-    return dumps([e.to_json() for e in events]) if events else ""
+HISTORY_COMPRESSION = 6  # zlib level: one drive's events repeat names and keys, so they shrink ~5x
+
+
+def encode_history_chunk(events: list[HistoryEvent]) -> bytes:
+    """One drive's history events as the stored chunk: zlib-compressed compact JSON (b'' for none)."""
+    if not events:
+        return b""
+    return zlib.compress(dumps([e.to_json() for e in events]).encode("utf-8"), HISTORY_COMPRESSION)
 
 
 def decode_history(chunks: list[Any]) -> list[HistoryEvent]:
-    """All stored chunks of an execution, in order, as events."""
+    """All stored chunks of an execution, in order, as events (plain-JSON chunks of older data too)."""
     out: list[HistoryEvent] = []
     for chunk in chunks:
-        out.extend(HistoryEvent.from_json(raw) for raw in json.loads(_s(chunk)))
+        raw = chunk if isinstance(chunk, bytes) else str(chunk).encode("utf-8")
+        if raw[:1] != b"[":
+            raw = zlib.decompress(raw)
+        out.extend(HistoryEvent.from_json(event) for event in json.loads(raw))
     return out
 
 
