@@ -7,6 +7,7 @@ result or a timer would.
 """
 from __future__ import annotations
 
+import contextvars
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -74,14 +75,14 @@ def test_a_stopping_worker_hands_the_execution_back(front_door: Service) -> None
     driver = driver_with_a_late_event(front_door, r)
     heartbeat.STOPPING.set()
     try:
-        assert driver.drive(tag) == "handed_back"
+        assert contextvars.copy_context().run(driver.drive, tag) == "handed_back"
     finally:
         heartbeat.STOPPING.clear()
     assert r.exists(keys.lease(tag)) == 0, "the lease is released at once, not left to expire"
     assert r.lrange(keys.inbox(tag), 0, -1) == [NOISE.encode()], "the unseen event stays for the next drive"
     assert r.zscore(keys.WAKE, tag) is not None, "its wake-up stays, so the safety net re-drives it"
     assert r.hget(keys.execution(tag), "status") == b"Succeeded", "what the round did is committed"
-    assert Driver(r, Settings(redis_url=front_door.redis_url)).drive(tag) == "driven"
+    assert contextvars.copy_context().run(Driver(r, Settings(redis_url=front_door.redis_url)).drive, tag) == "driven"
     assert r.llen(keys.inbox(tag)) == 0
 
 
@@ -89,5 +90,5 @@ def test_a_running_worker_drives_on(front_door: Service) -> None:
     """The same late event without a stop: the driver takes another round itself."""
     r = redis.Redis.from_url(front_door.redis_url)
     tag = started_tag(front_door, "e2")
-    assert driver_with_a_late_event(front_door, r).drive(tag) == "driven"
+    assert contextvars.copy_context().run(driver_with_a_late_event(front_door, r).drive, tag) == "driven"
     assert r.llen(keys.inbox(tag)) == 0 and r.exists(keys.lease(tag)) == 0

@@ -1,6 +1,7 @@
 """Liveness decisions from a heartbeat (a table, the clock passed in) and the JSON log format."""
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 import logging
@@ -79,6 +80,11 @@ def test_default_heartbeat_paths_differ_by_role() -> None:
 
 
 def _emit(formatter: logging.Formatter, exc: bool = False) -> str:
+    """One record through a handler with the context filter, in a fresh context (nothing set)."""
+    return contextvars.Context().run(_emit_here, formatter, exc)
+
+
+def _emit_here(formatter: logging.Formatter, exc: bool) -> str:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(ContextFilter())
@@ -101,12 +107,13 @@ def _emit(formatter: logging.Formatter, exc: bool = False) -> str:
 
 
 def test_json_logs_carry_request_flow_and_execution() -> None:
-    tokens = (request_id_var.set("REQ-1"), flow_var.set("orders"), execution_var.set("run-7"))
-    try:
-        line = _emit(JsonFormatter())
-    finally:
-        for var, token in zip((request_id_var, flow_var, execution_var), tokens, strict=True):
-            var.reset(token)
+    def emit_with_context() -> str:
+        request_id_var.set("REQ-1")
+        flow_var.set("orders")
+        execution_var.set("run-7")
+        return _emit_here(JsonFormatter(), False)
+
+    line = contextvars.Context().run(emit_with_context)
     assert line.count("\n") == 1
     doc = json.loads(line)
     assert doc["message"] == "drove 3 events" and doc["level"] == "INFO" and doc["logger"] == "openfnf.test.logs"
