@@ -2,9 +2,8 @@
 run 2,000 executions while every process is restarted one by one with SIGTERM (a rolling restart)
 and one worker is SIGKILLed. Every execution must succeed exactly once, with the right output.
 
-FLOW is the one place to extend when the engine runs more state types: today it uses what runs
-end to end (Pass, Parallel, Choice, Succeed/Fail); a Task (FC:InvokeFunction on `add`, bound in
-FUNCTIONS) and a Wait go in between Prepare and Both, keeping `expected_output` true.
+FLOW mixes what a real flow does: Pass, a function Task (FC:InvokeFunction on `add`, bound in
+FUNCTIONS), a Wait, a Parallel and a Choice.
 """
 from __future__ import annotations
 
@@ -37,6 +36,21 @@ States:
     Name: Prepare
     OutputConstructor:
       sum.$: $Input.i + 1000
+    Next: Add
+  - Type: Task
+    Name: Add
+    Action: FC:InvokeFunction
+    Parameters:
+      resourceArn: acs:fc:cn-hangzhou:123:functions/add/LATEST
+      body:
+        a.$: $Input.sum
+        b: 0
+    OutputConstructor:
+      sum.$: $Output.Body.sum
+    Next: Pause
+  - Type: Wait
+    Name: Pause
+    Seconds: 1
     Next: Both
   - Type: Parallel
     Name: Both
