@@ -79,6 +79,11 @@ class Timers:
         idle = [(tag, score) for tag, score, n in zip(members, scores, lengths, strict=True) if not n]
         if idle:
             self.scripts.pipeline_sync(lambda pipe: [self.scripts.queue(pipe, "release_if", [keys.WAKE], [t, s]) for t, s in idle])
+        if redrive and self.broker.llen(self.settings.drive_queue) > self.settings.rescue_backlog_limit:
+            # The workers are behind: these executions' drives are most likely still queued, and
+            # pushing more would only grow the backlog (a storm). They stay armed (claim_due pushed
+            # their deadline on) and are rescued once the queue is short again; nothing is lost.
+            return len(members)
         if redrive:
             logger.info("safety net: re-driving %d execution(s)", len(redrive))
             worker_metrics.REDRIVEN.inc(len(redrive))

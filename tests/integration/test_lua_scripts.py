@@ -142,3 +142,21 @@ def test_claim_due_and_release_if(r: redis.Redis) -> None:
     assert r.zscore("z", "b") == 40000 and r.zscore("z", "a") is None
     assert s.claim_due(keys=["z"], args=[1000, 1, 30000]) == []
     assert len(s.claim_due(keys=["z"], args=[100000, 1, 10])) == 2  # the limit holds
+
+
+def test_the_safety_net_holds_back_while_the_drive_queue_is_backlogged(r: redis.Redis) -> None:
+    from common.settings import Settings
+    from worker.timers import Timers
+
+    settings = Settings(_env_file=None, rescue_backlog_limit=2, wake_after_ms=1000)
+    timers = Timers(r, r, settings)
+    s = Scripts(r)
+    _claim(s)
+    r.zadd(keys.WAKE, {TAG: 0})
+    r.rpush(settings.drive_queue, "a", "b", "c")  # a backlog of three queued drives
+    assert timers.rescue(10_000) == 1
+    assert r.llen(settings.drive_queue) == 3  # nothing more pushed
+    assert r.zscore(keys.WAKE, TAG) == 11_000  # still armed, a wake-up later
+    r.delete(settings.drive_queue)
+    assert timers.rescue(20_000) == 1
+    assert r.llen(settings.drive_queue) == 1  # the queue is short again: re-driven
