@@ -10,6 +10,7 @@ See bench/README.md for how to read the table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -73,6 +74,20 @@ def _versions() -> str:
     return f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, celery {celery.__version__}, redis-py {redis.__version__}, moto {moto_version}"
 
 
+def _commit() -> str:
+    """The checked-out commit (short), marked if product files differ from it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "api", "common", "worker", "openfnf"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" with uncommitted product changes" if dirty else "") if head else "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the parts asked for, print the table, write it (unless --no-write)."""
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS / "latest.md", help="where the table is written")
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--profile", type=Path, default=None, metavar="DIR", help="py-spy the front door and a worker into DIR")
+    ap.add_argument("--repeat", type=int, default=None, help="attempts per throughput figure, best kept (default 2; --quick 1)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (process logs, redis data)")
     ap.add_argument("--comment", default="", help="a line added under the header (e.g. why the machine was busy)")
     args = ap.parse_args(argv)
@@ -89,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown parts {unknown}; choose from {PARTS}")
     sizes = Sizes.quick() if args.quick else Sizes()
+    if args.repeat is not None:
+        sizes = dataclasses.replace(sizes, repeat=max(1, args.repeat))
     load_start = os.getloadavg()
+    commit_start = _commit()
     started = dt.datetime.now(dt.timezone.utc)
     workdir = Path(tempfile.mkdtemp(prefix="openfnf-bench-"))
     ctx = Ctx(workdir=workdir, sizes=sizes, report=Report(), profile_dir=args.profile)
@@ -100,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             if part not in parts:
                 continue
             print(f"[{time.monotonic() - t0:6.0f}s] {part} ...", file=sys.stderr, flush=True)
+            ctx.mark(part)
             try:
                 STEPS[part](ctx)
             except Exception as exc:  # noqa: BLE001 - one broken part must not lose the others' figures
@@ -111,16 +131,22 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     load_end = os.getloadavg()
+    commit_end = _commit()
+    commit = commit_start if commit_end == commit_start else f"{commit_start} at the start, {commit_end} at the end (the code changed during the run)"
     for f in failed:
         ctx.report.note(f"FAILED {f}")
+    if ctx.facts.get("attempts") and sizes.repeat > 1:
+        tried = "; ".join(f"{k}: {', '.join(f'{v:,}' for v in vs)}" for k, vs in ctx.facts["attempts"].items())
+        ctx.report.note(f"Throughput rows are the best of {sizes.repeat} attempts (per second): {tried}.")
+    ctx.report.note("Load average (1 min) as each part started: " + ", ".join(ctx.facts.get("load", [])) + ".")
     header = [
         "# OpenFnF benchmark: side by side with the peer (moto) and the bare limits",
         "",
         f"- date: {started:%Y-%m-%d %H:%M} UTC; took {time.monotonic() - t0:.0f} s; {'QUICK smoke run (small counts), ' if args.quick else ''}"
-        f"command: `python -m bench{' --quick' if args.quick else ''}{'' if args.only == ','.join(PARTS) else ' --only ' + args.only}`",
+        f"command: `{' '.join(['python -m bench', *(argv if argv is not None else sys.argv[1:])])}`",
         f"- machine: {os.cpu_count()} cores ({platform.machine()}, {platform.system()}); load average at start "
         f"{load_start[0]:.2f} / {load_start[1]:.2f} / {load_start[2]:.2f} (1/5/15 min), at end {load_end[0]:.2f}",
-        f"- {_versions()}; everything (client, servers, workers, redis-server) on this one machine",
+        f"- code: {commit}; {_versions()}; everything (client, servers, workers, redis-server) on this one machine",
     ]
     if args.comment:
         header.append(f"- {args.comment}")

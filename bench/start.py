@@ -103,8 +103,8 @@ def peer_boto3(ctx: Ctx) -> dict[str, Any]:
 def run(ctx: Ctx) -> None:
     """Scenario 1's rows."""
     noop = ctx.facts.get("noop") or {}
-    o = ours(ctx)
-    pc = peer_client(ctx)
+    o = ctx.best("StartExecution, OpenFnF", lambda: ours(ctx), lambda r: float(r["rate"]))
+    pc = ctx.best("StartExecution, peer", lambda: peer_client(ctx), lambda r: float(r["rate"]))
     pb = peer_boto3(ctx)
     best_peer = max(pc["rate"], pb["rate"])
     rep = ctx.report
