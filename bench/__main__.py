@@ -1,6 +1,6 @@
 """`python -m bench`: the side-by-side harness."""
-from bench.run import main
-
 import sys
+
+from bench.run import main
 
 sys.exit(main())

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from bench import profiling
+from bench import peer, profiling
 from bench.context import Ctx
 from bench.flows import asl_map_pass, asl_pass_chain, fdl_map_calls, fdl_pass_chain
 from bench.measure import Ended, cpu_seconds, load, rss_bytes, wait_ended
-from bench import peer
 from bench.services import KEY_ID, SECRET, OpenFnF
 from bench.table import Row
 from common import keys
@@ -124,7 +124,7 @@ def scaling(ctx: Ctx) -> None:
     """Completed 10-state executions per second with 1, 2 and 4 worker processes (issue 10 asks for it)."""
     s = ctx.sizes
     for w in s.workers:
-        o = ctx.best(f"{w} worker(s)", lambda: ours_batch(ctx, "scaling", fdl_pass_chain(10), s.scaling, workers=w), lambda b: b.ended.rate())
+        o = ctx.best(f"{w} worker(s)", partial(ours_batch, ctx, "scaling", fdl_pass_chain(10), s.scaling, workers=w), lambda b: b.ended.rate())
         bare = ctx.facts.get(f"celery{w}")
         ctx.report.add(Row("2 worker scaling", f"completed/s, {w} worker process{'es' if w > 1 else ''} (solo pool), N={o.ended.total}",
                            "/s", o.ended.rate(), None, bare, f"no-op Celery task/s, {w} worker{'s' if w > 1 else ''}",

@@ -33,7 +33,7 @@ class Sizes:
     repeat: int = 2  # throughput figures: best of this many attempts (other load on a shared machine only ever lowers them)
 
     @classmethod
-    def quick(cls) -> "Sizes":
+    def quick(cls) -> Sizes:
         """A smoke run: every scenario in a few seconds."""
         return cls(duration=3.0, warmup=0.5, pass10=500, pass10_peer=60, peer_timeout=40.0, scaling=300, latency=30,
                    latency_peer=15, fanout=3, memory=1000, celery=500, repeat=1)  # fmt: skip

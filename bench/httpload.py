@@ -209,7 +209,7 @@ def percentile(sorted_values: list[float], pct: float) -> float:
     """Nearest-rank percentile of an ascending list (0 for none)."""
     if not sorted_values:
         return 0.0
-    rank = max(0, min(len(sorted_values) - 1, int(round(pct / 100 * len(sorted_values) + 0.5)) - 1))
+    rank = max(0, min(len(sorted_values) - 1, round(pct / 100 * len(sorted_values) + 0.5) - 1))
     return sorted_values[rank]
 
 
@@ -252,7 +252,7 @@ async def run(spec: dict[str, Any]) -> LoadResult:
                 t0 = time.perf_counter()
                 try:
                     status, body = await asyncio.wait_for(conn.request(raw), 30)
-                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
                     await conn.close()
                     if counted:
                         result.sent += 1

@@ -12,11 +12,11 @@ import json
 import time
 from typing import Any
 
+from bench import peer
 from bench.context import Ctx
 from bench.flows import asl_pass_chain, fdl_pass_chain
 from bench.httpload import HttpConnection, percentile
 from bench.measure import wait_ended
-from bench import peer
 from bench.services import KEY_ID, SECRET, OpenFnF
 from bench.table import Row
 from openfnf.loadtest import sign

@@ -62,7 +62,7 @@ STEPS: dict[str, Callable[[Ctx], None]] = {
 
 def _versions() -> str:
     import aiohttp
-    import celery
+    import celery  # type: ignore[import-untyped]
     import redis
 
     try:
@@ -80,9 +80,9 @@ def _commit() -> str:
 
     root = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=False).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "api", "common", "worker", "openfnf"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + (" with uncommitted product changes" if dirty else "") if head else "unknown"
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, repeat=max(1, args.repeat))
     load_start = os.getloadavg()
     commit_start = _commit()
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     workdir = Path(tempfile.mkdtemp(prefix="openfnf-bench-"))
     ctx = Ctx(workdir=workdir, sizes=sizes, report=Report(), profile_dir=args.profile)
     failed: list[str] = []
@@ -142,10 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         "# OpenFnF benchmark: side by side with the peer (moto) and the bare limits",
         "",
-        f"- date: {started:%Y-%m-%d %H:%M} UTC; took {time.monotonic() - t0:.0f} s; {'QUICK smoke run (small counts), ' if args.quick else ''}"
-        f"command: `{' '.join(['python -m bench', *(argv if argv is not None else sys.argv[1:])])}`",
-        f"- machine: {os.cpu_count()} cores ({platform.machine()}, {platform.system()}); load average at start "
-        f"{load_start[0]:.2f} / {load_start[1]:.2f} / {load_start[2]:.2f} (1/5/15 min), at end {load_end[0]:.2f}",
+        (
+            f"- date: {started:%Y-%m-%d %H:%M} UTC; took {time.monotonic() - t0:.0f} s; {'QUICK smoke run (small counts), ' if args.quick else ''}"
+            f"command: `{' '.join(['python -m bench', *(argv if argv is not None else sys.argv[1:])])}`"
+        ),
+        (
+            f"- machine: {os.cpu_count()} cores ({platform.machine()}, {platform.system()}); load average at start "
+            f"{load_start[0]:.2f} / {load_start[1]:.2f} / {load_start[2]:.2f} (1/5/15 min), at end {load_end[0]:.2f}"
+        ),
         f"- code: {commit}; {_versions()}; everything (client, servers, workers, redis-server) on this one machine",
     ]
     if args.comment:

@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from common import keys
 from openfnf.loadtest import sign
 from openfnf.redisserver import RedisServer, free_port, start_redis
 
@@ -117,7 +118,7 @@ class OpenFnF:
         env.update(self.extra_env)
         return env
 
-    def start(self) -> "OpenFnF":
+    def start(self) -> OpenFnF:
         """redis-server, then the front door, the workers and the timers; returns once all are ready."""
         self.redis = start_redis(self.workdir / "redis", aof=True)
         self.r = redis.Redis.from_url(self.redis.url)
@@ -180,7 +181,8 @@ class OpenFnF:
     def create_flow(self, name: str, definition: str) -> str:
         """Create flow `name`; returns its Id (the tag prefix of its executions)."""
         self.call("CreateFlow", {"Name": name, "Definition": definition, "Type": "FDL", "Description": "bench"})
-        flow = self.r.hgetall(f"fnf:f:{{{ACCOUNT}}}:{name}") if self.r is not None else {}
+        assert self.r is not None
+        flow: dict[bytes, bytes] = self.r.hgetall(keys.flow(ACCOUNT, name))  # type: ignore[assignment]
         return flow[b"Id"].decode()
 
     def stop(self) -> None:
@@ -199,7 +201,7 @@ class Moto:
         self.procs = Processes(workdir)
         self.port = free_port()
 
-    def start(self) -> "Moto":
+    def start(self) -> Moto:
         """Start and wait until it listens."""
         env = base_env()
         env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
@@ -228,8 +230,8 @@ class Moto:
 
     def client(self, pool: int = 10) -> Any:
         """A boto3 Step Functions client on this server."""
-        import boto3
-        from botocore.config import Config
+        import boto3  # type: ignore[import-untyped]
+        from botocore.config import Config  # type: ignore[import-untyped]
 
         return boto3.client(
             "stepfunctions", endpoint_url=self.url, region_name="us-east-1", aws_access_key_id="testing",
