@@ -94,7 +94,8 @@ def test_worker_sigkilled_in_the_middle_of_an_activity(svc: Service) -> None:
     r = redis.Redis.from_url(svc.redis_url)
     create(sdk, "slow", SLOW_TASK)
     victim = svc.start("victim", "worker", "--hostname", "victim@%h")
-    sdk.start_execution(models.StartExecutionRequest(flow_name="slow", execution_name="e1", input='{"n": 1, "seconds": 2}'))
+    # The call runs 6 s: a test process slowed by a busy machine still kills the victim mid-call.
+    sdk.start_execution(models.StartExecutionRequest(flow_name="slow", execution_name="e1", input='{"n": 1, "seconds": 6}'))
     assert r.blpop("test:running", timeout=60) is not None  # the function is running inside the victim
     victim.send_signal(signal.SIGKILL)
     victim.wait(30)
