@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     functions_endpoint: str = ""  # host:port of a front door; default OPENFNF_HOST:OPENFNF_PORT
     retention_days: int = 90  # finished executions and their history
     wake_after_ms: int = 5000  # safety net: re-drive an execution whose inbox is still full after this
+    activity_rescue_ms: int = 60000  # an activity no worker shows life for (lost message, killed worker) runs again after this
     rescue_backlog_limit: int = 1000  # ... unless more drives than this wait in the queue (they are queued, not lost)
     lease_ms: int = 10000  # driver lease; a drive taking longer loses its fence
     timers_poll_ms: int = 50

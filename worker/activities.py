@@ -10,9 +10,11 @@ activity id, so the execution's history and result stay exactly once.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from common import keys
@@ -36,6 +38,11 @@ MODES = {
     "waitForCallback": CUSTOM, "WaitForCustomCallback": CUSTOM,
 }  # fmt: skip
 UNSUPPORTED = "FnF.ResourceNotSupported"
+
+
+def activity_member(tag: str, activity_id: str) -> str:
+    """The activity's entry in keys.ACTIVITIES and keys.ACTIVITY_COMMANDS."""
+    return f"{tag}#{activity_id}"
 
 
 def mode_of(command: dict[str, Any]) -> str:
@@ -99,13 +106,16 @@ class ActivityRunner:
 
     def run(self, tag: str, command: dict[str, Any]) -> str:
         """Execute and report; returns what was reported (for logs and tests)."""
-        outcome = self.execute(tag, command)
+        member = activity_member(tag, str(command["id"]))
+        with self._alive(member):  # keeps the timers from running it again while this call lasts
+            outcome = self.execute(tag, command)
         fault_point(self.settings, "activity.after_call")
         if not outcome.succeeded and outcome.error == TASK_TIMEOUT and command.get("timeout_ms"):
             # A task with its own timeout has a timer armed with this command, due before the call
             # limit ends here: the timer ends the task (TaskTimedOut). Delivering this too would race
             # it and make the history depend on which lands first; the limit only frees the worker.
             logger.info("activity %s of %s outlived its timeout; its timer ends the task", command.get("id"), tag)
+            self._forget(member)
             return "TimedOut"
         # In the callback modes ActivityCompleted only says "submitted"; the task then waits for the
         # token's report (a child flow's end reports through its CallbackFnFTaskToken).
@@ -113,17 +123,49 @@ class ActivityRunner:
             event = {"t": "ActivityCompleted", "id": command["id"], "result": outcome.result}
         else:
             event = {"t": "ActivityFailed", "id": command["id"], "error": outcome.error, "cause": outcome.cause}
-        self.deliver(tag, event)
+        self.deliver(tag, event, member)
         return event["t"]
 
-    def deliver(self, tag: str, event: dict[str, Any]) -> None:
-        """Append an event to a running execution's inbox and drive it."""
+    @contextlib.contextmanager
+    def _alive(self, member: str) -> Iterator[None]:
+        """Push the activity's rescue deadline on now and every third of it while the call runs."""
+        period = self.settings.activity_rescue_ms / 1000
+        stop = threading.Event()
+
+        def beat() -> None:
+            while True:
+                try:  # XX: an activity removed meanwhile (cancelled, delivered) is not brought back
+                    self.state.zadd(keys.ACTIVITIES, {member: int(time.time() * 1000) + self.settings.activity_rescue_ms}, xx=True)
+                except Exception as exc:  # noqa: BLE001 - a missed beat only risks one duplicate run
+                    logger.warning("activity heartbeat failed: %s", exc)
+                if stop.wait(period / 3):
+                    return
+
+        thread = threading.Thread(target=beat, name="activity-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(5)
+
+    def _forget(self, member: str) -> None:
+        pipe = self.state.pipeline(transaction=False)
+        pipe.zrem(keys.ACTIVITIES, member)
+        pipe.hdel(keys.ACTIVITY_COMMANDS, member)
+        pipe.execute()
+
+    def deliver(self, tag: str, event: dict[str, Any], member: str | None = None) -> None:
+        """Append an event to a running execution's inbox and drive it (and forget the activity's rescue entry)."""
         now = int(time.time() * 1000)
-        self.scripts.pipeline_sync(
-            lambda pipe: (
-                pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms}),
-                self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [dumps(event)]),
-            )
-        )
+
+        def build(pipe: Any) -> None:
+            pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms})
+            self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [dumps(event)])
+            if member is not None:  # after the append: a crash in between runs the call again, never loses it
+                pipe.zrem(keys.ACTIVITIES, member)
+                pipe.hdel(keys.ACTIVITY_COMMANDS, member)
+
+        self.scripts.pipeline_sync(build)
         self.publish_drive(tag)
 

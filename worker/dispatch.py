@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from common import keys
@@ -21,7 +22,7 @@ from common.scripts import Scripts
 from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK, DRIVE_TASK, redis_task_message
 from common.tokens import InvalidToken, parse_token
-from worker.activities import waits_for_report
+from worker.activities import activity_member, waits_for_report
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +64,16 @@ class Dispatcher:
                 pipe.zrem(keys.TIMERS, timer_member(tag, cid))
             elif kind == CommandType.CANCEL_ACTIVITY:
                 pipe.hset(keys.tasks(tag), cid, "done")  # its token's reports are TaskAlreadyCompleted from now on
+                pipe.zrem(keys.ACTIVITIES, activity_member(tag, cid))  # and it is never run again
+                pipe.hdel(keys.ACTIVITY_COMMANDS, activity_member(tag, cid))
             elif kind == CommandType.RUN_ACTIVITY:
                 if waits_for_report(command):
                     pipe.hsetnx(keys.tasks(tag), cid, "waiting")
+                # Recorded before it is published: a message lost with a killed worker is run again
+                # by the timers after activity_rescue_ms (worker/timers.py rescue_activities).
+                member = activity_member(tag, cid)
+                pipe.hset(keys.ACTIVITY_COMMANDS, member, json.dumps(command))
+                pipe.zadd(keys.ACTIVITIES, {member: int(time.time() * 1000) + self.settings.activity_rescue_ms})
                 activities.append(command)
             else:
                 logger.error("unknown command %r from the interpreter; ignored", kind)

@@ -19,7 +19,7 @@ from common import keys
 from common.redisurl import for_redis_py
 from common.scripts import Scripts
 from common.settings import Settings
-from common.taskmsg import DRIVE_TASK, redis_task_message
+from common.taskmsg import ACTIVITY_TASK, DRIVE_TASK, redis_task_message
 from worker import metrics as worker_metrics
 from worker.heartbeat import Heartbeat, heartbeat_path
 from worker.schedules import ScheduleFirer
@@ -90,6 +90,37 @@ class Timers:
         self.publish_drives(redrive)
         return len(members)
 
+    def rescue_activities(self, now: int) -> int:
+        """Publish again the activities no worker has shown life for (a message lost with a killed
+        worker); those of ended executions are forgotten. A duplicate run is harmless: activities are
+        at least once, and the interpreter takes one result per activity id."""
+        claimed = self.scripts.claim_due(keys=[keys.ACTIVITIES], args=[now, BATCH, self.settings.activity_rescue_ms])
+        if not claimed:
+            return 0
+        members = [m.decode() if isinstance(m, bytes) else str(m) for m in claimed[::2]]
+        pipe = self.state.pipeline(transaction=False)
+        for member in members:
+            pipe.hget(keys.ACTIVITY_COMMANDS, member)
+            pipe.hget(keys.execution(member.rsplit("#", 1)[0]), "status")
+        answers = pipe.execute()
+        again, gone = [], []
+        for member, raw, status in zip(members, answers[::2], answers[1::2], strict=True):
+            running = status is not None and status.decode() not in ("Succeeded", "Failed", "Stopped", "TimedOut")
+            (again if raw is not None and running else gone).append((member, raw))
+        if gone:
+            pipe = self.state.pipeline(transaction=False)
+            for member, _ in gone:
+                pipe.zrem(keys.ACTIVITIES, member)
+                pipe.hdel(keys.ACTIVITY_COMMANDS, member)
+            pipe.execute()
+        if again:
+            queue = self.settings.activity_queue
+            logger.info("safety net: running %d activit(y/ies) again", len(again))
+            self.broker.lpush(queue, *(
+                redis_task_message(ACTIVITY_TASK, [m.rsplit("#", 1)[0], json.loads(raw)], queue) for m, raw in again
+            ))  # fmt: skip
+        return len(members)
+
     def run(self) -> None:
         """Loop until SIGTERM/SIGINT."""
         signal.signal(signal.SIGTERM, self._stop)
@@ -100,7 +131,7 @@ class Timers:
                 self.on_tick()
             try:
                 now = int(time.time() * 1000)
-                busy = self.fire_timers(now) + self.rescue(now) + self.schedules.fire(now)
+                busy = self.fire_timers(now) + self.rescue(now) + self.rescue_activities(now) + self.schedules.fire(now)
             except redis.RedisError as exc:
                 logger.warning("timers: Redis error, retrying: %s", exc)
                 busy = 0

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 FUNCTIONS = str(ROOT / "tests" / "fixtures" / "functions" / "functions.yaml")
 # A killed worker's unacknowledged activity comes back after the visibility timeout: short here.
-ENV = {"OPENFNF_FUNCTIONS": FUNCTIONS, "OPENFNF_VISIBILITY_TIMEOUT_SECONDS": "3"}
+ENV = {"OPENFNF_FUNCTIONS": FUNCTIONS, "OPENFNF_VISIBILITY_TIMEOUT_SECONDS": "3", "OPENFNF_ACTIVITY_RESCUE_MS": "3000"}
 
 SLOW_TASK = """Type: StateMachine
 SpecVersion: v1
@@ -103,7 +103,9 @@ def test_worker_sigkilled_in_the_middle_of_an_activity(svc: Service) -> None:
     svc.start("rescuer", "worker", "--hostname", "rescuer@%h")
     done = wait_end(sdk, "slow", "e1")
     assert done.status == "Succeeded" and json.loads(done.output)["Body"] == {"n": 1, "done": True}
-    assert int(r.get("test:calls")) == 2  # side effects are at least once: the call ran again
+    # Side effects are at least once: the call ran again (Celery's re-delivery and the activity
+    # safety net may both run it); the history below is exactly once.
+    assert int(r.get("test:calls")) >= 2
     events = history(sdk, "slow", "e1")
     assert_clean_history(events)
     assert [e.type for e in events].count("TaskSucceeded") == 1  # history is exactly once

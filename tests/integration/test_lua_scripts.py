@@ -160,3 +160,45 @@ def test_the_safety_net_holds_back_while_the_drive_queue_is_backlogged(r: redis.
     r.delete(settings.drive_queue)
     assert timers.rescue(20_000) == 1
     assert r.llen(settings.drive_queue) == 1  # the queue is short again: re-driven
+
+
+def test_a_lost_activity_is_published_again_and_an_ended_executions_is_forgotten(r: redis.Redis) -> None:
+    from common.settings import Settings
+    from common.taskmsg import ACTIVITY_TASK
+    from worker.activities import activity_member
+    from worker.dispatch import Dispatcher
+    from worker.timers import Timers
+
+    settings = Settings(_env_file=None, activity_rescue_ms=1000)
+    s = Scripts(r)
+    _claim(s)
+    command = {"t": "RunActivity", "id": "7", "kind": "fc", "resource": "acs:fc:::services/s/functions/f", "mode": "RequestComplete"}
+    Dispatcher(r, r, settings).dispatch(TAG, [command])
+    assert r.llen(settings.activity_queue) == 1
+    r.delete(settings.activity_queue)  # the message is lost (a worker killed between pop and ack)
+    timers = Timers(r, r, settings)
+    assert timers.rescue_activities(0) == 0  # not overdue yet
+    far = 10**13
+    assert timers.rescue_activities(far) == 1
+    message = json.loads(r.lpop(settings.activity_queue))
+    assert message["headers"]["task"] == ACTIVITY_TASK
+    member = activity_member(TAG, "7")
+    assert r.zscore(keys.ACTIVITIES, member) == far + 1000  # armed again, in case this one is lost too
+    r.hset(XKEYS[0], "status", "Succeeded")  # the execution ended meanwhile
+    assert timers.rescue_activities(far * 2) == 1
+    assert r.llen(settings.activity_queue) == 0  # not run again ...
+    assert r.zscore(keys.ACTIVITIES, member) is None and not r.hexists(keys.ACTIVITY_COMMANDS, member)  # ... and forgotten
+
+
+def test_cancelled_activities_are_never_run_again(r: redis.Redis) -> None:
+    from common.settings import Settings
+    from worker.activities import activity_member
+    from worker.dispatch import Dispatcher
+
+    settings = Settings(_env_file=None)
+    d = Dispatcher(r, r, settings)
+    d.dispatch(TAG, [{"t": "RunActivity", "id": "9", "kind": "fc", "resource": "x", "mode": "RequestComplete"}])
+    assert r.zscore(keys.ACTIVITIES, activity_member(TAG, "9")) is not None
+    d.dispatch(TAG, [{"t": "CancelActivity", "id": "9"}])
+    assert r.zscore(keys.ACTIVITIES, activity_member(TAG, "9")) is None
+    assert not r.hexists(keys.ACTIVITY_COMMANDS, activity_member(TAG, "9"))
