@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from common.interpreter.data import parse_if_json as parse_result  # one rule for what a call returned
+
 from worker.outcomes import Outcome
 
 TASK_TIMEOUT = "FnF.TaskTimeout"
@@ -150,18 +152,6 @@ class Caller:
     key_id: str = ""
     secret: str = ""
     endpoint: str = ""
-
-
-def parse_result(raw: Any) -> Any:
-    """A handler's return value as data: bytes/str holding JSON are parsed, other text stays text."""
-    if isinstance(raw, (bytes, bytearray)):
-        raw = bytes(raw).decode("utf-8", errors="replace")
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
 
 
 class Functions:
