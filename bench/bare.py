@@ -13,7 +13,8 @@ import redis
 from bench.celerybare import QUEUE, TASK
 from bench.context import Ctx
 from bench.measure import cpu_seconds, load, wait_until
-from bench.services import Processes, base_env, wait_port
+from bench.services import Processes, base_env
+from openfnf.redisserver import wait_for_port
 from common.redisurl import for_kombu
 from common.taskmsg import redis_task_message
 from openfnf.redisserver import free_port, start_redis
@@ -31,7 +32,7 @@ def _noop_once(ctx: Ctx) -> dict[str, Any]:
     port = free_port()
     try:
         proc = procs.start("noop", [sys.executable, "-m", "bench.noop", str(port)], base_env())
-        wait_port(port, proc)
+        wait_for_port(port, proc)
         s = ctx.sizes
         cpu0 = cpu_seconds(proc.pid)
         result = load({"host": "127.0.0.1", "port": port, "kind": "noop", "duration": s.duration, "warmup": s.warmup,

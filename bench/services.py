@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,24 +21,10 @@ import redis
 
 from common import keys
 from openfnf.loadtest import sign
-from openfnf.redisserver import RedisServer, free_port, start_redis
+from openfnf.redisserver import RedisServer, free_port, start_redis, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_ID, SECRET, ACCOUNT = "LTAIbenchkey000001", "bench-secret-0123456789abcdef", "1234567890"
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float = 90.0) -> None:
-    """Block until something listens on 127.0.0.1:port; fail if proc exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on {port} within {timeout:.0f} s")
 
 
 @dataclass
@@ -128,7 +113,7 @@ class OpenFnF:
             self.start_worker(i)
         if self.with_timers:
             self.procs.start("timers", [sys.executable, "-m", "openfnf", "timers"], self._env_for("timers"))
-        wait_port(self.port, api)
+        wait_for_port(self.port, api)
         self.wait_workers()
         return self
 
@@ -206,7 +191,7 @@ class Moto:
         env = base_env()
         env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
         proc = self.procs.start("moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)], env)
-        wait_port(self.port, proc)
+        wait_for_port(self.port, proc)
         return self
 
     @property

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from common import keys  # noqa: E402
 from common.throttle_rules import Rule, Scope, encode  # noqa: E402
 from openfnf.loadtest import LoadConfig, call, run_load  # noqa: E402
+from openfnf.redisserver import wait_for_port  # noqa: E402
 from openfnf.redisserver import free_port, start_redis  # noqa: E402
 
 KEY_ID, SECRET, ACCOUNT = "LTAIbenchkey00001", "bench-secret-0123456789", "1234567890"
@@ -44,21 +45,6 @@ FLOW = "Type: StateMachine\nSpecVersion: v1\nName: {name}\nStartAt: A\nStates:\n
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "ab")  # noqa: SIM115 - lives as long as the process
     return subprocess.Popen([sys.executable, "-m", "openfnf", *args], env=env, stdout=out, stderr=out, cwd=ROOT)
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    import socket
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"a front door exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listened on {port}")
 
 
 async def api(endpoint: str, action: str, params: dict[str, str]) -> tuple[int, str]:
@@ -98,7 +84,7 @@ def main() -> None:
         ports = [free_port(), free_port()]
         for i, port in enumerate(ports):
             procs.append(spawn(["api", "--port", str(port)], env, work / f"api{i}.log"))
-            wait_port(port, procs[-1])
+            wait_for_port(port, procs[-1])
         procs.append(spawn(["worker", "--hostname", "bench@%h"], env, work / "worker.log"))
         procs.append(spawn(["timers"], env, work / "timers.log"))
         endpoints = [f"http://127.0.0.1:{p}" for p in ports]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import string
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from openfnf.redisserver import RedisServer, start_redis
+from openfnf.redisserver import RedisServer, start_redis, wait_for_port
 
 ALPHABET = string.ascii_letters + string.digits
 
@@ -70,19 +69,6 @@ def ensure_token_secret(data_dir: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the front door exited with {proc.returncode} during start-up")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"the front door did not listen on {host}:{port} within {timeout:.0f} s")
-
-
 class Supervisor:
     """Starts redis-server and the child processes; stops them all on SIGINT/SIGTERM."""
 
@@ -134,7 +120,7 @@ class Supervisor:
             for i in range(opts.workers):
                 self._spawn(f"worker-{i + 1}", ["worker", "--hostname", f"worker{i + 1}@%h"], env)
             self._spawn("timers", ["timers"], env)
-            _wait_port(opts.host, opts.port, api)
+            wait_for_port(opts.port, api, host=opts.host)
             shown_host = "127.0.0.1" if opts.host in ("0.0.0.0", "") else opts.host
             print(
                 "OpenFnF is running.\n"

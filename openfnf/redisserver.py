@@ -35,6 +35,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0, host: str = "127.0.0.1") -> None:
+    """Block until something listens on host:port; RuntimeError if `proc` exits first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {host}:{port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on {host}:{port} within {timeout:.0f} s")
+
+
 @dataclass
 class RedisServer:
     """A running redis-server child process and the URL to reach it."""

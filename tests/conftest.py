@@ -6,12 +6,11 @@ If no redis-server can be started, the tests that need one fail; they are never 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from openfnf.redisserver import RedisServer, free_port, start_redis
+from openfnf.redisserver import RedisServer, free_port, start_redis, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,6 +110,12 @@ class Service:
         for name in list(self.procs):
             self.stop(name)
 
+    def close(self) -> None:
+        """Stop every process, then its redis-server."""
+        self.stop_all()
+        if self.redis is not None:
+            self.redis.stop()
+
     def log(self, name: str) -> str:
         """What process `name` wrote."""
         path = self.workdir / f"{name}.log"
@@ -136,20 +141,6 @@ def new_sdk_client(endpoint: str, key_id: str, secret: str) -> Any:
     return Client(Config(access_key_id=key_id, access_key_secret=secret, endpoint=endpoint, protocol="http", region_id="cn-hangzhou", read_timeout=70000))
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
-    """Block until something listens on 127.0.0.1:port (fail if proc exits first)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on {port} within {timeout} s")
-
-
 def make_service(tmp: Path, workers: int = 1, timers: int = 1, **env: str) -> Service:
     """A started Service: own redis-server, one front door, `workers` workers, `timers` timers."""
     server = start_redis(tmp / "redis")
@@ -167,16 +158,21 @@ def make_service(tmp: Path, workers: int = 1, timers: int = 1, **env: str) -> Se
     return svc
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """OpenFnF as separate processes for a test module."""
-    svc = make_service(tmp_path_factory.mktemp("svc"))
+@contextlib.contextmanager
+def running_service(tmp: Path, workers: int = 1, timers: int = 1, **env: str) -> Iterator[Service]:
+    """make_service(...) for the length of a `with` block, closed afterwards."""
+    svc = make_service(tmp, workers=workers, timers=timers, **env)
     try:
         yield svc
     finally:
-        svc.stop_all()
-        if svc.redis is not None:
-            svc.redis.stop()
+        svc.close()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """OpenFnF as separate processes for a test module."""
+    with running_service(tmp_path_factory.mktemp("svc")) as svc:
+        yield svc
 
 
 @pytest.fixture(scope="module")
