@@ -6,7 +6,6 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from alibabacloud_fnf20190315 import models
 from Tea.exceptions import TeaException
 
 from openfnf.redisserver import free_port
-from tests.conftest import ROOT, Service, make_service
+from tests.conftest import ROOT, Service, running_service
 
 pytestmark = pytest.mark.e2e
 
@@ -24,13 +23,8 @@ FUNCTIONS = ROOT / "tests" / "fixtures" / "functions" / "functions.yaml"
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = make_service(tmp_path_factory.mktemp("engine"), workers=2, OPENFNF_FUNCTIONS=str(FUNCTIONS))
-    try:
+    with running_service(tmp_path_factory.mktemp("engine"), workers=2, OPENFNF_FUNCTIONS=str(FUNCTIONS)) as svc:
         yield svc
-    finally:
-        svc.stop_all()
-        if svc.redis is not None:
-            svc.redis.stop()
 
 
 @pytest.fixture(scope="module")

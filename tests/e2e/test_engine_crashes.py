@@ -14,7 +14,7 @@ import redis
 from alibabacloud_fnf20190315 import models
 
 from openfnf.redisserver import start_redis
-from tests.conftest import ROOT, Service, make_service
+from tests.conftest import ROOT, Service, running_service
 
 pytestmark = pytest.mark.e2e
 
@@ -45,13 +45,8 @@ PASSES = "Type: StateMachine\nSpecVersion: v1\nStartAt: A\nStates:\n  - Type: Pa
 
 @pytest.fixture
 def svc(tmp_path: Path) -> Iterator[Service]:
-    service = make_service(tmp_path, workers=0, timers=1, **ENV)
-    try:
+    with running_service(tmp_path, workers=0, timers=1, **ENV) as service:
         yield service
-    finally:
-        service.stop_all()
-        if service.redis is not None:
-            service.redis.stop()
 
 
 def create(sdk: Any, name: str, definition: str) -> None:

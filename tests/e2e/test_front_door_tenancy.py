@@ -18,7 +18,7 @@ from aliyunsdkfnf.request.v20190315 import DescribeFlowRequest, StartExecutionRe
 from Tea.exceptions import TeaException
 
 from openfnf.redisserver import free_port
-from tests.conftest import Service, make_service, new_sdk_client, wait_for_port
+from tests.conftest import Service, new_sdk_client, wait_for_port, running_service
 from tests.frontdoor import KEYS, PASS_FLOW, credentials_doc, write_credentials
 
 pytestmark = pytest.mark.e2e
@@ -28,13 +28,8 @@ pytestmark = pytest.mark.e2e
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     tmp = tmp_path_factory.mktemp("tenancy")
     creds = write_credentials(tmp / "credentials.yaml")
-    service = make_service(tmp, workers=0, timers=0, OPENFNF_CREDENTIALS=str(creds))
-    try:
+    with running_service(tmp, workers=0, timers=0, OPENFNF_CREDENTIALS=str(creds)) as service:
         yield service
-    finally:
-        service.stop_all()
-        if service.redis is not None:
-            service.redis.stop()
 
 
 def sdk(svc: Service, key_id: str) -> Any:

@@ -14,7 +14,7 @@ from alibabacloud_fnf20190315 import models
 from Tea.exceptions import TeaException
 
 from common import keys
-from tests.conftest import Service, make_service
+from tests.conftest import Service, running_service
 
 pytestmark = pytest.mark.e2e
 
@@ -34,13 +34,8 @@ TICK = re.compile(r"^(?P<schedule>.+)-(?P<tick>\d{8}T\d{6}Z)$")
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = make_service(tmp_path_factory.mktemp("sched"), workers=1, timers=2)
-    try:
+    with running_service(tmp_path_factory.mktemp("sched"), workers=1, timers=2) as service:
         yield service
-    finally:
-        service.stop_all()
-        if service.redis is not None:
-            service.redis.stop()
 
 
 @pytest.fixture(scope="module")

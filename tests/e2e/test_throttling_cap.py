@@ -11,7 +11,7 @@ from alibabacloud_fnf20190315 import models
 from alibabacloud_tea_openapi.exceptions import ThrottlingException
 
 from common import keys
-from tests.conftest import Service, make_service
+from tests.conftest import Service, running_service
 
 pytestmark = pytest.mark.e2e
 
@@ -21,13 +21,8 @@ FLOW = "Type: StateMachine\nSpecVersion: v1\nName: capped\nStartAt: A\nStates:\n
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """A service allowing 2 running executions per account, started without workers (so they stay Running)."""
-    svc = make_service(tmp_path_factory.mktemp("cap"), workers=0, timers=1, OPENFNF_MAX_RUNNING_EXECUTIONS="2")
-    try:
+    with running_service(tmp_path_factory.mktemp("cap"), workers=0, timers=1, OPENFNF_MAX_RUNNING_EXECUTIONS="2") as svc:
         yield svc
-    finally:
-        svc.stop_all()
-        if svc.redis is not None:
-            svc.redis.stop()
 
 
 def start(sdk: Any, name: str) -> Any:
