@@ -53,13 +53,14 @@ class Settings(BaseSettings):
     retention_days: int = 90  # finished executions and their history
     wake_after_ms: int = 5000  # safety net: re-drive an execution whose inbox is still full after this
     activity_rescue_ms: int = 60000  # an activity no worker shows life for (lost message, killed worker) runs again after this
-    rescue_backlog_limit: int = 1000  # ... unless more drives than this wait in the queue (they are queued, not lost)
+    rescue_backlog_limit: int = 1000  # ... unless more drive messages than this wait in the queue (they are queued, not lost)
     lease_ms: int = 10000  # driver lease; a drive taking longer loses its fence
     timers_poll_ms: int = 50
     # Seconds before Celery's Redis transport re-delivers an unacknowledged message (a worker killed
     # mid-activity). Must stay above the longest activity timeout, or long calls run twice.
     visibility_timeout_seconds: int = 3600
     drive_queue: str = "openfnf.drives"
+    drive_batch: int = 32  # most executions one drive message carries (common/taskmsg.py drive_messages)
     activity_queue: str = "openfnf.activities"
 
     # Logging.

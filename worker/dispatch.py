@@ -20,7 +20,7 @@ from common.records import dumps
 from common.reports import failed_event, report_keys, succeeded_event
 from common.scripts import Scripts
 from common.settings import Settings
-from common.taskmsg import ACTIVITY_TASK, DRIVE_TASK, redis_task_message
+from common.taskmsg import ACTIVITY_TASK, drive_messages, redis_task_message
 from common.tokens import InvalidToken, parse_token
 from worker.activities import activity_member, waits_for_report
 
@@ -35,6 +35,12 @@ def timer_member(tag: str, timer_id: str) -> str:
     return json.dumps({"tag": tag, "event": {"t": "TimerFired", "id": timer_id}}, sort_keys=True, separators=(",", ":"))
 
 
+def push_drives(broker: Any, settings: Settings, tags: list[str]) -> None:
+    """Push drive messages for these executions onto the drive queue (batched: common/taskmsg.py)."""
+    if tags:
+        broker.lpush(settings.drive_queue, *drive_messages(tags, settings.drive_queue, settings.drive_batch))
+
+
 class Dispatcher:
     """Writes the side effects of decisions (sync redis-py clients for state and broker)."""
 
@@ -46,9 +52,7 @@ class Dispatcher:
 
     def publish_drives(self, tags: list[str]) -> None:
         """Push drive messages for these executions."""
-        if tags:
-            queue = self.settings.drive_queue
-            self.broker.lpush(queue, *(redis_task_message(DRIVE_TASK, [t], queue) for t in tags))
+        push_drives(self.broker, self.settings, tags)
 
     def dispatch(self, tag: str, commands: list[dict[str, Any]]) -> None:
         """Timers, task marks and activity messages for one execution's commands."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from common import keys
@@ -11,11 +12,11 @@ from common.faults import fault_point
 from common.fdl import FlowDef, parse_definition
 from common.interpreter import Decision, EventType, HistoryEvent, Status, advance
 from common.interpreter.model import Limits
-from common.tokens import make_token
 from common.logs import execution_var, flow_var
 from common.records import dumps, encode_history_chunk
 from common.scripts import Scripts
 from common.settings import Settings
+from common.tokens import make_token
 from worker.dispatch import Dispatcher
 from worker.heartbeat import shutting_down
 from worker.metrics import record_history
@@ -55,25 +56,45 @@ class Driver:
 
     def drive(self, tag: str) -> str:
         """Advance one execution as far as its inbox allows; returns what happened (for logs and tests)."""
-        outcome = "idle"
-        for _ in range(MAX_ROUNDS):
-            got = self.scripts.acquire(keys=keys.execution_keys(tag), args=[self.settings.lease_ms])
-            token = int(got[0])
-            if token == -1:
-                return "missing"
-            if token == 0:
-                return "busy"  # the holder re-reads the inbox before it lets go; the safety net covers a dead holder
-            left = self._round(tag, token, got[1], got[2])
-            if left < 0:
-                return "fenced"
-            outcome = "driven"
-            if left == 0:
-                return outcome
-            if shutting_down():  # SIGTERM: hand the rest back; the inbox keeps its wake-up, so the safety net re-drives it
-                return "handed_back"
-        return outcome
+        return self.drive_many([tag])[tag]
 
-    def _round(self, tag: str, token: int, rec: list[Any], inbox: list[Any]) -> int:
+    def drive_many(self, tags: list[str]) -> dict[str, str]:
+        """Advance these executions, each as far as its inbox allows; what happened to each.
+
+        One round trip takes every lease (acquire.lua), the interpreter and the side effects run
+        execution by execution, and one round trip writes every result back (commit.lua). Those
+        whose inbox filled again meanwhile go round again, up to MAX_ROUNDS.
+        """
+        outcomes = dict.fromkeys(tags, "idle")
+        active = list(outcomes)
+        for _ in range(MAX_ROUNDS):
+            got = self.scripts.pipeline_sync(
+                lambda pipe, tags=active: [self.scripts.queue(pipe, "acquire", keys.execution_keys(t), [self.settings.lease_ms]) for t in tags]
+            )
+            rounds = []
+            for tag, answer in zip(active, got, strict=True):
+                token = int(answer[0])
+                if token == -1:
+                    outcomes[tag] = "missing"
+                elif token == 0:
+                    # the holder re-reads the inbox before it lets go; the safety net covers a dead holder
+                    outcomes[tag] = "busy"
+                else:
+                    rounds.append(self._decide(tag, token, answer[1], answer[2]))
+            active = []
+            for done, left in zip(rounds, self._commit(rounds), strict=True):
+                outcomes[done.tag] = "fenced" if left < 0 else "driven"
+                if left > 0:
+                    active.append(done.tag)
+            if not active:
+                break
+            if shutting_down():  # SIGTERM: hand the rest back; the inbox keeps its wake-up, so the safety net re-drives it
+                outcomes.update(dict.fromkeys(active, "handed_back"))
+                break
+        return outcomes
+
+    def _decide(self, tag: str, token: int, rec: list[Any], inbox: list[Any]) -> _Round:
+        """Feed the inbox to the interpreter and write the side effects; the commit is left to _commit."""
         status, state_json, def_id, flow_name, name = (_s(v) for v in rec[:5])
         hseq = int(_s(rec[7]) or 0)
         flow_var.set(flow_name)
@@ -104,20 +125,53 @@ class Driver:
             self.dispatcher.notify_parent(_s(rec[6]), decision, now)
         fault_point(self.settings, "driver.before_commit")
         ttl = self.settings.retention_days * 86400 if decision.ended else 0
-        left = self.scripts.commit(
-            keys=keys.execution_keys(tag),
-            args=[
-                token, len(inbox), dumps(decision.state), encode_history_chunk(decision.history),
-                hseq + len(decision.history), ttl, keys.DONE_CHANNEL, tag, *fields,
-            ],
-        )  # fmt: skip
-        if int(left) >= 0:
-            record_history(decision.history)  # executions by status, for /metrics
-        if int(left) < 0:
-            logger.warning("lost the lease of %s while driving it; its events stay for the next drive", tag)
-        elif fields:  # it just ended: one running execution fewer for its account's cap (issue 7)
-            self.redis.decr(keys.running(_s(rec[5])))
-        return int(left)
+        args = [
+            token, len(inbox), dumps(decision.state), encode_history_chunk(decision.history),
+            hseq + len(decision.history), ttl, keys.DONE_CHANNEL, tag, *fields,
+        ]  # fmt: skip
+        return _Round(tag, args, _s(rec[5]) if fields else "", decision.history)
+
+    def _commit(self, rounds: list[_Round]) -> list[int]:
+        """Write back every round in one round trip; for each, the inbox events left (-1: lost the lease).
+
+        An execution that ends gives back its place under its account's cap (issue 7) in the same
+        round trip; if its commit was fenced after all, the place is taken again (the cap is approximate).
+        """
+        if not rounds:
+            return []
+        ended = [r for r in rounds if r.account]
+
+        def build(pipe: Any) -> None:
+            for r in rounds:
+                self.scripts.queue(pipe, "commit", keys.execution_keys(r.tag), r.args)
+            for r in ended:
+                pipe.decr(keys.running(r.account))
+
+        lefts = [int(left) for left in self.scripts.pipeline_sync(build)[: len(rounds)]]
+        retake = []
+        for r, left in zip(rounds, lefts, strict=True):
+            if left >= 0:
+                record_history(r.history)  # executions by status, for /metrics
+            else:
+                logger.warning("lost the lease of %s while driving it; its events stay for the next drive", r.tag)
+                if r.account:
+                    retake.append(keys.running(r.account))
+        if retake:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in retake:
+                pipe.incr(key)
+            pipe.execute()
+        return lefts
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One execution's drive, decided and waiting for its commit."""
+
+    tag: str
+    args: list[Any]  # commit.lua's ARGV
+    account: str  # set when this round ends the execution: its running count goes down
+    history: list[HistoryEvent]
 
 
 def stop_first_if_new(state_json: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:

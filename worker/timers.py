@@ -19,8 +19,9 @@ from common import keys
 from common.redisurl import for_redis_py
 from common.scripts import Scripts
 from common.settings import Settings
-from common.taskmsg import ACTIVITY_TASK, DRIVE_TASK, redis_task_message
+from common.taskmsg import ACTIVITY_TASK, redis_task_message
 from worker import metrics as worker_metrics
+from worker.dispatch import push_drives
 from worker.heartbeat import Heartbeat, heartbeat_path
 from worker.schedules import ScheduleFirer
 
@@ -44,8 +45,7 @@ class Timers:
 
     def publish_drives(self, tags: list[str]) -> None:
         """Push drive messages for these executions."""
-        if tags:
-            self.broker.lpush(self.settings.drive_queue, *(redis_task_message(DRIVE_TASK, [t], self.settings.drive_queue) for t in tags))
+        push_drives(self.broker, self.settings, tags)
 
     def fire_timers(self, now: int) -> int:
         """Append the event of every due timer to its execution's inbox and drive it."""

@@ -54,18 +54,19 @@ def started_tag(svc: Service, name: str) -> str:
 
 
 def driver_with_a_late_event(svc: Service, r: redis.Redis) -> Driver:
-    """A real Driver whose first commit sees one more inbox event arrive while it worked."""
+    """A real Driver whose first round sees one more inbox event arrive while it worked (after it
+    read the inbox, before its commit)."""
     driver = Driver(r, Settings(redis_url=svc.redis_url, lease_ms=60_000))
-    commit = driver.scripts.commit
+    dispatch = driver.dispatcher.dispatch
     calls = {"n": 0}
 
-    def commit_after_an_event_arrived(keys: list[str], args: list[Any], **kw: Any) -> Any:
+    def dispatch_while_an_event_arrives(tag: str, commands: list[dict[str, Any]]) -> None:
         calls["n"] += 1
         if calls["n"] == 1:
-            r.rpush(keys[1], NOISE)  # KEYS[2] of commit.lua is the inbox
-        return commit(keys=keys, args=args, **kw)
+            r.rpush(keys.inbox(tag), NOISE)
+        dispatch(tag, commands)
 
-    driver.scripts.commit = commit_after_an_event_arrived
+    driver.dispatcher.dispatch = dispatch_while_an_event_arrives  # type: ignore[method-assign]
     return driver
 
 

@@ -1,0 +1,94 @@
+"""Driver.drive_many on a real redis-server: one drive message carries many executions; each ends
+exactly as it would alone, the busy and the missing are told apart, and the running count is
+given back once per execution that ends (and taken again if its commit was fenced)."""
+from __future__ import annotations
+
+import contextvars
+import json
+from typing import Any
+
+import redis
+
+from common import keys
+from common.claims import queue_claim
+from common.records import decode_history
+from common.scripts import Scripts
+from common.settings import Settings
+from worker.driver import Driver
+
+ACCOUNT = "acct"
+PASS3 = """Type: StateMachine
+SpecVersion: v1
+Name: pass3
+StartAt: A
+States:
+  - {Type: Pass, Name: A, Next: B}
+  - {Type: Pass, Name: B, Next: C}
+  - {Type: Pass, Name: C, End: true}
+"""
+
+
+def _start(r: redis.Redis, settings: Settings, name: str) -> str:
+    """Claim execution `name` of the 3-Pass flow as StartExecution does (no front door, no worker)."""
+    r.set(keys.definition("d1"), PASS3)
+    flow = {"Id": "f1", "Name": "pass3"}
+    scripts = Scripts(r)
+    holder: dict[str, Any] = {}
+
+    def build(pipe: Any) -> None:
+        holder["claim"] = queue_claim(
+            scripts, pipe, settings, account=ACCOUNT, flow=flow, name=name, raw_input='{"n": 1}',
+            input_obj={"n": 1}, def_id="d1", now=1_000,
+        )  # fmt: skip
+
+    results = scripts.pipeline_sync(build)
+    assert holder["claim"].outcome(results).created
+    r.incr(keys.running(ACCOUNT))
+    return keys.execution_tag("f1", name)
+
+
+def _drive_many(driver: Driver, tags: list[str]) -> dict[str, str]:
+    return contextvars.copy_context().run(driver.drive_many, tags)
+
+
+def test_a_batch_ends_each_execution_as_alone(r: redis.Redis, redis_server: str) -> None:
+    settings = Settings(_env_file=None, redis_url=redis_server)
+    tags = [_start(r, settings, f"e{i}") for i in range(5)]
+    alone = _start(r, settings, "alone")
+    busy = _start(r, settings, "busy")
+    r.set(keys.lease(busy), "999", px=60_000)  # another driver holds it
+    missing = keys.execution_tag("f1", "never-started")
+    driver = Driver(r, settings)
+
+    outcomes = _drive_many(driver, [*tags, busy, missing, tags[0]])  # tags[0] twice: driven once
+    assert outcomes == {**dict.fromkeys(tags, "driven"), busy: "busy", missing: "missing"}
+    assert _drive_many(driver, [alone]) == {alone: "driven"}
+    events = r.llen(keys.history(tags[0]))
+    assert driver.drive(tags[0]) == "driven" and r.llen(keys.history(tags[0])) == events  # a repeat drive adds nothing
+
+    for tag in [*tags, alone]:
+        record = r.hgetall(keys.execution(tag))
+        assert record[b"status"] == b"Succeeded" and json.loads(record[b"output"]) == {"n": 1}
+        assert r.llen(keys.inbox(tag)) == 0 and not r.exists(keys.lease(tag))
+    histories = [[e.type for e in decode_history(r.lrange(keys.history(t), 0, -1))] for t in [*tags, alone]]
+    assert all(h == histories[-1] for h in histories) and histories[-1][-1] == "ExecutionSucceeded"
+    assert r.hget(keys.execution(busy), "status") == b"Running" and r.llen(keys.inbox(busy)) == 1
+    assert int(r.get(keys.running(ACCOUNT))) == 1  # 7 started, 6 ended: the busy one still runs
+
+
+def test_a_fenced_commit_in_a_batch_keeps_its_events_and_its_running_count(r: redis.Redis, redis_server: str) -> None:
+    settings = Settings(_env_file=None, redis_url=redis_server)
+    kept, lost = _start(r, settings, "kept"), _start(r, settings, "lost")
+    driver = Driver(r, settings)
+    dispatch = driver.dispatcher.dispatch
+
+    def dispatch_then_lose_the_lease(tag: str, commands: list[dict[str, Any]]) -> None:
+        dispatch(tag, commands)
+        if tag == lost:
+            r.set(keys.lease(tag), "12345", px=60_000)  # the lease expired and another driver took it
+
+    driver.dispatcher.dispatch = dispatch_then_lose_the_lease  # type: ignore[method-assign]
+    assert _drive_many(driver, [kept, lost]) == {kept: "driven", lost: "fenced"}
+    assert r.hget(keys.execution(kept), "status") == b"Succeeded"
+    assert r.hget(keys.execution(lost), "status") == b"Running" and r.llen(keys.inbox(lost)) == 1
+    assert int(r.get(keys.running(ACCOUNT))) == 1  # the fenced one still counts as running
