@@ -128,7 +128,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     broker = state if broker_url == for_redis_py(settings.redis_url) else aioredis.from_url(broker_url)
     app[STORE] = Store(state, settings)
     app[NONCES] = Nonces(state)
-    app[PUBLISHER] = DrivePublisher(broker, settings.drive_queue)
+    app[PUBLISHER] = DrivePublisher(broker, settings.drive_queue, settings.drive_batch)
     limiter = Limiter(state, settings)
     await limiter.start()  # seeds the --throttle / --throttle-profile rules, then refreshes them in the background
     app[LIMITER] = limiter
