@@ -175,5 +175,6 @@ def run(settings: Settings) -> None:
     """Serve the front door until SIGINT/SIGTERM."""
     web.run_app(
         make_app(settings), host=settings.host, port=settings.port, access_log=None, print=None,
+        reuse_port=settings.reuse_port or None,  # several front door processes on one port
         shutdown_timeout=settings.shutdown_timeout_seconds,  # SIGTERM: stop listening, let in-flight requests finish
     )  # fmt: skip

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     # Front door.
     host: str = "127.0.0.1"
     port: int = 8080
+    reuse_port: bool = False  # front door: SO_REUSEPORT, so several `openfnf api` processes on one machine share the port
     region: str = "cn-hangzhou"
     credentials: Path | None = None  # YAML credentials file (accounts, keys, policies)
     account_id: str = "1234567890"  # account of the single configured key below

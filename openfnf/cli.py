@@ -29,18 +29,19 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the front door listens on.")
 @click.option("--data-dir", default=".openfnf", show_default=True, type=click.Path(path_type=Path), help="Redis data, keys.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Celery worker processes.")
+@click.option("--api-processes", default=1, show_default=True, type=click.IntRange(1, 64), help="Front door processes sharing the port (SO_REUSEPORT).")
 @click.option("--functions", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Functions file.")
 @click.option("--access-key-id", help="Access key id to accept (default: generated, kept in the data dir).")
 @click.option("--access-key-secret", help="Its secret.")
 @seed_options
-def dev(port: int, host: str, data_dir: Path, workers: int, functions: Path | None, access_key_id: str | None, access_key_secret: str | None, throttle_file: Path | None = None, throttle_profile: str | None = None) -> None:
+def dev(port: int, host: str, data_dir: Path, workers: int, api_processes: int, functions: Path | None, access_key_id: str | None, access_key_secret: str | None, throttle_file: Path | None = None, throttle_profile: str | None = None) -> None:
     """Run everything on this machine: embedded redis-server, front door, workers, timers."""
     from openfnf.dev import DevOptions, Supervisor
 
     if bool(access_key_id) != bool(access_key_secret):
         raise click.UsageError("--access-key-id and --access-key-secret go together")
     opts = DevOptions(
-        data_dir=data_dir, host=host, port=port, workers=workers, functions=functions,
+        data_dir=data_dir, host=host, port=port, workers=workers, api_processes=api_processes, functions=functions,
         access_key_id=access_key_id, access_key_secret=access_key_secret,
     )  # fmt: skip
     check_seed(throttle_file)

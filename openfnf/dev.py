@@ -26,6 +26,7 @@ class DevOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 2
+    api_processes: int = 1  # front doors sharing the port (SO_REUSEPORT)
     functions: Path | None = None
     access_key_id: str | None = None
     access_key_secret: str | None = None
@@ -116,7 +117,11 @@ class Supervisor:
         env.update(opts.extra_env)
         code = 0
         try:
+            if opts.api_processes > 1:
+                env["OPENFNF_REUSE_PORT"] = "1"
             api = self._spawn("api", ["api"], env)
+            for i in range(1, opts.api_processes):
+                self._spawn(f"api-{i + 1}", ["api"], env)
             for i in range(opts.workers):
                 self._spawn(f"worker-{i + 1}", ["worker", "--hostname", f"worker{i + 1}@%h"], env)
             self._spawn("timers", ["timers"], env)
