@@ -19,11 +19,11 @@ from tests.conftest import ROOT, new_sdk_client
 pytestmark = pytest.mark.e2e
 
 
-def start_dev(data_dir: Path, port: int, log: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+def start_dev(data_dir: Path, port: int, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     """Start `openfnf dev` and parse what it prints."""
     out = open(log, "ab")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "openfnf", "dev", "--port", str(port), "--data-dir", str(data_dir), "--workers", "1"],
+        [sys.executable, "-m", "openfnf", "dev", "--port", str(port), "--data-dir", str(data_dir), "--workers", "1", *extra],
         stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
     )  # fmt: skip
     deadline = time.monotonic() + 90
@@ -95,6 +95,43 @@ def test_dev_runs_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
         assert [e.event_id for e in history.events] == [1, 2, 3, 4, 5, 6]
     finally:
         assert stop_dev(proc, signal.SIGTERM) == 0
+
+
+def _listening_pids(port: int, pids: list[int]) -> list[int]:
+    """Those of `pids` holding a socket that listens on 127.0.0.1:port (from /proc)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(fields[9])
+    holders = []
+    for pid in pids:
+        try:
+            links = [str(p.readlink()) for p in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        if any(link.removeprefix("socket:[").removesuffix("]") in inodes for link in links if link.startswith("socket:")):
+            holders.append(pid)
+    return holders
+
+
+def test_dev_runs_several_front_doors_on_one_port(tmp_path: Path) -> None:
+    port = free_port()
+    proc, info = start_dev(tmp_path / "data", port, tmp_path / "dev.log", "--api-processes", "2")
+    try:
+        deadline = time.monotonic() + 30  # dev prints once the port listens: the second may still be starting
+        while len(listening := _listening_pids(port, _children_of(proc.pid))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(listening) == 2, f"two front door processes listen on {port}: {listening}"
+        definition = "Type: StateMachine\nSpecVersion: v1\nStartAt: A\nStates:\n  - Type: Pass\n    Name: A\n    End: true\n"
+        _client(info).create_flow(models.CreateFlowRequest(name="two", definition=definition, description="", type="FDL"))
+        for i in range(20):  # a new client (new connections) each time: the kernel spreads them over both
+            sdk = _client(info)
+            sdk.start_execution(models.StartExecutionRequest(flow_name="two", execution_name=f"e{i}"))
+            done = sdk.describe_execution(models.DescribeExecutionRequest(flow_name="two", execution_name=f"e{i}", wait_time_seconds=30))
+            assert done.body.status == "Succeeded"
+    finally:
+        assert stop_dev(proc) == 0, (tmp_path / "dev.log").read_text(errors="replace")
 
 
 def test_readme_example_prints_succeeded(tmp_path: Path) -> None:
