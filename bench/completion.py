@@ -48,7 +48,7 @@ def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_
         spy = None
         if profile and ctx.profile_dir is not None:
             spy = profiling.start(svc.procs.pid("worker0"), 10, ctx.profile_dir / f"{profile}.txt")
-        pids = {"api": [svc.procs.pid("api")], "workers": [svc.procs.pid(f"worker{i}") for i in range(workers)],
+        pids = {"api": svc.api_pids(), "workers": [svc.procs.pid(f"worker{i}") for i in range(workers)],
                 "redis": [svc.redis.process.pid] if svc.redis else [], "timers": [svc.procs.pid("timers")]}  # fmt: skip
         cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
         result = load({**spec, "prefix": "x", "count": n})

@@ -21,7 +21,7 @@ import redis
 
 from common import keys
 from openfnf.loadtest import sign
-from openfnf.redisserver import RedisServer, free_port, start_redis, wait_for_port
+from openfnf.redisserver import RedisServer, free_port, start_redis, wait_for_port, wait_for_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_ID, SECRET, ACCOUNT = "LTAIbenchkey000001", "bench-secret-0123456789abcdef", "1234567890"
@@ -75,9 +75,13 @@ def base_env() -> dict[str, str]:
 class OpenFnF:
     """OpenFnF as separate processes on its own redis-server."""
 
-    def __init__(self, workdir: Path, workers: int = 2, timers: bool = True, pool: str = "solo", env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, workers: int = 2, timers: bool = True, pool: str = "solo", env: dict[str, str] | None = None,
+        api_processes: int = 1,
+    ) -> None:
         self.workdir = workdir
         self.n_workers = workers
+        self.api_processes = api_processes
         self.with_timers = timers
         self.pool = pool
         self.extra_env = env or {}
@@ -113,7 +117,7 @@ class OpenFnF:
             self.start_worker(i)
         if self.with_timers:
             self.procs.start("timers", [sys.executable, "-m", "openfnf", "timers"], self._env_for("timers"))
-        wait_for_port(self.port, api)
+        wait_for_ports(self.port, api)
         self.wait_workers()
         return self
 
@@ -122,9 +126,16 @@ class OpenFnF:
         env["OPENFNF_HEARTBEAT_FILE"] = str(self.workdir / f"{name}.alive")
         return env
 
-    def start_api(self) -> subprocess.Popen[bytes]:
-        """One front door on self.port."""
-        return self.procs.start("api", [sys.executable, "-m", "openfnf", "api"], self.env())
+    def start_api(self) -> list[subprocess.Popen[bytes]]:
+        """The front door on self.port: one process, or api_processes sharing the port (SO_REUSEPORT)."""
+        env = self.env()
+        if self.api_processes > 1:
+            env["OPENFNF_REUSE_PORT"] = "1"
+        return [self.procs.start("api" if i == 0 else f"api{i}", [sys.executable, "-m", "openfnf", "api"], env) for i in range(self.api_processes)]
+
+    def api_pids(self) -> list[int]:
+        """The front door processes."""
+        return [self.procs.pid("api" if i == 0 else f"api{i}") for i in range(self.api_processes)]
 
     def start_worker(self, i: int) -> None:
         """Worker i (solo pool unless told otherwise)."""

@@ -21,22 +21,23 @@ from bench.services import KEY_ID, SECRET, OpenFnF
 from bench.table import Row
 
 
-def ours(ctx: Ctx) -> dict[str, Any]:
-    """The front door alone: accepted/s, p50/p99, and CPU per request of the api and redis-server."""
+def ours(ctx: Ctx, processes: int = 1) -> dict[str, Any]:
+    """The front door alone (`processes` of them sharing the port): accepted/s, p50/p99, and CPU per
+    request of the front doors and redis-server."""
     s = ctx.sizes
-    svc = OpenFnF(ctx.sub("start-ours"), workers=0, timers=False).start()
+    svc = OpenFnF(ctx.sub(f"start-ours-{processes}"), workers=0, timers=False, api_processes=processes).start()
     try:
         svc.create_flow("one", fdl_pass_chain(1))
         spec = {"host": "127.0.0.1", "port": svc.port, "kind": "fnf", "key_id": KEY_ID, "secret": SECRET, "flow": "one",
                 "concurrency": s.concurrency}  # fmt: skip
         load({**spec, "prefix": "w", "duration": 1.0})  # warm: connections, scripts, caches
-        api_pid, redis_pid = svc.procs.pid("api"), svc.redis.process.pid if svc.redis else 0
+        api_pids, redis_pid = svc.api_pids(), svc.redis.process.pid if svc.redis else 0
         spy = None
-        if ctx.profile_dir is not None:
-            spy = profiling.start(api_pid, s.duration, ctx.profile_dir / "api-start.txt")
-        cpu0 = (cpu_seconds(api_pid), cpu_seconds(redis_pid))
+        if ctx.profile_dir is not None and processes == 1:
+            spy = profiling.start(api_pids[0], s.duration, ctx.profile_dir / "api-start.txt")
+        cpu0 = (sum(map(cpu_seconds, api_pids)), cpu_seconds(redis_pid))
         result = load({**spec, "prefix": "s", "duration": s.duration, "warmup": s.warmup})
-        cpu1 = (cpu_seconds(api_pid), cpu_seconds(redis_pid))
+        cpu1 = (sum(map(cpu_seconds, api_pids)), cpu_seconds(redis_pid))
         profiling.finish(spy)
         queued = svc.r.llen("openfnf.drives") if svc.r is not None else 0
     finally:
@@ -103,19 +104,25 @@ def peer_boto3(ctx: Ctx) -> dict[str, Any]:
 def run(ctx: Ctx) -> None:
     """Scenario 1's rows."""
     noop = ctx.facts.get("noop") or {}
-    o = ctx.best("StartExecution, OpenFnF", lambda: ours(ctx), lambda r: float(r["rate"]))
+    tried = {n: ctx.best(f"StartExecution, OpenFnF, {n} front door(s)", lambda n=n: ours(ctx, n), lambda r: float(r["rate"])) for n in (1, 2)}
+    best_n = max(tried, key=lambda n: tried[n]["rate"])
+    o = tried[best_n]
     pc = ctx.best("StartExecution, peer", lambda: peer_client(ctx), lambda r: float(r["rate"]))
     pb = peer_boto3(ctx)
     best_peer = max(pc["rate"], pb["rate"])
     rep = ctx.report
     rate = o["rate"]
-    row = rep.add(Row("1 StartExecution", "accepted/s, 64 conns", "/s", rate, best_peer, noop.get("rate"), "aiohttp no-op",
-                      target=">= 4,000/s; >= 50x peer; >= 35% of no-op"))  # fmt: skip
+    row = rep.add(Row("1 StartExecution", f"accepted/s, 64 conns, {best_n} front door process{'es' if best_n > 1 else ''}", "/s",
+                      rate, best_peer, noop.get("rate"), "aiohttp no-op", target=">= 4,000/s; >= 50x peer; >= 35% of no-op"))  # fmt: skip
     row.met = rate >= 4000 and best_peer > 0 and rate >= 50 * best_peer and bool(noop.get("rate")) and rate >= 0.35 * noop["rate"]
     rep.add(Row("1 StartExecution", "p50 latency", "ms", o["p50_ms"], pc["p50_ms"], noop.get("p50_ms"), "aiohttp no-op", higher=False))
     row = rep.add(Row("1 StartExecution", "p99 latency", "ms", o["p99_ms"], pc["p99_ms"], noop.get("p99_ms"), "aiohttp no-op",
                       higher=False, target="< 30 ms"))  # fmt: skip
     row.met = o["p99_ms"] < 30
+    for n, other in tried.items():
+        if n != best_n:
+            rep.add(Row("1 StartExecution", f"accepted/s with {n} front door process{'es' if n > 1 else ''} (p99 {other['p99_ms']:.0f} ms)",
+                        "/s", other["rate"], best_peer, note=f"{other['api_cpu_us']:.0f} µs front door CPU per start"))  # fmt: skip
     rep.add(Row("1 StartExecution", "peer via boto3, 64 threads", "/s", None, pb["rate"], note=f"p50 {pb['p50_ms']:.0f} ms, p99 {pb['p99_ms']:.0f} ms"))
     rep.add(Row("1 StartExecution", "front door CPU per accepted start", "µs", o["api_cpu_us"], higher=False,
                 note=f"redis-server {o['redis_cpu_us']:.0f} µs"))  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from openfnf.redisserver import RedisServer, start_redis, wait_for_port
+from openfnf.redisserver import RedisServer, start_redis, wait_for_ports
 
 ALPHABET = string.ascii_letters + string.digits
 
@@ -119,13 +119,11 @@ class Supervisor:
         try:
             if opts.api_processes > 1:
                 env["OPENFNF_REUSE_PORT"] = "1"
-            api = self._spawn("api", ["api"], env)
-            for i in range(1, opts.api_processes):
-                self._spawn(f"api-{i + 1}", ["api"], env)
+            apis = [self._spawn("api" if i == 0 else f"api-{i + 1}", ["api"], env) for i in range(opts.api_processes)]
             for i in range(opts.workers):
                 self._spawn(f"worker-{i + 1}", ["worker", "--hostname", f"worker{i + 1}@%h"], env)
             self._spawn("timers", ["timers"], env)
-            wait_for_port(opts.port, api, host=opts.host)
+            wait_for_ports(opts.port, apis, host=opts.host)
             shown_host = "127.0.0.1" if opts.host in ("0.0.0.0", "") else opts.host
             print(
                 "OpenFnF is running.\n"

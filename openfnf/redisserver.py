@@ -49,6 +49,44 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeou
     raise RuntimeError(f"nothing listened on {host}:{port} within {timeout:.0f} s")
 
 
+def listening_pids(port: int, pids: list[int]) -> list[int]:
+    """Those of `pids` that hold a socket listening on TCP `port` (Linux /proc; [] elsewhere)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    holders = []
+    for pid in pids:
+        try:
+            links = {os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()}
+        except OSError:
+            continue
+        if links & inodes:
+            holders.append(pid)
+    return holders
+
+
+def wait_for_ports(port: int, procs: list[subprocess.Popen[bytes]], timeout: float = 60.0, host: str = "127.0.0.1") -> None:
+    """wait_for_port, then, where /proc tells, until every one of `procs` listens on the port
+    (several front doors sharing it with SO_REUSEPORT)."""
+    wait_for_port(port, procs[0], timeout, host)
+    deadline = time.monotonic() + timeout
+    pids = [p.pid for p in procs]
+    while len(procs) > 1 and Path("/proc/net/tcp").exists() and len(listening_pids(port, pids)) < len(pids):
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"process exited with {proc.returncode} before listening on {host}:{port}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not every process listened on {host}:{port} within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 @dataclass
 class RedisServer:
     """A running redis-server child process and the URL to reach it."""

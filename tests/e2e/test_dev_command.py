@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from alibabacloud_fnf20190315 import models
 
-from openfnf.redisserver import free_port
+from openfnf.redisserver import free_port, listening_pids
 from tests.conftest import ROOT, new_sdk_client
 
 pytestmark = pytest.mark.e2e
@@ -97,31 +97,11 @@ def test_dev_runs_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
         assert stop_dev(proc, signal.SIGTERM) == 0
 
 
-def _listening_pids(port: int, pids: list[int]) -> list[int]:
-    """Those of `pids` holding a socket that listens on 127.0.0.1:port (from /proc)."""
-    inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
-            inodes.add(fields[9])
-    holders = []
-    for pid in pids:
-        try:
-            links = [str(p.readlink()) for p in Path(f"/proc/{pid}/fd").iterdir()]
-        except OSError:
-            continue
-        if any(link.removeprefix("socket:[").removesuffix("]") in inodes for link in links if link.startswith("socket:")):
-            holders.append(pid)
-    return holders
-
-
 def test_dev_runs_several_front_doors_on_one_port(tmp_path: Path) -> None:
     port = free_port()
     proc, info = start_dev(tmp_path / "data", port, tmp_path / "dev.log", "--api-processes", "2")
     try:
-        deadline = time.monotonic() + 30  # dev prints once the port listens: the second may still be starting
-        while len(listening := _listening_pids(port, _children_of(proc.pid))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        listening = listening_pids(port, _children_of(proc.pid))  # dev prints once every front door listens
         assert len(listening) == 2, f"two front door processes listen on {port}: {listening}"
         definition = "Type: StateMachine\nSpecVersion: v1\nStartAt: A\nStates:\n  - Type: Pass\n    Name: A\n    End: true\n"
         _client(info).create_flow(models.CreateFlowRequest(name="two", definition=definition, description="", type="FDL"))
