@@ -4,24 +4,32 @@ A RunActivity command comes from the interpreter through the driver. A functions
 matches the command's resource wins whatever the kind (so MNS, ECS, HTTP calls and child flows can
 be mocked locally); without one, FC is FnF.FunctionNotFound, HTTP:Request a real request, a child
 flow a real child, anything else FnF.ResourceNotSupported. Its outcome goes back into the
-execution's inbox as ActivityCompleted / ActivityFailed, and a drive is published. Side effects are
-at least once (a redelivered message runs the call again); the interpreter accepts one result per
-activity id, so the execution's history and result stay exactly once.
+execution's inbox as ActivityCompleted / ActivityFailed, and a drive is published unless one is
+queued already (append.lua's mark). Side effects are at least once (a redelivered message runs the
+call again); the interpreter accepts one result per activity id, so the execution's history and
+result stay exactly once.
+
+One message carries one command or a batch of one decision's commands (activity_messages): they run
+one after another, their results go back in one round trip, and a batch that turns out slow hands
+the commands it has not started back to the queue (_Batch).
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
+import redis
+
 from common import keys
-from common.records import dumps
 from common.faults import fault_point
+from common.records import dumps
+from common.redisurl import for_redis_py
 from common.scripts import Scripts
 from common.settings import Settings
+from common.taskmsg import ACTIVITY_TASK, redis_task_message
 from worker.functions import TASK_TIMEOUT, Functions, Invocation
 from worker.httptask import http_request
 from worker.outcomes import Outcome
@@ -38,6 +46,7 @@ MODES = {
     "waitForCallback": CUSTOM, "WaitForCustomCallback": CUSTOM,
 }  # fmt: skip
 UNSUPPORTED = "FnF.ResourceNotSupported"
+ACTIVITY_BATCH = 10  # most RunActivity commands of one decision that one activity message carries
 
 
 def activity_member(tag: str, activity_id: str) -> str:
@@ -71,8 +80,22 @@ def invocation_of(tag: str, command: dict[str, Any]) -> Invocation:
     return Invocation(str(command.get("step") or ""), str(command.get("id") or ""), flow_id, name, token)
 
 
+def activity_messages(tag: str, commands: list[dict[str, Any]], queue: str, per_message: int) -> list[str]:
+    """The activity messages for one execution's RunActivity commands: a lone command as itself, more
+    in batches of up to `per_message` (ActivityRunner.run takes either). Celery's own cost per message
+    (about 0.7 ms of worker CPU) is then paid once per batch, and a batch reports its results in one
+    round trip that publishes at most one drive."""
+    size = max(1, per_message)
+    chunks = [commands[i : i + size] for i in range(0, len(commands), size)]
+    return [redis_task_message(ACTIVITY_TASK, [tag, chunk[0] if len(chunk) == 1 else chunk], queue) for chunk in chunks]
+
+
 class ActivityRunner:
-    """Runs RunActivity commands and feeds their outcomes back (sync redis-py clients)."""
+    """Runs RunActivity commands and feeds their outcomes back (sync redis-py clients).
+
+    `broker` is where commands handed back by a slow batch are queued again; by default the broker
+    of the settings (the state client itself when both are the same Redis).
+    """
 
     def __init__(
         self,
@@ -81,6 +104,7 @@ class ActivityRunner:
         functions: Functions,
         publish_drive: Callable[[str], None],
         start_child: Callable[[str, dict[str, Any]], Outcome] | None = None,
+        broker: Any = None,
     ) -> None:
         self.state = state
         self.settings = settings
@@ -88,6 +112,15 @@ class ActivityRunner:
         self.functions = functions
         self.publish_drive = publish_drive
         self.start_child = start_child
+        self._broker = broker
+
+    @property
+    def broker(self) -> Any:
+        """The broker's client (made on first use)."""
+        if self._broker is None:
+            url = for_redis_py(self.settings.effective_broker_url)
+            self._broker = self.state if url == for_redis_py(self.settings.redis_url) else redis.Redis.from_url(url)
+        return self._broker
 
     def execute(self, tag: str, command: dict[str, Any]) -> Outcome:
         """Make the call the command describes."""
@@ -104,68 +137,167 @@ class ActivityRunner:
             return self.start_child(tag, command)
         return Outcome.failed(UNSUPPORTED, f"OpenFnF cannot call {resource or kind!r}; a functions-file binding can answer it")
 
-    def run(self, tag: str, command: dict[str, Any]) -> str:
-        """Execute and report; returns what was reported (for logs and tests)."""
-        member = activity_member(tag, str(command["id"]))
-        with self._alive(member):  # keeps the timers from running it again while this call lasts
-            outcome = self.execute(tag, command)
-        fault_point(self.settings, "activity.after_call")
+    def run(self, tag: str, command: dict[str, Any] | list[dict[str, Any]]) -> str:
+        """Execute and report one command, or a batch of them (one message); returns what was reported
+        (for logs and tests): per command ActivityCompleted, ActivityFailed, TimedOut or HandedBack."""
+        if isinstance(command, list):
+            return " ".join(_Batch(self, tag, command).run())
+        return _Batch(self, tag, [command]).run()[0]
+
+    def outcome_event(self, tag: str, command: dict[str, Any], outcome: Outcome) -> dict[str, Any] | None:
+        """The inbox event reporting a call's outcome; None when the task's own timer ends it."""
         if not outcome.succeeded and outcome.error == TASK_TIMEOUT and command.get("timeout_ms"):
             # A task with its own timeout has a timer armed with this command, due before the call
             # limit ends here: the timer ends the task (TaskTimedOut). Delivering this too would race
             # it and make the history depend on which lands first; the limit only frees the worker.
             logger.info("activity %s of %s outlived its timeout; its timer ends the task", command.get("id"), tag)
-            self._forget(member)
-            return "TimedOut"
+            return None
         # In the callback modes ActivityCompleted only says "submitted"; the task then waits for the
         # token's report (a child flow's end reports through its CallbackFnFTaskToken).
         if outcome.succeeded:
-            event = {"t": "ActivityCompleted", "id": command["id"], "result": outcome.result}
-        else:
-            event = {"t": "ActivityFailed", "id": command["id"], "error": outcome.error, "cause": outcome.cause}
-        self.deliver(tag, event, member)
-        return event["t"]
+            return {"t": "ActivityCompleted", "id": command["id"], "result": outcome.result}
+        return {"t": "ActivityFailed", "id": command["id"], "error": outcome.error, "cause": outcome.cause}
 
-    @contextlib.contextmanager
-    def _alive(self, member: str) -> Iterator[None]:
-        """Push the activity's rescue deadline on now and every third of it while the call runs."""
-        period = self.settings.activity_rescue_ms / 1000
-        stop = threading.Event()
+    def beat(self, members: list[str]) -> None:
+        """Push the rescue deadline of these running activities on (XX: one delivered or cancelled
+        meanwhile is not brought back)."""
+        if members:
+            deadline = int(time.time() * 1000) + self.settings.activity_rescue_ms
+            self.state.zadd(keys.ACTIVITIES, dict.fromkeys(members, deadline), xx=True)
 
-        def beat() -> None:
-            while True:
-                try:  # XX: an activity removed meanwhile (cancelled, delivered) is not brought back
-                    self.state.zadd(keys.ACTIVITIES, {member: int(time.time() * 1000) + self.settings.activity_rescue_ms}, xx=True)
-                except Exception as exc:  # noqa: BLE001 - a missed beat only risks one duplicate run
-                    logger.warning("activity heartbeat failed: %s", exc)
-                if stop.wait(period / 3):
-                    return
+    def hand_back(self, tag: str, commands: list[dict[str, Any]]) -> None:
+        """Queue commands again, one per message, at the end of the activity queue that is served next
+        (they have waited their turn once), in their order."""
+        if commands:
+            queue = self.settings.activity_queue
+            self.broker.rpush(queue, *reversed(activity_messages(tag, commands, queue, 1)))
 
-        thread = threading.Thread(target=beat, name="activity-heartbeat", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(5)
+    def deliver(self, tag: str, event: dict[str, Any], member: str | None = None) -> bool:
+        """Append an event to a running execution's inbox and drive it (and forget the activity's rescue
+        entry); returns whether a drive was published."""
+        return self.report(tag, [(event, member)])
 
-    def _forget(self, member: str) -> None:
-        pipe = self.state.pipeline(transaction=False)
-        pipe.zrem(keys.ACTIVITIES, member)
-        pipe.hdel(keys.ACTIVITY_COMMANDS, member)
-        pipe.execute()
+    def report(self, tag: str, entries: list[tuple[dict[str, Any] | None, str | None]]) -> bool:
+        """Deliver events to one execution in one round trip and forget the activities they end (an
+        entry without an event only forgets its activity); returns whether a drive was published.
 
-    def deliver(self, tag: str, event: dict[str, Any], member: str | None = None) -> None:
-        """Append an event to a running execution's inbox and drive it (and forget the activity's rescue entry)."""
+        At most one drive is queued per execution (append.lua's `dq` mark, cleared when a driver takes
+        the lease): when one is, the events wait for it and nothing is published. A mark older than
+        wake_after_ms is not trusted (its message may be lost) and these events publish again; the
+        safety net's wake-up, recorded here too, re-drives the execution anyway.
+        """
+        events = [dumps(e) for e, _ in entries if e is not None]
+        members = [m for _, m in entries if m is not None]
         now = int(time.time() * 1000)
+        wake_after = self.settings.wake_after_ms
 
         def build(pipe: Any) -> None:
-            pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms})
-            self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [dumps(event)])
-            if member is not None:  # after the append: a crash in between runs the call again, never loses it
-                pipe.zrem(keys.ACTIVITIES, member)
-                pipe.hdel(keys.ACTIVITY_COMMANDS, member)
+            if events:
+                pipe.zadd(keys.WAKE, {tag: now + wake_after})
+                self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [events[0], now, wake_after, *events[1:]])
+            if members:  # after the append: a crash in between runs the call again, never loses it
+                pipe.zrem(keys.ACTIVITIES, *members)
+                pipe.hdel(keys.ACTIVITY_COMMANDS, *members)
 
-        self.scripts.pipeline_sync(build)
+        results = self.scripts.pipeline_sync(build)
+        if not events:
+            return False
+        appended = results[1]
+        if int(appended[0]) != 1 or (len(appended) > 2 and int(appended[2]) == 0):
+            return False  # the execution is gone or over (the events are dropped), or a drive is queued already
         self.publish_drive(tag)
+        return True
 
+
+SPILL_S = 0.05  # a batch still running after this hands the commands it has not started back to the queue
+
+
+class _Batch:
+    """The commands of one activity message, run one after another on this worker.
+
+    A watcher thread keeps every command not yet reported alive (pushes its rescue deadline on at
+    once and every third of activity_rescue_ms, so the timers do not run it again) and, once the
+    batch has run for SPILL_S, hands the commands not yet started back to the queue one per
+    message: a slow call never holds back its batch-mates while other workers could run them.
+    Results are reported together when the batch ends (one round trip, at most one drive), or as
+    they come once the batch was split.
+    """
+
+    def __init__(self, runner: ActivityRunner, tag: str, commands: list[dict[str, Any]]) -> None:
+        self.runner = runner
+        self.tag = tag
+        self.commands = commands
+        self.members = [activity_member(tag, str(c["id"])) for c in commands]
+        self.lock = threading.Lock()
+        self.started = 0  # commands started or handed back: the index of the next one
+        self.split = False
+        self.live = set(self.members)  # the members the watcher keeps alive
+        self.pending: list[tuple[dict[str, Any] | None, str | None]] = []  # outcomes not yet reported
+        self.stop = threading.Event()
+
+    def run(self) -> list[str]:
+        """Run every command (or hand the rest back); what was reported for each, in order."""
+        said = ["HandedBack"] * len(self.commands)
+        watcher = threading.Thread(target=self._watch, name="activity-watch", daemon=True)
+        watcher.start()
+        try:
+            for i, command in enumerate(self.commands):
+                with self.lock:
+                    if self.split:
+                        break
+                    self.started = i + 1
+                outcome = self.runner.execute(self.tag, command)
+                fault_point(self.runner.settings, "activity.after_call")
+                event = self.runner.outcome_event(self.tag, command, outcome)
+                said[i] = "TimedOut" if event is None else event["t"]
+                with self.lock:
+                    self.pending.append((event, self.members[i]))
+                    self.live.discard(self.members[i])
+                    now = self.split
+                if now:
+                    self._report()
+        finally:
+            self.stop.set()
+            watcher.join(5)
+            self._report()
+        return said
+
+    def _report(self) -> None:
+        with self.lock:
+            entries, self.pending = self.pending, []
+        if entries:
+            self.runner.report(self.tag, entries)
+
+    def _watch(self) -> None:
+        period = self.runner.settings.activity_rescue_ms / 3000
+        split_at = time.monotonic() + SPILL_S if len(self.commands) > 1 else None
+        beat_at = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now >= beat_at:
+                with self.lock:
+                    members = list(self.live)
+                try:
+                    self.runner.beat(members)
+                except Exception as exc:  # noqa: BLE001 - a missed beat only risks one duplicate run
+                    logger.warning("activity heartbeat failed: %s", exc)
+                beat_at = now + period
+            if split_at is not None and now >= split_at:
+                split_at = None
+                try:
+                    self._split()
+                except Exception as exc:  # noqa: BLE001 - what was not handed back stays recorded: the timers run it
+                    logger.warning("handing back the rest of a slow activity batch failed: %s", exc)
+            wake = beat_at if split_at is None else min(beat_at, split_at)
+            if self.stop.wait(max(0.0, wake - time.monotonic())):
+                return
+
+    def _split(self) -> None:
+        with self.lock:
+            first, self.started, self.split = self.started, len(self.commands), True
+            rest = self.commands[first:]
+            self.live.difference_update(self.members[first:])
+        if rest:
+            logger.info("activity batch of %s is slow: %d command(s) handed back to the queue", self.tag, len(rest))
+            self.runner.hand_back(self.tag, rest)
+        self._report()  # what finished so far is not held back by the call still running

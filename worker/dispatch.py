@@ -20,9 +20,14 @@ from common.records import dumps
 from common.reports import failed_event, report_keys, succeeded_event
 from common.scripts import Scripts
 from common.settings import Settings
-from common.taskmsg import ACTIVITY_TASK, drive_messages, redis_task_message
+from common.taskmsg import drive_messages
 from common.tokens import InvalidToken, parse_token
-from worker.activities import activity_member, waits_for_report
+from worker.activities import (
+    ACTIVITY_BATCH,
+    activity_member,
+    activity_messages,
+    waits_for_report,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,18 +78,19 @@ class Dispatcher:
             elif kind == CommandType.RUN_ACTIVITY:
                 if waits_for_report(command):
                     pipe.hsetnx(keys.tasks(tag), cid, "waiting")
-                # Recorded before it is published: a message lost with a killed worker is run again
-                # by the timers after activity_rescue_ms (worker/timers.py rescue_activities).
-                member = activity_member(tag, cid)
-                pipe.hset(keys.ACTIVITY_COMMANDS, member, json.dumps(command))
-                pipe.zadd(keys.ACTIVITIES, {member: int(time.time() * 1000) + self.settings.activity_rescue_ms})
                 activities.append(command)
             else:
                 logger.error("unknown command %r from the interpreter; ignored", kind)
+        if activities:
+            # Recorded before they are published: a message lost with a killed worker is run again
+            # by the timers after activity_rescue_ms (worker/timers.py rescue_activities).
+            members = [activity_member(tag, str(c["id"])) for c in activities]
+            pipe.hset(keys.ACTIVITY_COMMANDS, mapping={m: json.dumps(c) for m, c in zip(members, activities, strict=True)})
+            pipe.zadd(keys.ACTIVITIES, dict.fromkeys(members, int(time.time() * 1000) + self.settings.activity_rescue_ms))
         pipe.execute()
         if activities:
             queue = self.settings.activity_queue
-            self.broker.lpush(queue, *(redis_task_message(ACTIVITY_TASK, [tag, c], queue) for c in activities))
+            self.broker.lpush(queue, *activity_messages(tag, activities, queue, ACTIVITY_BATCH))
 
     def notify_parent(self, callback_token: str, decision: Decision, now: int) -> None:
         """A finished execution started with CallbackFnFTaskToken reports its end to that token."""

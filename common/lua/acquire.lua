@@ -3,9 +3,12 @@
 -- ARGV[1] lease time in milliseconds
 -- Returns {-1} if there is no such execution, {0} if another driver holds the lease, else
 --         {token, {status, state, defid, flow, name, acct, cb, hseq}, {inbox events...}}.
+-- Taking the lease clears the record's `dq` mark (a drive is queued, append.lua): this driver reads
+-- the whole inbox, and whatever arrives from now on is either in commit.lua's `left` or publishes anew.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 if redis.call('EXISTS', KEYS[4]) == 1 then return {0} end
 local token = redis.call('HINCRBY', KEYS[1], 'fence', 1)
 redis.call('SET', KEYS[4], token, 'PX', ARGV[1])
+redis.call('HDEL', KEYS[1], 'dq')
 local rec = redis.call('HMGET', KEYS[1], 'status', 'state', 'defid', 'flow', 'name', 'acct', 'cb', 'hseq')
 return {token, rec, redis.call('LRANGE', KEYS[2], 0, -1)}

@@ -9,8 +9,13 @@
 -- ARGV[7] channel to publish the tag on if the execution ended and someone long-polls it
 -- ARGV[8] the execution tag
 -- ARGV[9..] more field, value pairs for the record (status, output, stopped, error, cause)
--- Returns -1 if the fence was lost (nothing written), else the number of inbox events left.
-if redis.call('GET', KEYS[4]) ~= ARGV[1] then return -1 end
+-- Returns -1 if the fence was lost (nothing of the drive written), else the number of inbox events left.
+-- Either way, events left behind clear the record's `dq` mark (append.lua): the next event then
+-- publishes a drive, whether or not this driver goes round again.
+if redis.call('GET', KEYS[4]) ~= ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'dq')
+  return -1
+end
 local consumed = tonumber(ARGV[2])
 if consumed > 0 then redis.call('LTRIM', KEYS[2], consumed, -1) end
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'hseq', ARGV[5], unpack(ARGV, 9))
@@ -23,4 +28,6 @@ if ttl > 0 then
   redis.call('EXPIRE', KEYS[3], ttl)
   if redis.call('HEXISTS', KEYS[1], 'watch') == 1 then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
 end
-return redis.call('LLEN', KEYS[2])
+local left = redis.call('LLEN', KEYS[2])
+if left > 0 then redis.call('HDEL', KEYS[1], 'dq') end
+return left
