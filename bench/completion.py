@@ -35,7 +35,7 @@ class Batch:
 def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_input: str | None = None,
                profile: str | None = None, timeout: float = 600.0) -> Batch:  # fmt: skip
     """Start n executions of `definition` on a fresh OpenFnF with `workers` worker processes; wait for all."""
-    svc = OpenFnF(ctx.sub(f"{label}-w{workers}"), workers=workers).start()
+    svc = OpenFnF(ctx.sub(f"{label}-w{workers}"), workers=workers, api_processes=ctx.sizes.front_doors).start()
     try:
         flow_id = svc.create_flow("f", definition)
         assert svc.r is not None

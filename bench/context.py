@@ -30,6 +30,7 @@ class Sizes:
     memory: int = 10_000  # executions per memory figure
     celery: int = 5000  # bare Celery tasks per row
     workers: tuple[int, ...] = (1, 2, 4)
+    front_doors: int = 2  # front door processes sharing the port in scenarios 2 and 4 (scenario 1 measures 1 and 2)
     repeat: int = 2  # throughput figures: best of this many attempts (other load on a shared machine only ever lowers them)
 
     @classmethod

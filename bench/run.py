@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--profile", type=Path, default=None, metavar="DIR", help="py-spy the front door and a worker into DIR")
     ap.add_argument("--repeat", type=int, default=None, help="attempts per throughput figure, best kept (default 2; --quick 1)")
+    ap.add_argument("--front-doors", type=int, default=None, metavar="N",
+                    help="front door processes sharing the port in scenarios 2 and 4 (default 2)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (process logs, redis data)")
     ap.add_argument("--comment", default="", help="a line added under the header (e.g. why the machine was busy)")
     args = ap.parse_args(argv)
@@ -107,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = Sizes.quick() if args.quick else Sizes()
     if args.repeat is not None:
         sizes = dataclasses.replace(sizes, repeat=max(1, args.repeat))
+    if args.front_doors is not None:
+        sizes = dataclasses.replace(sizes, front_doors=max(1, args.front_doors))
     load_start = os.getloadavg()
     commit_start = _commit()
     started = dt.datetime.now(dt.UTC)
