@@ -46,7 +46,7 @@ MODES = {
     "waitForCallback": CUSTOM, "WaitForCustomCallback": CUSTOM,
 }  # fmt: skip
 UNSUPPORTED = "FnF.ResourceNotSupported"
-ACTIVITY_BATCH = 10  # most RunActivity commands of one decision that one activity message carries
+ACTIVITY_BATCH = 25  # most RunActivity commands of one decision that one activity message carries
 
 
 def activity_member(tag: str, activity_id: str) -> str:
@@ -209,18 +209,19 @@ class ActivityRunner:
         return True
 
 
-SPILL_S = 0.05  # a batch still running after this hands the commands it has not started back to the queue
+SLOW_CALL_S = 0.1  # a batch whose current call has run this long hands the commands it has not started back
+SLOW_BATCH_S = 0.25  # ... and so does a batch that has run this long
 
 
 class _Batch:
     """The commands of one activity message, run one after another on this worker.
 
     A watcher thread keeps every command not yet reported alive (pushes its rescue deadline on at
-    once and every third of activity_rescue_ms, so the timers do not run it again) and, once the
-    batch has run for SPILL_S, hands the commands not yet started back to the queue one per
-    message: a slow call never holds back its batch-mates while other workers could run them.
-    Results are reported together when the batch ends (one round trip, at most one drive), or as
-    they come once the batch was split.
+    once and every third of activity_rescue_ms, so the timers do not run it again) and, once a call
+    has run SLOW_CALL_S or the batch SLOW_BATCH_S, hands the commands not yet started back to the
+    queue one per message: a slow call never holds back its batch-mates for long while other workers
+    could run them. Results are reported together when the batch ends (one round trip, at most one
+    drive), or as they come once the batch was split.
     """
 
     def __init__(self, runner: ActivityRunner, tag: str, commands: list[dict[str, Any]]) -> None:
@@ -230,6 +231,7 @@ class _Batch:
         self.members = [activity_member(tag, str(c["id"])) for c in commands]
         self.lock = threading.Lock()
         self.started = 0  # commands started or handed back: the index of the next one
+        self.call_began = 0.0  # time.monotonic() when the current call began
         self.split = False
         self.live = set(self.members)  # the members the watcher keeps alive
         self.pending: list[tuple[dict[str, Any] | None, str | None]] = []  # outcomes not yet reported
@@ -245,7 +247,7 @@ class _Batch:
                 with self.lock:
                     if self.split:
                         break
-                    self.started = i + 1
+                    self.started, self.call_began = i + 1, time.monotonic()
                 outcome = self.runner.execute(self.tag, command)
                 fault_point(self.runner.settings, "activity.after_call")
                 event = self.runner.outcome_event(self.tag, command, outcome)
@@ -268,10 +270,14 @@ class _Batch:
         if entries:
             self.runner.report(self.tag, entries)
 
+    def _slow(self, now: float, began: float) -> bool:
+        """Whether commands wait that should be handed back (called with the lock held)."""
+        waiting = not self.split and self.started < len(self.commands)
+        return waiting and self.started > 0 and (now - self.call_began >= SLOW_CALL_S or now - began >= SLOW_BATCH_S)
+
     def _watch(self) -> None:
         period = self.runner.settings.activity_rescue_ms / 3000
-        split_at = time.monotonic() + SPILL_S if len(self.commands) > 1 else None
-        beat_at = time.monotonic()
+        began = beat_at = time.monotonic()
         while True:
             now = time.monotonic()
             if now >= beat_at:
@@ -282,13 +288,15 @@ class _Batch:
                 except Exception as exc:  # noqa: BLE001 - a missed beat only risks one duplicate run
                     logger.warning("activity heartbeat failed: %s", exc)
                 beat_at = now + period
-            if split_at is not None and now >= split_at:
-                split_at = None
+            with self.lock:
+                slow, waiting = self._slow(now, began), not self.split and self.started < len(self.commands)
+            if slow:
                 try:
                     self._split()
                 except Exception as exc:  # noqa: BLE001 - what was not handed back stays recorded: the timers run it
                     logger.warning("handing back the rest of a slow activity batch failed: %s", exc)
-            wake = beat_at if split_at is None else min(beat_at, split_at)
+                waiting = False
+            wake = min(beat_at, now + SLOW_CALL_S / 2) if waiting else beat_at
             if self.stop.wait(max(0.0, wake - time.monotonic())):
                 return
 
