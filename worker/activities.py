@@ -139,9 +139,10 @@ class ActivityRunner:
 
     def run(self, tag: str, command: dict[str, Any] | list[dict[str, Any]]) -> str:
         """Execute and report one command, or a batch of them (one message); returns what was reported
-        (for logs and tests): per command ActivityCompleted, ActivityFailed, TimedOut or HandedBack."""
+        (for logs and tests): per command ActivityCompleted, ActivityFailed, TimedOut, HandedBack, or
+        Gone (a command of a batch that was reported or cancelled before it began: not run)."""
         if isinstance(command, list):
-            return " ".join(_Batch(self, tag, command).run())
+            return " ".join(_Batch(self, tag, command, batched=True).run())
         return _Batch(self, tag, [command]).run()[0]
 
     def outcome_event(self, tag: str, command: dict[str, Any], outcome: Outcome) -> dict[str, Any] | None:
@@ -164,6 +165,16 @@ class ActivityRunner:
         if members:
             deadline = int(time.time() * 1000) + self.settings.activity_rescue_ms
             self.state.zadd(keys.ACTIVITIES, dict.fromkeys(members, deadline), xx=True)
+
+    def take(self, members: list[str]) -> list[bool]:
+        """Which of these activities are still recorded (neither reported nor cancelled), their rescue
+        deadlines pushed on, in one round trip."""
+        deadline = int(time.time() * 1000) + self.settings.activity_rescue_ms
+        pipe = self.state.pipeline(transaction=False)
+        pipe.zmscore(keys.ACTIVITIES, members)
+        pipe.zadd(keys.ACTIVITIES, dict.fromkeys(members, deadline), xx=True)
+        scores = pipe.execute()[0]
+        return [score is not None for score in scores]
 
     def hand_back(self, tag: str, commands: list[dict[str, Any]]) -> None:
         """Queue commands again, one per message, at the end of the activity queue that is served next
@@ -222,13 +233,20 @@ class _Batch:
     queue one per message: a slow call never holds back its batch-mates for long while other workers
     could run them. Results are reported together when the batch ends (one round trip, at most one
     drive), or as they come once the batch was split.
+
+    Only the dispatcher makes batches, and it records every command before it publishes them: a
+    command of a batch that is no longer recorded was reported already (Celery delivered the message
+    again after a worker died mid-batch) or cancelled, and is skipped, so a redelivered batch runs
+    again only the calls it had not finished.
     """
 
-    def __init__(self, runner: ActivityRunner, tag: str, commands: list[dict[str, Any]]) -> None:
+    def __init__(self, runner: ActivityRunner, tag: str, commands: list[dict[str, Any]], batched: bool = False) -> None:
         self.runner = runner
         self.tag = tag
         self.commands = commands
+        self.batched = batched
         self.members = [activity_member(tag, str(c["id"])) for c in commands]
+        self.gone: set[int] = set()  # indexes of commands no longer recorded (batches only)
         self.lock = threading.Lock()
         self.started = 0  # commands started or handed back: the index of the next one
         self.call_began = 0.0  # time.monotonic() when the current call began
@@ -239,7 +257,10 @@ class _Batch:
 
     def run(self) -> list[str]:
         """Run every command (or hand the rest back); what was reported for each, in order."""
-        said = ["HandedBack"] * len(self.commands)
+        if self.batched:  # kept alive from here: the watcher's first beat is due a period later
+            self.gone = {i for i, kept in enumerate(self.runner.take(self.members)) if not kept}
+            self.live.difference_update(self.members[i] for i in self.gone)
+        said = ["Gone" if i in self.gone else "HandedBack" for i in range(len(self.commands))]
         watcher = threading.Thread(target=self._watch, name="activity-watch", daemon=True)
         watcher.start()
         try:
@@ -248,6 +269,8 @@ class _Batch:
                     if self.split:
                         break
                     self.started, self.call_began = i + 1, time.monotonic()
+                if i in self.gone:
+                    continue
                 outcome = self.runner.execute(self.tag, command)
                 fault_point(self.runner.settings, "activity.after_call")
                 event = self.runner.outcome_event(self.tag, command, outcome)
@@ -278,6 +301,8 @@ class _Batch:
     def _watch(self) -> None:
         period = self.runner.settings.activity_rescue_ms / 3000
         began = beat_at = time.monotonic()
+        if self.batched:
+            beat_at += period
         while True:
             now = time.monotonic()
             if now >= beat_at:
@@ -303,7 +328,7 @@ class _Batch:
     def _split(self) -> None:
         with self.lock:
             first, self.started, self.split = self.started, len(self.commands), True
-            rest = self.commands[first:]
+            rest = [c for i, c in enumerate(self.commands[first:], first) if i not in self.gone]
             self.live.difference_update(self.members[first:])
         if rest:
             logger.info("activity batch of %s is slow: %d command(s) handed back to the queue", self.tag, len(rest))

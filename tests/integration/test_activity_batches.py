@@ -162,3 +162,16 @@ def test_a_call_outliving_its_timeout_in_a_batch_is_forgotten_and_the_rest_still
         assert messages(r, settings.activity_queue) == [[TAG, commands[1]]] and _inbox_ids(r) == []
     else:
         assert said[1] == "ActivityCompleted" and _inbox_ids(r) == ["2"] and published == [TAG]
+
+
+def test_a_redelivered_batch_skips_what_was_reported_or_cancelled(r: redis.Redis, runner: ActivityRunner, published: list[str]) -> None:
+    """Celery delivers a batch again when its worker died mid-batch: only the unfinished calls run again."""
+    commands = [command(str(i)) for i in range(4)]
+    _record(r, commands)
+    r.zrem(keys.ACTIVITIES, activity_member(TAG, "0"))  # reported before the worker died
+    r.hdel(keys.ACTIVITY_COMMANDS, activity_member(TAG, "0"))
+    r.zrem(keys.ACTIVITIES, activity_member(TAG, "2"))  # cancelled by a later decision
+    r.hdel(keys.ACTIVITY_COMMANDS, activity_member(TAG, "2"))
+    assert runner.run(TAG, commands) == "Gone ActivityCompleted Gone ActivityCompleted"
+    assert _inbox_ids(r) == ["1", "3"] and published == [TAG]
+    assert r.zcard(keys.ACTIVITIES) == 0 and r.hlen(keys.ACTIVITY_COMMANDS) == 0
