@@ -104,11 +104,12 @@ class Dispatcher:
         else:
             default = STOPPED_ERROR if decision.status == Status.STOPPED else TIMED_OUT_ERROR
             event = failed_event(ref.task_id, decision.error or default, decision.cause or "")
+        wake_after = self.settings.wake_after_ms
         result = self.scripts.pipeline_sync(
             lambda pipe: (
-                pipe.zadd(keys.WAKE, {ref.tag: now + self.settings.wake_after_ms}),
-                self.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), ""]),
+                pipe.zadd(keys.WAKE, {ref.tag: now + wake_after}),
+                self.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), "", now, wake_after]),
             )
         )[-1]
-        if int(result[0]) == 1:
+        if int(result[0]) == 1 and int(result[2]) == 1:  # delivered, and no drive of the parent queued (report.lua)
             self.publish_drives([ref.tag])

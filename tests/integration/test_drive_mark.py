@@ -14,10 +14,13 @@ import redis
 
 from common import keys
 from common.claims import queue_claim
+from common.interpreter import Decision, Status
 from common.scripts import Scripts
 from common.settings import Settings
 from common.taskmsg import DRIVE_TASK
+from common.tokens import make_token
 from worker.activities import ActivityRunner
+from worker.dispatch import Dispatcher
 from worker.driver import Driver
 from worker.functions import Functions
 from worker.timers import Timers
@@ -222,3 +225,18 @@ def test_events_for_an_ended_execution_publish_nothing(r: redis.Redis, settings:
     assert _drive(Driver(r, settings), tag) == "driven"
     assert r.hget(keys.execution(tag), "status") == b"Succeeded"
     assert runner.deliver(tag, _event(1)) is False and published == [] and r.llen(keys.inbox(tag)) == 0
+
+
+def test_children_ending_together_publish_one_drive_of_their_parent(r: redis.Redis, settings: Settings) -> None:
+    """Dispatcher.notify_parent reports a child's end through report.lua with the mark."""
+    parent = _claim(r, settings, "parent")
+    r.hset(keys.tasks(parent), mapping={"7": "waiting", "8": "waiting", "9": "waiting"})
+    flow_id, name = keys.split_tag(parent)
+    dispatcher = Dispatcher(r, r, settings)
+    ended = Decision(state={}, history=[], status=Status.SUCCEEDED, output={"ok": True})
+    for task_id in ("7", "8"):
+        dispatcher.notify_parent(make_token(settings.token_secret, flow_id, name, task_id), ended, 10_000)
+    assert r.llen(settings.drive_queue) == 1 and r.llen(keys.inbox(parent)) == 3  # Started and two reports
+    Scripts(r).acquire(keys=keys.execution_keys(parent), args=[5000])  # the drive takes the lease
+    dispatcher.notify_parent(make_token(settings.token_secret, flow_id, name, "9"), ended, 10_001)
+    assert r.llen(settings.drive_queue) == 2
