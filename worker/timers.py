@@ -50,19 +50,26 @@ class Timers:
     def fire_timers(self, now: int) -> int:
         """Append the event of every due timer to its execution's inbox and drive it."""
         claimed = self.scripts.claim_due(keys=[keys.TIMERS], args=[now, BATCH, CLAIM_MS])
-        tags = []
-        for member, score in zip(claimed[::2], claimed[1::2], strict=True):
-            entry = json.loads(member)
-            tag = entry["tag"]
-            self.scripts.pipeline_sync(lambda pipe, tag=tag, entry=entry, member=member, score=score: (
-                pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms}),
-                self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [json.dumps(entry["event"])]),
-                self.scripts.queue(pipe, "release_if", [keys.TIMERS], [member, score]),
-            ))
-            tags.append(tag)
+        if not claimed:
+            return 0
+        due = [(json.loads(member), member, score) for member, score in zip(claimed[::2], claimed[1::2], strict=True)]
+        wake = self.settings.wake_after_ms
+
+        def build(pipe: Any) -> None:
+            for entry, member, score in due:
+                tag = entry["tag"]
+                pipe.zadd(keys.WAKE, {tag: now + wake})
+                # With `now`, append.lua keeps the execution's drive mark: a drive already queued
+                # (several timers of one execution due together) is not published again.
+                self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [json.dumps(entry["event"]), now, wake])
+                self.scripts.queue(pipe, "release_if", [keys.TIMERS], [member, score])
+
+        results = self.scripts.pipeline_sync(build)  # one round trip for the whole batch
+        appended = results[1::3]
+        tags = [entry["tag"] for (entry, _, _), got in zip(due, appended, strict=True) if len(got) > 2 and int(got[2]) == 1]
         self.publish_drives(tags)
-        worker_metrics.TIMERS_FIRED.inc(len(tags))
-        return len(tags)
+        worker_metrics.TIMERS_FIRED.inc(len(due))
+        return len(due)
 
     def rescue(self, now: int) -> int:
         """Re-drive executions whose inbox still holds events past their wake-up deadline."""

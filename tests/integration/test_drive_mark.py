@@ -5,6 +5,7 @@ gives up with events left (MAX_ROUNDS, shutdown hand-back), and a lost drive mes
 safety net re-drives whatever the mark says."""
 from __future__ import annotations
 
+import base64
 import contextvars
 import json
 from typing import Any
@@ -240,3 +241,26 @@ def test_children_ending_together_publish_one_drive_of_their_parent(r: redis.Red
     Scripts(r).acquire(keys=keys.execution_keys(parent), args=[5000])  # the drive takes the lease
     dispatcher.notify_parent(make_token(settings.token_secret, flow_id, name, "9"), ended, 10_001)
     assert r.llen(settings.drive_queue) == 2
+
+
+def test_timers_due_together_fire_in_one_round_trip_and_publish_one_drive_per_execution(r: redis.Redis, settings: Settings) -> None:
+    a, b = _claim(r, settings, "a"), _claim(r, settings, "b")
+    driver = Driver(r, settings)
+    _drive(driver, a), _drive(driver, b)  # both wait now; their drives are done, no mark
+    r.delete(keys.TIMERS)  # their Wait timers are not this test's
+    for tag, timer in ((a, "t1"), (a, "t2"), (b, "t1")):
+        r.zadd(keys.TIMERS, {json.dumps({"tag": tag, "event": {"t": "TimerFired", "id": timer}}): 500})
+    r.delete(settings.drive_queue)
+    timers = Timers(r, r, settings)
+    assert timers.fire_timers(10**13) == 3
+    queued = [json.loads(m) for m in r.lrange(settings.drive_queue, 0, -1)]
+    tags = [t for m in queued for t in json.loads(base64.b64decode(m["body"]))[0]]
+    assert sorted(tags) == sorted([a, b])  # a's two timers: one drive
+    assert _mark(r, a) is not None and _mark(r, b) is not None
+    assert r.llen(keys.inbox(a)) == 2 and r.llen(keys.inbox(b)) == 1 and r.zcard(keys.TIMERS) == 0
+    assert timers.fire_timers(10**13) == 0
+    # Another timer of `a` while its drive is still queued: appended, no second drive.
+    r.delete(settings.drive_queue)
+    r.zadd(keys.TIMERS, {json.dumps({"tag": a, "event": {"t": "TimerFired", "id": "t3"}}): 500})
+    assert timers.fire_timers(10**13) == 1
+    assert r.llen(keys.inbox(a)) == 3 and r.llen(settings.drive_queue) == 0
