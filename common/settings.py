@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     visibility_timeout_seconds: int = 3600
     drive_queue: str = "openfnf.drives"
     drive_batch: int = 32  # most executions one drive message carries (common/taskmsg.py drive_messages)
+    activity_batch: int = 25  # most RunActivity commands of one decision that one activity message carries
     activity_queue: str = "openfnf.activities"
 
     # Logging.

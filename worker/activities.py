@@ -46,7 +46,6 @@ MODES = {
     "waitForCallback": CUSTOM, "WaitForCustomCallback": CUSTOM,
 }  # fmt: skip
 UNSUPPORTED = "FnF.ResourceNotSupported"
-ACTIVITY_BATCH = 25  # most RunActivity commands of one decision that one activity message carries
 
 
 def activity_member(tag: str, activity_id: str) -> str:

@@ -69,7 +69,7 @@ def make_celery(settings: Settings) -> Celery:
         return "driven" if "driven" in outcomes else next(iter(outcomes), "idle")
 
     @app.task(name=ACTIVITY_TASK, ignore_result=True)
-    def activity(tag: str, command: dict[str, Any]) -> str:
+    def activity(tag: str, command: dict[str, Any] | list[dict[str, Any]]) -> str:
         return _activities().run(tag, command)
 
     return app
@@ -102,7 +102,7 @@ def _activities() -> ActivityRunner:
         )  # fmt: skip
         functions = Functions(load_functions(settings.functions), caller)
         publish = lambda tag: dispatcher.publish_drives([tag])  # noqa: E731
-        _Process.activities = ActivityRunner(state, settings, functions, publish, ChildStarter(state, settings, publish))
+        _Process.activities = ActivityRunner(state, settings, functions, publish, ChildStarter(state, settings, publish), broker=broker)
     return _Process.activities
 
 

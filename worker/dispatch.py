@@ -22,12 +22,7 @@ from common.scripts import Scripts
 from common.settings import Settings
 from common.taskmsg import drive_messages
 from common.tokens import InvalidToken, parse_token
-from worker.activities import (
-    ACTIVITY_BATCH,
-    activity_member,
-    activity_messages,
-    waits_for_report,
-)
+from worker.activities import activity_member, activity_messages, waits_for_report
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +85,7 @@ class Dispatcher:
         pipe.execute()
         if activities:
             queue = self.settings.activity_queue
-            self.broker.lpush(queue, *activity_messages(tag, activities, queue, ACTIVITY_BATCH))
+            self.broker.lpush(queue, *activity_messages(tag, activities, queue, self.settings.activity_batch))
 
     def notify_parent(self, callback_token: str, decision: Decision, now: int) -> None:
         """A finished execution started with CallbackFnFTaskToken reports its end to that token."""

@@ -1,4 +1,4 @@
-"""Activity batches on a real redis-server: the dispatcher puts up to ACTIVITY_BATCH commands of one
+"""Activity batches on a real redis-server: the dispatcher puts up to OPENFNF_ACTIVITY_BATCH commands of one
 decision in one message, the runner runs them, keeps them alive, reports their results in one round
 trip with at most one drive, and hands back what it has not started when the batch is slow."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ import redis
 from common import keys
 from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK
-from worker.activities import ACTIVITY_BATCH, ActivityRunner, activity_member
+from worker.activities import ActivityRunner, activity_member
 from worker.dispatch import Dispatcher
 from worker.functions import Binding, Functions
 
@@ -86,12 +86,13 @@ def _inbox_ids(r: redis.Redis) -> list[str]:
 
 def test_the_dispatcher_batches_one_decisions_activities(r: redis.Redis, settings: Settings) -> None:
     dispatcher = Dispatcher(r, r, settings)
-    commands = [command(str(i)) for i in range(2 * ACTIVITY_BATCH + 3)]
+    per = settings.activity_batch
+    commands = [command(str(i)) for i in range(2 * per + 3)]
     dispatcher.dispatch(TAG, [*commands, {"t": "StartTimer", "id": "9/wait", "fire_at": 5}])
     sent = messages(r, settings.activity_queue)
     assert [tag for tag, _ in sent] == [TAG] * 3
     assert [[c["id"] for c in batch] for _, batch in sent] == [
-        [c["id"] for c in commands[i : i + ACTIVITY_BATCH]] for i in range(0, len(commands), ACTIVITY_BATCH)
+        [c["id"] for c in commands[i : i + per]] for i in range(0, len(commands), per)
     ]
     assert r.hlen(keys.ACTIVITY_COMMANDS) == len(commands) and r.zcard(keys.ACTIVITIES) == len(commands)
     assert r.zcard(keys.TIMERS) == 1
