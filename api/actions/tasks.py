@@ -24,7 +24,9 @@ def _token(call: Call) -> tuple[str, TaskRef]:
 async def _report(call: Call, token: str, ref: TaskRef, event: dict[str, Any]) -> dict[str, Any]:
     def build(pipe: Any) -> None:
         pipe.zadd(keys.WAKE, {ref.tag: call.now + call.settings.wake_after_ms})
-        call.store.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), call.account])
+        # With now and wake_after_ms, report.lua keeps the drive mark: reports arriving together
+        # (a Map's callbacks) publish one drive while it is queued.
+        call.store.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), call.account, call.now, call.settings.wake_after_ms])
 
     _, result = await call.store.scripts.pipeline(build)
     code = int(result[0])
@@ -33,7 +35,8 @@ async def _report(call: Call, token: str, ref: TaskRef, event: dict[str, Any]) -
     if code < 0:
         # Another account's token and a token of a vanished execution look the same: never leak which.
         raise InvalidArgument(message="TaskToken is invalid: no task of yours waits on it.")
-    await call.publisher.publish(ref.tag)
+    if int(result[2]) == 1:
+        await call.publisher.publish(ref.tag)
     return {"EventId": int(result[1]) + 1}
 
 
