@@ -15,13 +15,17 @@ decides which resources come here). Handlers get FC's context plus OpenFnF's add
 """
 from __future__ import annotations
 
+import contextvars
 import importlib
 import json
+import os
+import queue
 import re
 import threading
 import urllib.error
 import urllib.request
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -123,11 +127,33 @@ class Context:
     Invocation's `step`, `task_id`, `flow_id`, `execution_name`, `task_token`.
     """
 
+    class Service:
+        """`context.service`: FC's service (empty for the new ARN form and for other resources)."""
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    class Function:
+        """`context.function`: the function's name and the call's time limit in seconds."""
+
+        def __init__(self, name: str, timeout: float) -> None:
+            self.name = name
+            self.timeout = timeout
+            self.handler = ""
+
+    class Credentials:
+        """`context.credentials`: what the function may call the API back with (settings functions_*)."""
+
+        def __init__(self, access_key_id: str, access_key_secret: str) -> None:
+            self.access_key_id = access_key_id
+            self.access_key_secret = access_key_secret
+            self.security_token = ""
+
     def __init__(
         self, ref: FunctionRef, timeout_s: float, request_id: str, caller: Caller | None = None, invocation: Invocation | None = None
     ) -> None:
-        caller = caller or Caller()
-        invocation = invocation or Invocation()
+        caller = caller or _NO_CALLER
+        invocation = invocation or _NO_INVOCATION
         self.resource = ref.arn
         self.step = invocation.step
         self.task_id = invocation.task_id
@@ -138,11 +164,9 @@ class Context:
         self.region = ref.region
         self.account_id = ref.account
         self.endpoint = caller.endpoint  # OpenFnF's addition: where to call the API back
-        self.service = type("Service", (), {"name": ref.service})()
-        self.function = type("Function", (), {"name": ref.function, "timeout": timeout_s, "handler": ""})()
-        self.credentials = type(
-            "Credentials", (), {"access_key_id": caller.key_id, "access_key_secret": caller.secret, "security_token": ""}
-        )()
+        self.service = Context.Service(ref.service)
+        self.function = Context.Function(ref.function, timeout_s)
+        self.credentials = Context.Credentials(caller.key_id, caller.secret)
 
 
 @dataclass(frozen=True)
@@ -152,6 +176,90 @@ class Caller:
     key_id: str = ""
     secret: str = ""
     endpoint: str = ""
+
+
+_NO_CALLER = Caller()
+_NO_INVOCATION = Invocation()
+
+
+# Python handlers run on call threads, not on the thread that asks for the call, so a call can time
+# out without killing the worker. Starting a thread per call cost about as much CPU as the rest of a
+# call, so each calling thread (one with the solo pool, one per slot with --pool threads) has its
+# own call thread, kept between calls: calls from different calling threads never share one, and
+# one calling thread makes one call at a time. A call that outlives its limit abandons its call
+# thread (it ends once the handler returns; its late result is ignored, docs/compatibility.md) and
+# the calling thread's next call gets a fresh one.
+_call_threads = threading.local()  # .current: this calling thread's _CallThread
+_fork_generation = 0  # a call thread made before a fork does not exist in the child
+
+
+def _forked() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
+def _serve(jobs: queue.SimpleQueue[list[Any] | None], done: threading.Lock) -> None:
+    """A call thread's loop: run each job `[name, handler, event, context, ok, value]`, fill in ok and
+    value (the return value, or the exception raised), release `done`; a None job ends the thread."""
+    me = threading.current_thread()
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        if me.name != job[0]:
+            me.name = job[0]  # fn-<function>, as a thread of its own was named
+        try:
+            # a fresh context per call, as a new thread had: what one call sets is not seen by the next
+            job[5] = contextvars.Context().run(job[1], job[2], job[3])
+            job[4] = True
+        except BaseException as exc:  # the function's error is the task's error  # noqa: BLE001
+            job[5] = exc
+        job = None  # hold nothing of a call while idle
+        done.release()
+
+
+class _CallThread:
+    """A thread that runs one calling thread's handler calls, one at a time."""
+
+    __slots__ = ("__weakref__", "done", "generation", "jobs", "thread")
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
+        self.done = threading.Lock()  # held while a call runs (and while idle); the call thread releases it
+        self.done.acquire()
+        self.generation = _fork_generation
+        self.thread = threading.Thread(target=_serve, args=(self.jobs, self.done), name="fn-call", daemon=True)
+        self.thread.start()
+        # the thread refers to the queue, not to this object: when its calling thread ends (and with
+        # it the thread-local that holds this), the call thread is told to end too
+        weakref.finalize(self, self.jobs.put, None)
+
+    def call(self, name: str, handler: Callable[..., Any], event: bytes, context: Context, limit: float) -> list[Any] | None:
+        """Run handler(event, context) on the call thread; the finished job, or None when it did not
+        return within `limit` seconds (this call thread is then abandoned and must not be used again)."""
+        job: list[Any] = [name, handler, event, context, False, None]
+        self.jobs.put(job)
+        try:
+            finished = self.done.acquire(timeout=min(max(limit, 0.0), threading.TIMEOUT_MAX))
+        except BaseException:  # interrupted while waiting (a signal): the call may still be running
+            self.jobs.put(None)
+            raise
+        if finished:
+            return job
+        self.jobs.put(None)  # it ends once the handler returns
+        return None
+
+
+def _call_thread() -> _CallThread:
+    """The calling thread's call thread (a new one after a timeout, and in a forked child)."""
+    current: _CallThread | None = getattr(_call_threads, "current", None)
+    if current is None or current.generation != _fork_generation:
+        current = _call_threads.current = _CallThread()
+    return current
 
 
 class Functions:
@@ -192,25 +300,20 @@ class Functions:
             handler = self._handler(spec)
         except (ImportError, AttributeError, ValueError) as exc:
             return Outcome.failed(UNKNOWN_FUNCTION, f"cannot load handler {spec}: {exc}")
-        box: dict[str, Any] = {}
-
-        def call() -> None:
-            try:
-                box["value"] = handler(payload, Context(ref, limit, str(uuid.uuid4()), self.caller, invocation))
-            except BaseException as exc:  # the function's error is the task's error  # noqa: BLE001
-                box["error"] = exc
-
-        # A thread lets the task time out without killing the worker; a handler that never returns
-        # keeps its thread, and its late result is ignored (docs/compatibility.md).
-        thread = threading.Thread(target=call, name=f"fn-{ref.function}", daemon=True)
-        thread.start()
-        thread.join(limit)
-        if thread.is_alive():
+        runner = _call_thread()
+        context = Context(ref, limit, str(uuid.uuid4()), self.caller, invocation)
+        try:
+            job = runner.call(f"fn-{ref.function}", handler, payload, context, limit)
+        except BaseException:
+            _call_threads.current = None
+            raise
+        if job is None:
+            _call_threads.current = None  # the handler keeps that thread; the next call gets a new one
             return Outcome.failed(TASK_TIMEOUT, f"function {ref.function} did not return within {limit:g} s")
-        if "error" in box:
-            exc = box["error"]
+        if not job[4]:
+            exc = job[5]
             return Outcome.failed(type(exc).__name__, str(exc))
-        return Outcome.ok(parse_result(box.get("value")))
+        return Outcome.ok(parse_result(job[5]))
 
     def _http(self, template: str, ref: FunctionRef, payload: bytes, limit: float) -> Outcome:
         url = template.replace("{function}", ref.function).replace("{service}", ref.service)

@@ -1,8 +1,12 @@
 """Functions file, Python handlers called like FC's runtime, HTTP functions, and HTTP:Request tasks."""
 from __future__ import annotations
 
+import contextvars
+import gc
 import json
+import os
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -11,7 +15,7 @@ from typing import Any
 import pytest
 
 from openfnf.redisserver import free_port
-from worker.functions import Binding, Functions, FunctionsError, load_functions, parse_arn
+from worker.functions import Binding, Caller, Functions, FunctionsError, Invocation, load_functions, parse_arn
 from worker.httptask import http_request
 
 OLD_ARN = "acs:fc:cn-hangzhou:123:services/demo/functions/{}"
@@ -148,3 +152,188 @@ def test_http_request_task(http_server: str) -> None:
     refused = http_request({"url": f"http://127.0.0.1:{free_port()}/"}, 2)
     assert refused.error == "HTTP.ConnectionError"
     assert http_request({"url": "ftp://nope"}, 1).error == "HTTP.InvalidParameters"
+
+
+# Handlers bound by the tests below (this module, imported by name as the functions file would).
+HERE = "tests.integration.test_functions"
+_release = threading.Event()  # lets `stuck` return
+_seen_threads: list[threading.Thread] = []  # the threads `stuck` and `where` ran on
+_var: contextvars.ContextVar[str] = contextvars.ContextVar("test_functions_var", default="unset")
+
+
+def stuck(event: bytes, context: Any) -> dict[str, Any]:
+    """Does not return until the test says so (a handler that hangs), then answers late."""
+    _seen_threads.append(threading.current_thread())
+    _release.wait(30)
+    return {"late": json.loads(event)}
+
+
+def where(event: bytes, context: Any) -> dict[str, Any]:
+    """The event back, and which thread ran the call."""
+    _seen_threads.append(threading.current_thread())
+    return {"event": json.loads(event), "thread": threading.current_thread().name}
+
+
+def whole_context(event: bytes, context: Any) -> dict[str, Any]:
+    """Every attribute a handler's context has, nested objects as dicts, and their class names."""
+    out: dict[str, Any] = {}
+    for name, value in vars(context).items():
+        if name in ("service", "function", "credentials"):
+            out[name] = {"class": type(value).__name__, **{k: getattr(value, k) for k in dir(value) if not k.startswith("_")}}
+        else:
+            out[name] = value
+    return out
+
+
+def sets_a_context_var(event: bytes, context: Any) -> dict[str, Any]:
+    """What a context variable held when the call began; then sets it."""
+    before = _var.get()
+    _var.set(context.request_id)
+    return {"before": before}
+
+
+def raises_system_exit(event: bytes, context: Any) -> None:
+    """A BaseException that is not an Exception."""
+    raise SystemExit("handler called exit")
+
+
+def meets(event: bytes, context: Any) -> dict[str, Any]:
+    """Returns only once `parties` calls are running at the same time (a barrier; fails after 10 s)."""
+    data = json.loads(event)
+    _barriers[data["barrier"]].wait(10)
+    return {"n": data["n"], "request_id": context.request_id}
+
+
+_barriers: dict[str, threading.Barrier] = {}
+
+
+def here(fn: str) -> Binding:
+    return Binding(f"acs:fc:*:*:services/demo/functions/{fn}", python=f"{HERE}:{fn}")
+
+
+@pytest.fixture
+def released() -> Iterator[None]:
+    """Lets any `stuck` call return when the test ends."""
+    _release.clear()
+    _seen_threads.clear()
+    try:
+        yield
+    finally:
+        _release.set()
+
+
+def test_a_hung_handler_times_out_and_later_calls_still_run(released: None) -> None:
+    fns = Functions([here("stuck"), here("where")])
+    hung = fns.invoke(OLD_ARN.format("stuck"), {"n": 1}, 0.2)
+    assert (hung.error, hung.cause) == ("FnF.TaskTimeout", "function stuck did not return within 0.2 s")
+    # the next calls on this thread are not queued behind the one that never returned
+    for n in range(3):
+        out = fns.invoke(OLD_ARN.format("where"), {"n": n}, 5)
+        assert out.succeeded and out.result == {"event": {"n": n}, "thread": "fn-where"}
+    abandoned, *later = _seen_threads
+    assert all(t is not abandoned for t in later)
+    # when the hung call finally returns, its answer goes nowhere and its thread ends
+    _release.set()
+    abandoned.join(5)
+    assert not abandoned.is_alive()
+    assert fns.invoke(OLD_ARN.format("where"), {"n": 9}, 5).result == {"event": {"n": 9}, "thread": "fn-where"}
+
+
+def test_calls_run_on_a_thread_of_their_own_kept_between_calls(released: None) -> None:
+    fns = Functions([here("where")])
+    for n in range(3):
+        fns.invoke(OLD_ARN.format("where"), {"n": n}, 5)
+    first, *rest = _seen_threads
+    assert first is not threading.current_thread() and first.daemon
+    assert all(t is first for t in rest)
+
+
+def test_the_call_thread_ends_with_its_calling_thread(released: None) -> None:
+    fns = Functions([here("where")])
+    caller = threading.Thread(target=lambda: fns.invoke(OLD_ARN.format("where"), {}, 5))
+    caller.start()
+    caller.join(5)
+    gc.collect()
+    (call_thread,) = _seen_threads
+    call_thread.join(5)
+    assert not call_thread.is_alive()
+
+
+def test_the_context_is_fc_like_with_openfnf_additions() -> None:
+    caller = Caller("AK", "SK", "127.0.0.1:8000")
+    fns = Functions([Binding("acs:fc:*:*:services/demo/functions/*", python=f"{HERE}:whole_context")], caller)
+    invocation = Invocation("Book", "12/1", "flow-1", "exec-1", "tok")
+    first = fns.invoke(OLD_ARN.format("whole_context"), {}, 7, invocation).result
+    second = fns.invoke(OLD_ARN.format("whole_context"), {}, None).result
+    request_id = first.pop("request_id")
+    assert str(uuid.UUID(request_id)) == request_id and second.pop("request_id") != request_id
+    assert first == {
+        "resource": OLD_ARN.format("whole_context"), "step": "Book", "task_id": "12/1", "flow_id": "flow-1",
+        "execution_name": "exec-1", "task_token": "tok", "region": "cn-hangzhou", "account_id": "123",
+        "endpoint": "127.0.0.1:8000",
+        "service": {"class": "Service", "name": "demo"},
+        "function": {"class": "Function", "name": "whole_context", "timeout": 7, "handler": ""},
+        "credentials": {"class": "Credentials", "access_key_id": "AK", "access_key_secret": "SK", "security_token": ""},
+    }  # fmt: skip
+    # outside an execution the additions are empty; no task timeout is FC's default of 60 s
+    assert (second["step"], second["task_id"], second["task_token"], second["function"]["timeout"]) == ("", "", "", 60.0)
+    new_form = fns.invoke(NEW_ARN.format("whole_context"), {}, 5)
+    assert new_form.succeeded is False  # the binding above only names the old form
+    fns_new = Functions([Binding("acs:fc:*:*:functions/*", python=f"{HERE}:whole_context")])
+    got = fns_new.invoke(NEW_ARN.format("f1"), {}, 5).result
+    assert (got["service"]["name"], got["function"]["name"], got["credentials"]["access_key_id"], got["endpoint"]) == ("", "f1", "", "")
+
+
+def test_each_call_starts_with_a_fresh_contextvars_context() -> None:
+    fns = Functions([here("sets_a_context_var")])
+    for _ in range(3):
+        assert fns.invoke(OLD_ARN.format("sets_a_context_var"), {}, 5).result == {"before": "unset"}
+
+
+def test_a_base_exception_is_the_error_and_the_call_thread_survives_it(released: None) -> None:
+    fns = Functions([here("raises_system_exit"), here("where")])
+    out = fns.invoke(OLD_ARN.format("raises_system_exit"), {}, 5)
+    assert (out.succeeded, out.error, out.cause) == (False, "SystemExit", "handler called exit")
+    assert fns.invoke(OLD_ARN.format("where"), {"n": 1}, 5).result == {"event": {"n": 1}, "thread": "fn-where"}
+
+
+def test_calls_from_several_threads_run_at_once_and_get_their_own_answers() -> None:
+    # one Functions shared by calling threads, as Celery's threads pool shares the process's runner
+    fns = Functions([here("meets")])
+    threads, rounds = 4, 25
+    results: dict[int, list[Any]] = {i: [] for i in range(threads)}
+
+    def calls(i: int) -> None:
+        for r in range(rounds):
+            out = fns.invoke(OLD_ARN.format("meets"), {"barrier": f"round-{r}", "n": i * 1000 + r}, 15)
+            results[i].append(out.result if out.succeeded else (out.error, out.cause))
+
+    # every round's calls wait for each other: they only all return if they run at the same time
+    _barriers.update({f"round-{r}": threading.Barrier(threads) for r in range(rounds)})
+    callers = [threading.Thread(target=calls, args=(i,)) for i in range(threads)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(60)
+    for i in range(threads):
+        assert [res["n"] for res in results[i]] == [i * 1000 + r for r in range(rounds)]
+    request_ids = [res["request_id"] for i in range(threads) for res in results[i]]
+    assert len(set(request_ids)) == threads * rounds
+
+
+def test_calls_work_in_a_child_forked_after_a_call(released: None) -> None:
+    fns = Functions([here("where")])
+    assert fns.invoke(OLD_ARN.format("where"), {"n": 0}, 5).succeeded  # this process has a call thread now
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its parent's call thread does not exist here
+        try:
+            out = fns.invoke(OLD_ARN.format("where"), {"n": 1}, 2)
+            os.write(write_end, json.dumps([out.succeeded, out.result, out.error]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        answer = json.loads(pipe.read() or b"null")
+    os.waitpid(pid, 0)
+    assert answer == [True, {"event": {"n": 1}, "thread": "fn-where"}, ""]
