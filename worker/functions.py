@@ -24,12 +24,12 @@ import re
 import threading
 import urllib.error
 import urllib.request
-import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
+from random import getrandbits
 from typing import Any
 
 import yaml
@@ -254,6 +254,14 @@ class _CallThread:
         return None
 
 
+def _request_id() -> str:
+    """A random (version 4) UUID as text, as FC's request ids are; a third of uuid.uuid4()'s cost (no
+    system call: a request id needs to be unique, not secret; random reseeds itself after a fork)."""
+    bits = (getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _call_thread() -> _CallThread:
     """The calling thread's call thread (a new one after a timeout, and in a forked child)."""
     current: _CallThread | None = getattr(_call_threads, "current", None)
@@ -262,22 +270,34 @@ def _call_thread() -> _CallThread:
     return current
 
 
+_RESOLVED_MAX = 4096  # resources whose resolution a Functions remembers
+
+
 class Functions:
     """Resolves task resources (FC ARNs first of all) through the bindings and invokes the target."""
 
     def __init__(self, bindings: list[Binding], caller: Caller | None = None) -> None:
-        self.bindings = bindings
+        self.bindings = bindings  # not changed afterwards: what a resource resolves to is remembered
         self.caller = caller or Caller()
         self._handlers: dict[str, Callable[..., Any]] = {}
+        self._resolved: dict[str, tuple[Binding | None, FunctionRef]] = {}  # resource: its binding and parts
+
+    def _resolve(self, resource: str) -> tuple[Binding | None, FunctionRef]:
+        resolved = self._resolved.get(resource)
+        if resolved is None:
+            if len(self._resolved) >= _RESOLVED_MAX:  # a flow's resources are few; this only bounds odd cases
+                self._resolved.clear()
+            binding = next((b for b in self.bindings if fnmatchcase(resource, b.pattern)), None)
+            resolved = self._resolved[resource] = (binding, resource_ref(resource))
+        return resolved
 
     def binding(self, resource: str) -> Binding | None:
         """The first binding whose pattern matches the resource (an ARN or an Action)."""
-        return next((b for b in self.bindings if fnmatchcase(resource, b.pattern)), None)
+        return self._resolve(resource)[0]
 
     def invoke(self, arn: str, event: Any, timeout_s: float | None, invocation: Invocation | None = None) -> Outcome:
         """Call the function bound to `arn` (any resource) with `event`; never raises for the function's own errors."""
-        ref = resource_ref(arn)
-        binding = self.binding(arn)
+        binding, ref = self._resolve(arn)
         if binding is None:
             return Outcome.failed(UNKNOWN_FUNCTION, f"no function in the functions file matches {arn}")
         limit = timeout_s or DEFAULT_TIMEOUT_S
@@ -301,7 +321,7 @@ class Functions:
         except (ImportError, AttributeError, ValueError) as exc:
             return Outcome.failed(UNKNOWN_FUNCTION, f"cannot load handler {spec}: {exc}")
         runner = _call_thread()
-        context = Context(ref, limit, str(uuid.uuid4()), self.caller, invocation)
+        context = Context(ref, limit, _request_id(), self.caller, invocation)
         try:
             job = runner.call(f"fn-{ref.function}", handler, payload, context, limit)
         except BaseException:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from openfnf.redisserver import free_port
+from worker import functions as functions_module
 from worker.functions import Binding, Caller, Functions, FunctionsError, Invocation, load_functions, parse_arn
 from worker.httptask import http_request
 
@@ -266,7 +267,8 @@ def test_the_context_is_fc_like_with_openfnf_additions() -> None:
     first = fns.invoke(OLD_ARN.format("whole_context"), {}, 7, invocation).result
     second = fns.invoke(OLD_ARN.format("whole_context"), {}, None).result
     request_id = first.pop("request_id")
-    assert str(uuid.UUID(request_id)) == request_id and second.pop("request_id") != request_id
+    assert str(uuid.UUID(request_id)) == request_id and uuid.UUID(request_id).version == 4
+    assert second.pop("request_id") != request_id
     assert first == {
         "resource": OLD_ARN.format("whole_context"), "step": "Book", "task_id": "12/1", "flow_id": "flow-1",
         "execution_name": "exec-1", "task_token": "tok", "region": "cn-hangzhou", "account_id": "123",
@@ -337,3 +339,14 @@ def test_calls_work_in_a_child_forked_after_a_call(released: None) -> None:
         answer = json.loads(pipe.read() or b"null")
     os.waitpid(pid, 0)
     assert answer == [True, {"event": {"n": 1}, "thread": "fn-where"}, ""]
+
+
+def test_resources_resolve_to_the_first_matching_binding_however_many_there_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(functions_module, "_RESOLVED_MAX", 2)  # what is remembered is forgotten often
+    fns = Functions([Binding("acs:fc:*:*:services/demo/functions/add", python="tests.handlers:add"), here("where")])
+    for n in range(3):  # each round's unbound resources fill what is remembered before the bound ones come
+        assert fns.invoke(NEW_ARN.format(f"f{n}"), {}, 5).error == "FnF.FunctionNotFound"
+        assert fns.binding(f"ECS:Describe{n}") is None
+        assert fns.invoke(OLD_ARN.format("add"), {"a": n, "b": 1}, 5).result == {"sum": n + 1}
+        assert fns.invoke(OLD_ARN.format("where"), {"n": n}, 5).result == {"event": {"n": n}, "thread": "fn-where"}
+        assert fns.binding(OLD_ARN.format("add")) is fns.bindings[0] and fns.binding(OLD_ARN.format("where")) is fns.bindings[1]
