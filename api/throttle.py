@@ -69,6 +69,7 @@ class Limiter:
         self._script = redis.register_script(source("gcra"))
         self._seen: tuple[dict[Any, Any], dict[Any, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         """Seed the configured rules into Redis, load every rule, then keep them fresh in the background."""
@@ -87,6 +88,9 @@ class Limiter:
     async def stop(self) -> None:
         """Stop the background refresh."""
         if self._task is not None:
+            # The flag too: a cancel that lands while redis-py's wait_for has just finished its write
+            # is swallowed there (Python 3.11's wait_for), and the loop must still end.
+            self._stopping = True
             self._task.cancel()
             try:
                 await self._task
@@ -111,7 +115,7 @@ class Limiter:
     async def _refresh_forever(self) -> None:
         period = self.settings.throttle_refresh_ms / 1000  # seconds
         failing = False
-        while True:
+        while not self._stopping:
             await asyncio.sleep(period)
             try:
                 await self.refresh()
