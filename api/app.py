@@ -1,6 +1,7 @@
 """The aiohttp front door: one route, RPC dispatch, errors as the SDKs parse them."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -14,17 +15,19 @@ from aiohttp import web
 from api.actions import ALL_ACTIONS, HANDLERS
 from api.actions.context import Call
 from api.actionspec import validate as validate_params
-from api.auth import Nonces, authenticate
+from api.admission import admit
+from api.auth import verify
+from api.batching import PipelineBatcher
 from api import health, metrics
 from api.credentials import AccessKey, Keyring
 from api.handoff import DrivePublisher
-from api.policy import authorize
 from api.protocol import ACTION, REQUEST_ID, parse_request, server_limits
 from api.throttle import Limiter
 from api.waiters import EndWaiters
 from common.errors import ActionNotSupported, FnfError, InternalServerError, MethodNotAllowed, PathNotFound
 from common.logs import request_id_var
 from common.redisurl import for_redis_py
+from common.scripts import Scripts
 from common.settings import Settings
 from common.store import Store
 
@@ -36,9 +39,10 @@ PUBLISHER = web.AppKey("publisher", DrivePublisher)
 WAITERS = web.AppKey("waiters", EndWaiters)
 LIMITER = web.AppKey("limiter", Limiter)
 KEYS = web.AppKey("keys", Keyring)  # access key id -> AccessKey, reloaded when the credentials file changes
-NONCES = web.AppKey("nonces", Nonces)
+BATCHER = web.AppKey("batcher", PipelineBatcher)  # the hot path's Redis round trips, one pipeline per loop iteration
 
 HOST_ID = "fnf.openfnf.local"
+REDIS_TIMEOUT_SECONDS = 5.0  # a hot-path batch Redis does not answer within this fails (redis-py's own socket timeout)
 
 
 def _json(body: dict[str, Any], status: int, request_id: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -98,10 +102,11 @@ async def rpc(request: web.Request) -> web.Response:
     request[ACTION] = req.action
     if req.action not in ALL_ACTIONS:
         raise ActionNotSupported(req.action[:100])
-    key: AccessKey = await authenticate(req, app[KEYS], now, settings.timestamp_skew_seconds, app[NONCES])
-    # Next, in this order (DESIGN.md "StartExecution"): authorise by policy, then throttle.
-    authorize(key.policy, req.action, req.params, settings.region, key.account)
-    await app[LIMITER].admit(req.action, key, req.params)  # last check before the handler: a refused request changes nothing
+    verified = verify(req, app[KEYS], now, settings.timestamp_skew_seconds)  # the signature (CPU)
+    key: AccessKey = verified.key
+    # Next, in this order (DESIGN.md "StartExecution"): the nonce, the policy, then throttling; one
+    # round trip (api/admission.py), the last check before the handler: a refused request changes nothing.
+    admitted = await admit(verified, req.action, req.params, now, store=app[STORE], limiter=app[LIMITER], runner=app[BATCHER])
     validate_params(req.action, req.params)  # Appendix A: required and typed parameters, for every action
     handler = HANDLERS.get(req.action)
     if handler is None:
@@ -114,6 +119,7 @@ async def rpc(request: web.Request) -> web.Response:
         store=app[STORE],
         publisher=app[PUBLISHER],
         waiters=app[WAITERS],
+        flow_head=admitted.flow_head,
     )
     body = await handler(call)
     body["RequestId"] = request[REQUEST_ID]
@@ -126,8 +132,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     state = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=256)
     broker_url = for_redis_py(settings.effective_broker_url)
     broker = state if broker_url == for_redis_py(settings.redis_url) else aioredis.from_url(broker_url)
-    app[STORE] = Store(state, settings)
-    app[NONCES] = Nonces(state)
+    # The hot path's own client: no per-command socket timeout (redis-py arms one per read and wraps
+    # each write in a task); each batch has one timeout instead (api/batching.py).
+    hot = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=64, socket_timeout=None, socket_connect_timeout=5)
+    batcher = PipelineBatcher(hot, Scripts(hot), timeout=REDIS_TIMEOUT_SECONDS)
+    app[BATCHER] = batcher
+    app[STORE] = Store(state, settings, runner=batcher)
     app[PUBLISHER] = DrivePublisher(broker, settings.drive_queue, settings.drive_batch)
     limiter = Limiter(state, settings)
     await limiter.start()  # seeds the --throttle / --throttle-profile rules, then refreshes them in the background
@@ -142,6 +152,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     finally:
         await limiter.stop()
         await waiters.stop()
+        await batcher.close()
+        await hot.aclose()
         await state.aclose()
         if broker is not state:
             await broker.aclose()
@@ -171,10 +183,20 @@ def make_app(settings: Settings) -> web.Application:
     return app
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when it imports (less CPU per request), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def run(settings: Settings) -> None:
     """Serve the front door until SIGINT/SIGTERM."""
     web.run_app(
         make_app(settings), host=settings.host, port=settings.port, access_log=None, print=None,
         reuse_port=settings.reuse_port or None,  # several front door processes on one port
         shutdown_timeout=settings.shutdown_timeout_seconds,  # SIGTERM: stop listening, let in-flight requests finish
+        loop=new_event_loop(),
     )  # fmt: skip

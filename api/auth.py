@@ -13,19 +13,17 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import parse_qsl, quote
 
 from api.credentials import AccessKey
 from api.protocol import RpcRequest
-from common import keys
 from common.errors import (
     InvalidAccessKeyID,
     InvalidArgument,
     MissingRequiredHeader,
     MissingRequiredParams,
     RequestTimeTooSkewed,
-    SignatureNonceUsed,
     SignatureNotMatch,
 )
 from common.timefmt import parse_rfc3339
@@ -43,17 +41,6 @@ class KeyLookup(Protocol):
     """Where access keys are found (api.credentials.Keyring, or a plain dict in tests)."""
 
     def get(self, key_id: str) -> AccessKey | None: ...
-
-
-class Nonces:
-    """The replay guard: remembers each (access key, nonce) in Redis until its request's time window closes."""
-
-    def __init__(self, redis: Any) -> None:
-        self.redis = redis
-
-    async def first_use(self, key_id: str, nonce: str, ttl_ms: int) -> bool:
-        """True the first time this key presents this nonce; False for a replay."""
-        return bool(await self.redis.set(keys.signature_nonce(key_id, nonce), b"1", nx=True, px=max(1, ttl_ms)))
 
 
 @dataclass(frozen=True)
@@ -181,18 +168,12 @@ def _header_value(headers: Mapping[str, str], name: str) -> str:
     return ",".join(sorted(v.strip() for v in values))
 
 
-async def authenticate(req: RpcRequest, keyring: KeyLookup, now_ms: int, skew_seconds: int, nonces: Nonces | None) -> AccessKey:
-    """The access key that signed this request, or the documented error; its nonce is then spent."""
-    signed = {**req.query, **req.form}
+def verify(req: RpcRequest, keyring: KeyLookup, now_ms: int, skew_seconds: int) -> Verified:
+    """The access key that signed this request and its nonce, or the documented error (CPU only).
+
+    The nonce is spent next, in the request's admission round trip (api/admission.py).
+    """
     authorization = req.headers.get("Authorization")
-    if "Signature" not in signed and authorization:
-        verified = verify_acs3(req, authorization, keyring, now_ms, skew_seconds)
-    else:
-        verified = verify_v1(req, keyring, now_ms, skew_seconds)
-    if nonces is not None:
-        # Remember the nonce until the request's own time leaves the window: no replay can pass after that.
-        ttl_ms = verified.signed_at_ms + skew_seconds * 1000 - now_ms + 1000
-        if not await nonces.first_use(verified.key.id, verified.nonce, ttl_ms):
-            logger.info("replayed signature nonce for access key %s", verified.key.id)
-            raise SignatureNonceUsed(verified.nonce)
-    return verified.key
+    if "Signature" not in req.query and "Signature" not in req.form and authorization:
+        return verify_acs3(req, authorization, keyring, now_ms, skew_seconds)
+    return verify_v1(req, keyring, now_ms, skew_seconds)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,21 @@ logger = logging.getLogger(__name__)
 START = "StartExecution"
 NAME_IS_FLOW = frozenset({"CreateFlow", "DescribeFlow", "UpdateFlow", "DeleteFlow"})  # flow named by `Name`
 
-ADMITTED, THROTTLED, CAPPED = 0, 1, 2  # gcra.lua verdicts
+ADMITTED, THROTTLED, CAPPED, REPLAYED = 0, 1, 2, 3  # gcra.lua verdicts
+
+
+@dataclass(frozen=True)
+class Check:
+    """What gcra.lua is asked for one request: its buckets (and the running counter), and their ARGV."""
+
+    keys: list[str]
+    args: list[Any]
+    cap: int  # the running-executions cap checked (0: none)
+    account: str
+
+    def with_nonce(self, nonce_key: str, ttl_ms: int) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of the same call that also spends a SignatureNonce first (gcra.lua's optional tail)."""
+        return [*self.keys, nonce_key], [*self.args, max(1, ttl_ms)]
 
 
 def flow_of(action: str, params: dict[str, str]) -> str:
@@ -126,29 +141,47 @@ class Limiter:
                 failing = True
 
     async def admit(self, action: str, key: AccessKey, params: dict[str, str]) -> None:
-        """Let the request through, or raise the error it gets: ResourceThrottled, or a chaos error."""
-        rules = self.rules
+        """Let the request through, or raise the error it gets: ResourceThrottled, or a chaos error.
+
+        The front door itself runs the same steps with the nonce and its reads in one round trip
+        (api/admission.py): check(), gcra.lua, judge(), then chaos().
+        """
+        check = self.check(action, key, params)
+        if check is not None:
+            verdict, value = await self._script(keys=check.keys, args=check.args)
+            self.judge(check, int(verdict), int(value))
+        self.chaos(action)
+
+    def check(self, action: str, key: AccessKey, params: dict[str, str]) -> Check | None:
+        """What gcra.lua must check for this request, or None when no rule and no cap applies (no round trip)."""
         account = key.account
-        buckets = rules.buckets(action, account, key.id, flow_of(action, params))
+        buckets = self.rules.buckets(action, account, key.id, flow_of(action, params))
         cap = self.settings.max_running_executions if action == START else 0
-        if buckets or cap > 0:
-            bucket_keys = [keys.gcra_bucket(account, b.scope.value, b.subject, action) for b in buckets]
-            args: list[Any] = [len(buckets), max(cap, 0)]
-            for b in buckets:
-                args += [repr(b.rule.interval_us), b.rule.burst]
-            if cap > 0:
-                bucket_keys.append(keys.running(account))
-            verdict, value = await self._script(keys=bucket_keys, args=args)
-            if int(verdict) == THROTTLED:
-                raise ResourceThrottled(int(value))
-            if int(verdict) == CAPPED:
-                raise ResourceThrottled(
-                    self.settings.running_cap_retry_after_ms,
-                    message=(
-                        f"The request is throttled: account {account} has {int(value)} running executions, "
-                        f"the limit is {cap}. Please try again later."
-                    ),
-                )
-        chaos = rules.chaos_for(action)
+        if not buckets and cap <= 0:
+            return None
+        bucket_keys = [keys.gcra_bucket(account, b.scope.value, b.subject, action) for b in buckets]
+        args: list[Any] = [len(buckets), max(cap, 0)]
+        for b in buckets:
+            args += [repr(b.rule.interval_us), b.rule.burst]
+        if cap > 0:
+            bucket_keys.append(keys.running(account))
+        return Check(bucket_keys, args, max(cap, 0), account)
+
+    def judge(self, check: Check, verdict: int, value: int) -> None:
+        """Raise ResourceThrottled for a THROTTLED or CAPPED verdict of gcra.lua; nothing when ADMITTED."""
+        if verdict == THROTTLED:
+            raise ResourceThrottled(value)
+        if verdict == CAPPED:
+            raise ResourceThrottled(
+                self.settings.running_cap_retry_after_ms,
+                message=(
+                    f"The request is throttled: account {check.account} has {value} running executions, "
+                    f"the limit is {check.cap}. Please try again later."
+                ),
+            )
+
+    def chaos(self, action: str) -> None:
+        """Raise the chaos error of `action`'s chaos rule on its share of the draws (after admission)."""
+        chaos = self.rules.chaos_for(action)
         if chaos is not None and self.rng.random() < chaos.rate:
             raise chaos_error(chaos)

@@ -16,9 +16,13 @@ ACTIVITY_COMMANDS = PREFIX + "actcmd"  # hash: "<tag>#<activity id>" -> the RunA
 DONE_CHANNEL = PREFIX + "done"  # pub/sub: tag of a watched execution that just ended
 
 
-def signature_nonce(key_id: str, nonce: str) -> str:
-    """String with a TTL: a SignatureNonce this access key has used (replay guard of the front door)."""
-    return f"{PREFIX}n:{key_id}:{nonce}"
+def signature_nonce(key_id: str, nonce: str, account: str = "*") -> str:
+    """String with a TTL: a SignatureNonce this access key (of `account`) has used (replay guard of the front door).
+
+    In the account's slot, so gcra.lua spends it in the same call that charges the account's buckets;
+    the default account `*` (with key_id/nonce `*`) makes a SCAN pattern of every nonce.
+    """
+    return f"{PREFIX}n:{{{account}}}:{key_id}:{nonce}"
 
 
 def execution_tag(flow_id: str, name: str) -> str:

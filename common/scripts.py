@@ -64,7 +64,11 @@ class Scripts:
         pipe = self.client.pipeline(transaction=False)
         build(pipe)
         stack = [args for args, _ in pipe.command_stack]
-        results = list(await pipe.execute(raise_on_error=False))
+        return await self.settle(stack, list(await pipe.execute(raise_on_error=False)))
+
+    async def settle(self, stack: list[Any], results: list[Any]) -> list[Any]:
+        """The answers of commands `stack` (argument tuples) that a pipeline ran with raise_on_error=False:
+        those that met NOSCRIPT run again once the scripts are loaded; then the first error is raised."""
         for i in self._missing(results):  # the server lost its scripts: load them, run only those again
             if i == -1:
                 for name in NAMES:

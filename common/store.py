@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from common import keys
+from common.claims import Claim, PendingClaim, queue_claim
+from common.interpreter.model import HistoryEvent
 from common.records import (
     EXECUTION_VIEW_FIELDS,
     decode_hash,
@@ -12,15 +14,15 @@ from common.records import (
     decode_pairs,
     dumps,
 )
-from common.interpreter.model import HistoryEvent
-from common.claims import Claim, PendingClaim, queue_claim
 from common.scripts import Scripts
 from common.settings import Settings
 from common.versions import VersionStore
 
-
 LIST_CHUNK = 200  # index entries read per round trip by list_executions
 LIST_SCAN_LIMIT = 10000  # most index entries one ListExecutions call looks at
+DEFINITIONS_CACHED = 1024  # definition texts a store keeps (by content hash: they never change)
+# What StartExecution needs of a flow, read fresh for every start; the definition text comes by DefId.
+FLOW_HEAD = ("Id", "Name", "DefId", "ExecutionMode")
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,15 @@ class ExecutionFilter:
 class Store:
     """Flows and executions for one account-aware front door."""
 
-    def __init__(self, redis: Any, settings: Settings) -> None:
+    def __init__(self, redis: Any, settings: Settings, runner: Any = None) -> None:
         self.redis = redis
         self.settings = settings
         self.scripts = Scripts(redis)
+        # Runs StartExecution's claim pipeline: Scripts.pipeline, or one with the same meaning that
+        # batches concurrent callers (api/batching.py PipelineBatcher).
+        self.runner = runner or self.scripts
         self.versions = VersionStore(redis, self.scripts)
-        self._definitions: dict[str, str] = {}  # def id -> text; immutable, so cached forever
+        self._definitions: dict[str, str] = {}  # def id -> text; immutable, so cached (the newest DEFINITIONS_CACHED)
 
     # ------------------------------------------------------------ definitions
 
@@ -61,6 +66,8 @@ class Store:
             raw = await self.redis.get(keys.definition(def_id))
             text = raw.decode("utf-8") if isinstance(raw, bytes) else (raw or "")
             if text:
+                if len(self._definitions) >= DEFINITIONS_CACHED:
+                    del self._definitions[next(iter(self._definitions))]  # the oldest entry
                 self._definitions[def_id] = text
         return text
 
@@ -80,6 +87,22 @@ class Store:
         """A flow's fields, or None."""
         raw = await self.redis.hgetall(keys.flow(account, name))
         return decode_hash(raw) if raw else None
+
+    def queue_flow_head(self, pipe: Any, account: str, name: str) -> None:
+        """Queue the read of a flow's FLOW_HEAD fields (one HMGET) on a pipeline; see flow_for_start."""
+        pipe.hmget(keys.flow(account, name), *FLOW_HEAD)
+
+    async def flow_for_start(self, account: str, name: str, head: list[Any]) -> dict[str, str] | None:
+        """A flow as StartExecution uses it (FLOW_HEAD and Definition), from the answer of queue_flow_head;
+        None if there is no such flow. The definition text comes from the cache by DefId (read once)."""
+        if head[0] is None:
+            return None
+        flow = dict(zip(FLOW_HEAD, (_s(v) for v in head), strict=True))
+        text = await self.definition(flow["DefId"])
+        if not text:  # no definition stored under its id (not written by this version): the whole flow
+            return await self.get_flow(account, name)
+        flow["Definition"] = text
+        return flow
 
     async def update_flow(
         self, account: str, name: str, fields: dict[str, str], definition: tuple[str, str] | None
@@ -140,7 +163,7 @@ class Store:
             # Counted in the same round trip (Scripts.pipeline runs non-script commands once), given back below if lost.
             pipe.incr(keys.running(account))
 
-        results = await self.scripts.pipeline(build)  # fills `pending` first
+        results = await self.runner.pipeline(build)  # fills `pending` first
         claim = pending[0].outcome(results)
         if not claim.created:
             await self.redis.decr(keys.running(account))  # nothing started: give the running count back

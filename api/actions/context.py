@@ -20,6 +20,7 @@ class Call:
     store: Store
     publisher: Any  # api.handoff.DrivePublisher
     waiters: Any  # api.waiters.EndWaiters
+    flow_head: list[Any] | None = None  # StartExecution: Store.queue_flow_head's answer, read at admission
 
     @property
     def account(self) -> str:

@@ -18,6 +18,7 @@ from common.errors import (
     ExecutionAlreadyCompleted,
     ExecutionAlreadyExists,
     ExecutionNotExists,
+    FlowNotExists,
     InvalidArgument,
 )
 from common.interpreter import TERMINAL, EventType, Status
@@ -57,7 +58,13 @@ async def start_execution(call: Call) -> dict[str, Any]:
     """StartExecution: claim the name atomically, hand the run to the workers, answer at once."""
     p = call.params
     flow_name, name, raw_input, input_obj = astuple(start_params(call))
-    flow = await get_flow(call, flow_name)
+    if call.flow_head is not None:  # read with the admission checks (api/admission.py)
+        head = await call.store.flow_for_start(call.account, flow_name, call.flow_head)
+        if head is None:
+            raise FlowNotExists(flow_name)
+        flow = head
+    else:
+        flow = await get_flow(call, flow_name)
     if flow.get("ExecutionMode") == "Express":
         raise ActionNotSupported(
             message="Flow %s runs in Express mode: start it with StartSyncExecution, not StartExecution." % flow_name

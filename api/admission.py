@@ -1,0 +1,85 @@
+"""What a signed request needs from Redis before its handler runs, in one round trip (issue 9).
+
+DESIGN.md's order stays as it was: the signature (CPU), then the nonce (a replay is refused), then
+the policy, then the limiter; a request refused at one step is not counted by the later ones. The
+policy is a CPU check, so it is decided first, and then one pipeline carries:
+
+- gcra.lua, which spends the SignatureNonce (keys.signature_nonce, in the account's slot) and, for
+  a request the policy allows, charges the limiter's buckets and checks the running cap, all or
+  nothing; a replay charges nothing. With no rule and no cap, a plain SET NX spends the nonce.
+- for StartExecution, the flow's head fields (Store.queue_flow_head): read in the same round trip,
+  so the handler does not read the flow again. They are read fresh for every request, so an
+  UpdateFlow or DeleteFlow done through another front door is seen by the next start; only the
+  definition text is cached, by its content hash (immutable).
+
+Then the verdicts are read in DESIGN.md's order: replayed nonce, policy, throttle, chaos.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from api.auth import Verified
+from api.policy import authorize
+from api.throttle import REPLAYED, START, Limiter
+from common import keys
+from common.errors import AccessDenied, SignatureNonceUsed
+from common.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request that passed every check before its handler; what was read for it on the way."""
+
+    flow_head: list[Any] | None = None  # StartExecution: the raw answer of Store.queue_flow_head (None: not read)
+
+
+def nonce_ttl_ms(verified: Verified, now_ms: int, skew_seconds: int) -> int:
+    """How long to remember a nonce: until the request's own time leaves the window (no replay can pass after)."""
+    return max(1, verified.signed_at_ms + skew_seconds * 1000 - now_ms + 1000)
+
+
+async def admit(
+    verified: Verified, action: str, params: dict[str, str], now_ms: int, *, store: Store, limiter: Limiter, runner: Any
+) -> Admitted:
+    """Spend the nonce, authorise, throttle (one round trip through `runner.pipeline`), or raise the error."""
+    settings = limiter.settings
+    key = verified.key
+    denied: AccessDenied | None = None
+    try:
+        authorize(key.policy, action, params, settings.region, key.account)
+    except AccessDenied as exc:
+        denied = exc  # answered after the nonce is spent (a replay is refused as a replay first)
+    check = limiter.check(action, key, params) if denied is None else None
+    nonce_key = keys.signature_nonce(key.id, verified.nonce, key.account)
+    ttl = nonce_ttl_ms(verified, now_ms, settings.timestamp_skew_seconds)
+    flow_name = params.get("FlowName", "") if action == START and denied is None else ""
+
+    def build(pipe: Any) -> None:
+        if check is None:
+            pipe.set(nonce_key, b"1", nx=True, px=ttl)
+        else:
+            script_keys, script_args = check.with_nonce(nonce_key, ttl)
+            store.scripts.queue(pipe, "gcra", script_keys, script_args)
+        if flow_name:
+            store.queue_flow_head(pipe, key.account, flow_name)
+
+    results = await runner.pipeline(build)
+    if check is None:
+        replayed = not results[0]
+    else:
+        verdict, value = int(results[0][0]), int(results[0][1])
+        replayed = verdict == REPLAYED
+    if replayed:
+        logger.info("replayed signature nonce for access key %s", key.id)
+        raise SignatureNonceUsed(verified.nonce)
+    if denied is not None:
+        raise denied
+    if check is not None:
+        limiter.judge(check, verdict, value)
+    limiter.chaos(action)
+    return Admitted(flow_head=results[1] if flow_name else None)
+
