@@ -183,8 +183,8 @@ _NO_INVOCATION = Invocation()
 
 
 # Python handlers run on call threads, not on the thread that asks for the call, so a call can time
-# out without killing the worker. Starting a thread per call cost about as much CPU as the rest of a
-# call, so each calling thread (one with the solo pool, one per slot with --pool threads) has its
+# out without killing the worker. Starting a thread per call was most of a call's CPU (~90 of ~120 us), so
+# each calling thread (one with the solo pool, one per slot with --pool threads) has its
 # own call thread, kept between calls: calls from different calling threads never share one, and
 # one calling thread makes one call at a time. A call that outlives its limit abandons its call
 # thread (it ends once the handler returns; its late result is ignored, docs/compatibility.md) and
