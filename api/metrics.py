@@ -14,6 +14,7 @@ The throttled count is derived from the answers, so the throttling code needs to
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -98,10 +99,22 @@ async def metrics_middleware(
     finally:
         IN_FLIGHT.dec()
         action = action_label(request.get(ACTION) or request.query.get("Action"))
-        REQUESTS.labels(action=action, code=code).inc()
-        LATENCY.labels(action=action).observe(time.perf_counter() - started)
+        _requests(action, code).inc()
+        _latency(action).observe(time.perf_counter() - started)
         if code == THROTTLED_CODE:
             THROTTLED.labels(action=action).inc()
+
+
+# The labelled series, looked up once each (labels() costs a lock and a tuple per call); both label
+# sets are bounded (the API's actions, its error codes and HTTP statuses).
+@functools.cache
+def _requests(action: str, code: str) -> Counter:
+    return REQUESTS.labels(action=action, code=code)
+
+
+@functools.cache
+def _latency(action: str) -> Histogram:
+    return LATENCY.labels(action=action)
 
 
 def make_metrics_handler(registry: CollectorRegistry = REGISTRY) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -62,13 +62,23 @@ def server_limits(settings: Settings) -> dict[str, Any]:
 
 
 def _pairs(text: str) -> dict[str, str]:
+    """Parameters of a query string or form body, as parse_qsl(keep_blank_values=True, errors="strict")
+    reads them (`+` is a space, a name without `=` has the value ''), the first of a repeated one."""
+    out: dict[str, str] = {}
+    if not text:
+        return out
     try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
+        for pair in text.split("&"):
+            if not pair:
+                continue
+            name, _, value = pair.partition("=")
+            if "%" in name or "+" in name:
+                name = unquote(name.replace("+", " "), errors="strict")
+            if "%" in value or "+" in value:
+                value = unquote(value.replace("+", " "), errors="strict")
+            out.setdefault(name, value)  # a repeated parameter: the first one counts
     except (UnicodeDecodeError, ValueError):
         raise InvalidArgument(message="The request parameters are not valid percent-encoded UTF-8.") from None
-    out: dict[str, str] = {}
-    for key, value in pairs:
-        out.setdefault(key, value)  # a repeated parameter: the first one counts
     return out
 
 
@@ -79,6 +89,11 @@ async def read_body(request: web.Request, limit: int, timeout: float | None = No
     """
     if request.content_length is not None and request.content_length > limit:
         raise EntityTooLarge(limit)
+    if request.content.is_eof():  # the whole body came with the headers (most requests): nothing to wait for
+        body = request.content.read_nowait()
+        if len(body) > limit:
+            raise EntityTooLarge(limit)
+        return body
     chunks, size = [], 0
     try:
         async with asyncio.timeout(timeout):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from api.actions.context import Call
@@ -57,7 +57,8 @@ def start_params(call: Call) -> StartParams:
 async def start_execution(call: Call) -> dict[str, Any]:
     """StartExecution: claim the name atomically, hand the run to the workers, answer at once."""
     p = call.params
-    flow_name, name, raw_input, input_obj = astuple(start_params(call))
+    asked = start_params(call)
+    flow_name, name, raw_input, input_obj = asked.flow_name, asked.name, asked.raw_input, asked.input_obj
     if call.flow_head is not None:  # read with the admission checks (api/admission.py)
         head = await call.store.flow_for_start(call.account, flow_name, call.flow_head)
         if head is None:
