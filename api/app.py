@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -192,10 +193,23 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+async def _settle_heap(app: web.Application) -> None:
+    """Once the front door is up: move what start-up allocated out of the garbage collector's sight,
+    and collect the young generation less often. Requests allocate many short-lived objects; with
+    the default thresholds a full collection walked the whole start-up heap every few thousand
+    requests (~35 ms, every request in flight waiting: the p99 of the bench), and collections took
+    ~6% of the front door's CPU (python -m bench --only start)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def run(settings: Settings) -> None:
     """Serve the front door until SIGINT/SIGTERM."""
+    app = make_app(settings)
+    app.on_startup.append(_settle_heap)  # after the resources (cleanup_ctx runs first); this process only, not tests
     web.run_app(
-        make_app(settings), host=settings.host, port=settings.port, access_log=None, print=None,
+        app, host=settings.host, port=settings.port, access_log=None, print=None,
         reuse_port=settings.reuse_port or None,  # several front door processes on one port
         shutdown_timeout=settings.shutdown_timeout_seconds,  # SIGTERM: stop listening, let in-flight requests finish
         loop=new_event_loop(),
