@@ -46,9 +46,12 @@ HOST_ID = "fnf.openfnf.local"
 REDIS_TIMEOUT_SECONDS = 5.0  # a hot-path batch Redis does not answer within this fails (redis-py's own socket timeout)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps with these options builds one per call
+
+
 def _json(body: dict[str, Any], status: int, request_id: str, headers: dict[str, str] | None = None) -> web.Response:
     response = web.Response(
-        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+        body=_ENCODER.encode(body).encode(),
         status=status,
         content_type="application/json",
         headers=headers,

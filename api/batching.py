@@ -40,12 +40,11 @@ except ImportError:  # redis-py's own packing (pure Python, slower)
 
 
 def _pack(conn: Any, commands: Stack) -> Any:
-    """The bytes of `commands` as one write: hiredis packs in C (floats as redis-py writes them: repr)."""
+    """The bytes of `commands` as one write: hiredis packs in C, as redis-py's own sync client does
+    (str as UTF-8, int with str(), float with repr(): what redis-py's Python encoder writes too)."""
     if _hiredis_pack is None:
         return conn.pack_commands([args for args, _ in commands])
-    return b"".join(
-        _hiredis_pack(tuple(repr(a) if type(a) is float else a for a in args)) for args, _ in commands
-    )
+    return b"".join([_hiredis_pack(args) for args, _ in commands])
 
 
 class PipelineBatcher:

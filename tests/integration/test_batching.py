@@ -10,7 +10,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from api.batching import PipelineBatcher
+from api.batching import PipelineBatcher, _pack
 from common.redisurl import for_redis_py
 from common.scripts import Scripts
 from tests.integration.test_start_roundtrips import Counting
@@ -105,3 +105,13 @@ async def test_beyond_max_in_flight_the_next_batch_waits_and_takes_everything_qu
         assert [await x for x in rest] == [[2], [3], [4], [5], [6]]
     assert counted.sent == 2  # the five waited together for the slot
     await batcher.close()
+
+
+def test_commands_are_packed_as_redis_py_packs_them(hot: Any) -> None:
+    conn = hot.connection_pool.make_connection()
+    commands = [
+        (("ZADD", "z", 0.1, "m", 1e20, "n", 1 / 3, "o", 1e-7, "p"), {}),
+        (("SET", "k", "é", "PX", 900_000), {}),
+        (("EVALSHA", "a" * 40, 2, "fnf:x:{f/e}", b"raw\\r\\n", "", -5), {}),
+    ]
+    assert _pack(conn, commands) == b"".join(conn.pack_commands([args for args, _ in commands]))
