@@ -13,19 +13,25 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from api import health, metrics
 from api.actions import ALL_ACTIONS, HANDLERS
 from api.actions.context import Call
 from api.actionspec import validate as validate_params
 from api.admission import admit
 from api.auth import verify
 from api.batching import PipelineBatcher
-from api import health, metrics
 from api.credentials import AccessKey, Keyring
 from api.handoff import DrivePublisher
 from api.protocol import ACTION, REQUEST_ID, parse_request, server_limits
 from api.throttle import Limiter
 from api.waiters import EndWaiters
-from common.errors import ActionNotSupported, FnfError, InternalServerError, MethodNotAllowed, PathNotFound
+from common.errors import (
+    ActionNotSupported,
+    FnfError,
+    InternalServerError,
+    MethodNotAllowed,
+    PathNotFound,
+)
 from common.logs import request_id_var
 from common.redisurl import for_redis_py
 from common.scripts import Scripts

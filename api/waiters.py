@@ -50,7 +50,7 @@ class EndWaiters:
                         self._wake(data.decode() if isinstance(data, bytes) else str(data))
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # connection lost: waiters fall back to their own re-read on timeout
+            except Exception as exc:  # noqa: BLE001 - connection lost: waiters fall back to their own re-read on timeout
                 logger.warning("end-of-execution subscription lost, reconnecting: %s", exc)
                 self._wake_all()
                 await asyncio.sleep(0.5)

@@ -4,8 +4,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api.actions import executions, flows, tasks, versions
-from api.actions import regions, schedules, sync  # issue 8
+from api.actions import (  # regions, schedules, sync: issue 8
+    executions,
+    flows,
+    regions,
+    schedules,
+    sync,
+    tasks,
+    versions,
+)
 from api.actions.context import Call
 
 Handler = Callable[[Call], Awaitable[dict[str, Any]]]

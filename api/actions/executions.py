@@ -11,7 +11,6 @@ from api.actions.flows import get_flow
 from api.actions.versions import resolve_qualifier
 from api.params import boolean, integer, json_object, optional, required, resource_name
 from common import keys
-from common.faults import fault_point
 from common.errors import (
     ActionNotSupported,
     EntityTooLarge,
@@ -21,11 +20,12 @@ from common.errors import (
     FlowNotExists,
     InvalidArgument,
 )
+from common.faults import fault_point
 from common.interpreter import TERMINAL, EventType, Status
-from common.tokens import InvalidToken, TaskRef, parse_token
 from common.records import execution_view, history_view
 from common.store import ExecutionFilter
 from common.timefmt import parse_rfc3339
+from common.tokens import InvalidToken, TaskRef, parse_token
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ async def start_execution(call: Call) -> dict[str, Any]:
         flow = await get_flow(call, flow_name)
     if flow.get("ExecutionMode") == "Express":
         raise ActionNotSupported(
-            message="Flow %s runs in Express mode: start it with StartSyncExecution, not StartExecution." % flow_name
+            message=f"Flow {flow_name} runs in Express mode: start it with StartSyncExecution, not StartExecution."
         )
     callback = optional(p, "CallbackFnFTaskToken")
     if callback:
@@ -133,7 +133,7 @@ async def describe_execution(call: Call) -> dict[str, Any]:
             if fields["status"] not in TERMINAL:
                 try:
                     await asyncio.wait_for(ended, timeout=wait)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 fresh = await call.store.read_execution(flow["Id"], fields["name"])
                 if fresh is not None:

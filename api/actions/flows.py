@@ -7,10 +7,15 @@ from typing import Any
 
 from api.actions.context import Call
 from api.params import integer, optional, required, resource_name
-from common.errors import FlowAlreadyExists, FlowNotExists, FlowVersionNotExists, InvalidArgument
+from common.errors import (
+    FlowAlreadyExists,
+    FlowNotExists,
+    FlowVersionNotExists,
+    InvalidArgument,
+)
+from common.express import ExpressLimitError, check_express  # issue 8
 from common.fdl import FdlError, FlowDef, parse_definition
 from common.records import definition_id, flow_view
-from common.express import ExpressLimitError, check_express  # issue 8
 from common.schedules import ScheduleStore  # issue 8
 
 EXECUTION_MODES = {"": "Standard", "Standard": "Standard", "Express": "Express"}

@@ -68,7 +68,7 @@ async def _until_end(call: Call, flow_id: str, name: str, tag: str, timeout: flo
                 return fields
             try:
                 await asyncio.wait_for(ended, timeout=left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         # Woken: the end was published, or the subscription was lost (then read and wait again).
 
