@@ -19,6 +19,12 @@ class Row:
     target: str = ""
     met: bool | None = None
     note: str = ""
+    met_detail: str = ""  # which parts of a target with several parts hold
+
+    def judge(self, parts: dict[str, bool]) -> None:
+        """Met when every part of the target holds; the cell says which parts do."""
+        self.met = all(parts.values())
+        self.met_detail = "; ".join(f"{name}: {'yes' if held else 'no'}" for name, held in parts.items())
 
 
 @dataclass
@@ -76,6 +82,8 @@ def render(report: Report, header: list[str]) -> str:
     for row in report.rows:
         bare = f"{fmt(row.bare, row.unit)} ({row.bare_name})" if row.bare is not None else "–"
         met = "–" if row.met is None else ("**met**" if row.met else "**not met**")
+        if row.met_detail:
+            met += f" ({row.met_detail})"
         measure = row.measure + (f" ({row.note})" if row.note else "")
         lines.append(
             f"| {row.scenario} | {measure} | {fmt(row.ours, row.unit)} | {fmt(row.peer, row.unit)} | {bare} "

@@ -53,16 +53,6 @@ def messages(r: redis.Redis, queue: str) -> list[list[Any]]:
 
 
 @pytest.fixture
-def settings(redis_server: str) -> Settings:
-    return Settings(_env_file=None, redis_url=redis_server)
-
-
-@pytest.fixture
-def published() -> list[str]:
-    return []
-
-
-@pytest.fixture
 def runner(r: redis.Redis, settings: Settings, published: list[str]) -> ActivityRunner:
     bindings = [
         Binding("acs:fc:*:*:functions/echo/*", python=f"{HERE}:echo"),

@@ -60,16 +60,6 @@ def _event(i: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(redis_server: str) -> Settings:
-    return Settings(_env_file=None, redis_url=redis_server)
-
-
-@pytest.fixture
-def published() -> list[str]:
-    return []
-
-
-@pytest.fixture
 def runner(r: redis.Redis, settings: Settings, published: list[str]) -> ActivityRunner:
     return ActivityRunner(r, settings, Functions([]), published.append)
 
