@@ -11,13 +11,13 @@ from celery import Celery, signals
 from common.redisurl import for_kombu, for_redis_py
 from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK, DRIVE_TASK
+from worker import heartbeat
+from worker import metrics as worker_metrics
 from worker.activities import ActivityRunner
 from worker.children import ChildStarter
 from worker.dispatch import Dispatcher
-from worker.functions import Caller, Functions, load_functions
-from worker import heartbeat
-from worker import metrics as worker_metrics
 from worker.driver import Driver
+from worker.functions import Caller, Functions, load_functions
 
 logger = logging.getLogger(__name__)
 
