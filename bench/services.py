@@ -21,13 +21,7 @@ import redis
 
 from common import keys
 from openfnf.loadtest import sign
-from openfnf.redisserver import (
-    RedisServer,
-    free_port,
-    start_redis,
-    wait_for_port,
-    wait_for_ports,
-)
+from openfnf.redisserver import RedisServer, free_port, start_redis, wait_for_port, wait_for_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_ID, SECRET, ACCOUNT = "LTAIbenchkey000001", "bench-secret-0123456789abcdef", "1234567890"

@@ -34,9 +34,7 @@ from typing import Any
 
 import yaml
 
-from common.interpreter.data import (
-    parse_if_json as parse_result,  # one rule for what a call returned
-)
+from common.interpreter.data import parse_if_json as parse_result  # one rule for what a call returned
 from worker.outcomes import Outcome
 
 TASK_TIMEOUT = "FnF.TaskTimeout"

@@ -16,15 +16,7 @@ import pytest
 
 from openfnf.redisserver import free_port
 from worker import functions as functions_module
-from worker.functions import (
-    Binding,
-    Caller,
-    Functions,
-    FunctionsError,
-    Invocation,
-    load_functions,
-    parse_arn,
-)
+from worker.functions import Binding, Caller, Functions, FunctionsError, Invocation, load_functions, parse_arn
 from worker.httptask import http_request
 
 OLD_ARN = "acs:fc:cn-hangzhou:123:services/demo/functions/{}"
