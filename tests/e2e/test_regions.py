@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from alibabacloud_fnf20190315 import models
 
-from openfnf.redisserver import free_port, start_redis
-from tests.conftest import Service, new_sdk_client
+from openfnf.redisserver import free_port
+from tests.conftest import Service, new_sdk_client, running_service
 
 pytestmark = pytest.mark.e2e
 
@@ -16,15 +16,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """Only front doors (DescribeRegions needs no worker): one with the defaults, one configured."""
-    tmp = tmp_path_factory.mktemp("regions")
-    server = start_redis(tmp / "redis")
-    svc = Service(workdir=tmp, redis=server, redis_url=server.url, port=free_port())
-    try:
-        svc.start("api", "api")
+    with running_service(tmp_path_factory.mktemp("regions"), workers=0, timers=0) as svc:
         yield svc
-    finally:
-        svc.stop_all()
-        server.stop()
 
 
 def regions(client: Any, language: str | None = None) -> list[Any]:

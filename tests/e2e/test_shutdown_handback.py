@@ -18,8 +18,7 @@ from alibabacloud_fnf20190315 import models
 
 from common import keys
 from common.settings import Settings
-from openfnf.redisserver import free_port, start_redis
-from tests.conftest import Service
+from tests.conftest import Service, running_service
 from worker import heartbeat
 from worker.driver import Driver
 
@@ -31,15 +30,8 @@ NOISE = json.dumps({"t": "Noise"})  # an event the interpreter drops: it only ma
 
 @pytest.fixture(scope="module")
 def front_door(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    tmp = tmp_path_factory.mktemp("handback")
-    server = start_redis(tmp / "redis")
-    svc = Service(workdir=tmp, redis=server, redis_url=server.url, port=free_port())
-    try:
-        svc.start("api", "api")
+    with running_service(tmp_path_factory.mktemp("handback"), workers=0, timers=0) as svc:
         yield svc
-    finally:
-        svc.stop_all()
-        server.stop()
 
 
 def started_tag(svc: Service, name: str) -> str:
