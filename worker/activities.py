@@ -21,12 +21,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis
-
 from common import keys
 from common.faults import fault_point
 from common.records import dumps
-from common.redisurl import for_redis_py
 from common.scripts import Scripts
 from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK, redis_task_message
@@ -92,8 +89,8 @@ def activity_messages(tag: str, commands: list[dict[str, Any]], queue: str, per_
 class ActivityRunner:
     """Runs RunActivity commands and feeds their outcomes back (sync redis-py clients).
 
-    `broker` is where commands handed back by a slow batch are queued again; by default the broker
-    of the settings (the state client itself when both are the same Redis).
+    `broker` is where commands handed back by a slow batch are queued again (the worker passes the
+    client it made for the broker, worker/celeryapp.py); by default the state client itself.
     """
 
     def __init__(
@@ -111,15 +108,7 @@ class ActivityRunner:
         self.functions = functions
         self.publish_drive = publish_drive
         self.start_child = start_child
-        self._broker = broker
-
-    @property
-    def broker(self) -> Any:
-        """The broker's client (made on first use)."""
-        if self._broker is None:
-            url = for_redis_py(self.settings.effective_broker_url)
-            self._broker = self.state if url == for_redis_py(self.settings.redis_url) else redis.Redis.from_url(url)
-        return self._broker
+        self.broker = state if broker is None else broker
 
     def execute(self, tag: str, command: dict[str, Any]) -> Outcome:
         """Make the call the command describes."""
@@ -292,10 +281,13 @@ class _Batch:
         if entries:
             self.runner.report(self.tag, entries)
 
+    def _waiting(self) -> bool:
+        """Whether commands of the batch have not started yet (called with the lock held)."""
+        return not self.split and self.started < len(self.commands)
+
     def _slow(self, now: float, began: float) -> bool:
         """Whether commands wait that should be handed back (called with the lock held)."""
-        waiting = not self.split and self.started < len(self.commands)
-        return waiting and self.started > 0 and (now - self.call_began >= SLOW_CALL_S or now - began >= SLOW_BATCH_S)
+        return self._waiting() and self.started > 0 and (now - self.call_began >= SLOW_CALL_S or now - began >= SLOW_BATCH_S)
 
     def _watch(self) -> None:
         period = self.runner.settings.activity_rescue_ms / 3000
@@ -313,7 +305,7 @@ class _Batch:
                     logger.warning("activity heartbeat failed: %s", exc)
                 beat_at = now + period
             with self.lock:
-                slow, waiting = self._slow(now, began), not self.split and self.started < len(self.commands)
+                slow, waiting = self._slow(now, began), self._waiting()
             if slow:
                 try:
                     self._split()

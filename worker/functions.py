@@ -24,6 +24,7 @@ import re
 import threading
 import urllib.error
 import urllib.request
+import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -254,11 +255,9 @@ class _CallThread:
 
 
 def _request_id() -> str:
-    """A random (version 4) UUID as text, as FC's request ids are; a third of uuid.uuid4()'s cost (no
-    system call: a request id needs to be unique, not secret; random reseeds itself after a fork)."""
-    bits = (getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    h = f"{bits:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """A random (version 4) UUID as text, as FC's request ids are, without uuid4()'s system call (a
+    request id needs to be unique, not secret; random reseeds itself after a fork)."""
+    return str(uuid.UUID(int=getrandbits(128), version=4))
 
 
 def _call_thread() -> _CallThread:
