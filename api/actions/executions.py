@@ -59,13 +59,12 @@ async def start_execution(call: Call) -> dict[str, Any]:
     p = call.params
     asked = start_params(call)
     flow_name, name, raw_input, input_obj = asked.flow_name, asked.name, asked.raw_input, asked.input_obj
-    if call.flow_head is not None:  # read with the admission checks (api/admission.py)
-        head = await call.store.flow_for_start(call.account, flow_name, call.flow_head)
-        if head is None:
-            raise FlowNotExists(flow_name)
-        flow = head
-    else:
+    if call.flow_head is None:
         flow = await get_flow(call, flow_name)
+    elif (found := await call.store.flow_for_start(call.account, flow_name, call.flow_head)) is not None:
+        flow = found  # its head was read with the admission checks (api/admission.py)
+    else:
+        raise FlowNotExists(flow_name)
     if flow.get("ExecutionMode") == "Express":
         raise ActionNotSupported(
             message=f"Flow {flow_name} runs in Express mode: start it with StartSyncExecution, not StartExecution."
