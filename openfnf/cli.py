@@ -9,6 +9,7 @@ import click
 
 from common.logs import setup_logging
 from common.settings import Settings
+from openfnf.clicmds import executions, flows, tasks
 from openfnf.loadtest import loadtest
 from openfnf.throttlecli import chaos, check_seed, env_for_dev, seed_options, throttle
 
@@ -104,3 +105,8 @@ def timers(check: bool = False) -> None:
 main.add_command(throttle)
 main.add_command(chaos)
 main.add_command(loadtest)
+
+# The terminal client over the signed API (issue 15).
+main.add_command(flows)
+main.add_command(executions)
+main.add_command(tasks)

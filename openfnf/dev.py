@@ -125,6 +125,8 @@ class Supervisor:
             self._spawn("timers", ["timers"], env)
             wait_for_ports(opts.port, apis, host=opts.host)
             shown_host = "127.0.0.1" if opts.host in ("0.0.0.0", "") else opts.host
+            # for the terminal client's --data-dir (openfnf/client.py)
+            (opts.data_dir / "endpoint").write_text(f"http://{shown_host}:{opts.port}\n", encoding="utf-8")
             print(
                 "OpenFnF is running.\n"
                 f"  endpoint:          http://{shown_host}:{opts.port}\n"
