@@ -358,9 +358,12 @@ class Progress:
 def _wait(api: Api, flow: str, name: str, timeout: float | None) -> None:
     began = time.monotonic()
     progress = None if api.as_json else Progress(f"{flow}/{name}")
+    first = True
     while True:
         left = None if timeout is None else timeout - (time.monotonic() - began)
         poll = POLL_SECONDS if left is None else max(0, min(POLL_SECONDS, int(left + 0.999)))
+        if first:  # the status at once, for the progress line
+            poll, first = 0, False
         body = api("DescribeExecution", flow_name=flow, execution_name=name, wait_time_seconds=poll)
         status = str(body.get("Status", ""))
         if progress is not None:

@@ -106,7 +106,10 @@ def event_detail(event_type: str, detail: str | None, width: int | None = DETAIL
 
     width=None: in full (task tokens in inputs stay whole).
     """
-    cut = (lambda text: " ".join(text.split())) if width is None else (lambda text: shorten(text, width))
+
+    def cut(text: str) -> str:
+        return " ".join(text.split()) if width is None else shorten(text, width)
+
     if not detail:
         return ""
     try:
