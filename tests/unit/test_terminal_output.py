@@ -137,3 +137,23 @@ def test_status_colours() -> None:
     assert [tables.status_colour(s) for s in ("Succeeded", "Failed", "TimedOut", "Stopped", "Running", "StepEntered", "TaskSubmitFailed")] == [
         "green", "red", "red", "yellow", "cyan", None, "red",
     ]  # fmt: skip
+
+
+def test_wait_progress_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from openfnf.clicmds import Progress
+
+    on_terminal = Progress("f/e")
+    on_terminal.tty = True
+    on_terminal.update("Running", 1.2)
+    on_terminal.update("Running", 12)
+    on_terminal.done()
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.split("\r")[1:] == ["waiting for f/e: Running (1s)", "waiting for f/e: Running (12s)", " " * 30, ""]
+
+    in_a_log = Progress("f/e")
+    in_a_log.tty = False
+    for status, seconds in (("Running", 0), ("Running", 5), ("Succeeded", 7)):
+        in_a_log.update(status, seconds)
+    in_a_log.done()
+    assert capsys.readouterr().err.splitlines() == ["waiting for f/e: Running (0s)", "waiting for f/e: Succeeded (7s)"]
