@@ -95,6 +95,8 @@ class Supervisor:
         key_id, secret, cred_path = ensure_credentials(opts)
         self.redis = start_redis(opts.data_dir)
         (opts.data_dir / "redis.url").write_text(self.redis.url + "\n", encoding="utf-8")  # for `openfnf throttle --data-dir`
+        client_host = "127.0.0.1" if opts.host in ("0.0.0.0", "") else opts.host  # for the terminal client's --data-dir (openfnf/client.py)
+        (opts.data_dir / "endpoint").write_text(f"http://{client_host}:{opts.port}\n", encoding="utf-8")
         if self.stopping:  # told to stop while starting
             self.redis.stop()
             return 0
@@ -125,8 +127,6 @@ class Supervisor:
             self._spawn("timers", ["timers"], env)
             wait_for_ports(opts.port, apis, host=opts.host)
             shown_host = "127.0.0.1" if opts.host in ("0.0.0.0", "") else opts.host
-            # for the terminal client's --data-dir (openfnf/client.py)
-            (opts.data_dir / "endpoint").write_text(f"http://{shown_host}:{opts.port}\n", encoding="utf-8")
             print(
                 "OpenFnF is running.\n"
                 f"  endpoint:          http://{shown_host}:{opts.port}\n"
