@@ -211,26 +211,29 @@ def executions() -> None:
 flow_option = click.option("--flow", "flow", required=True, help="The flow's name.")
 
 
-def _failure(api: Api, flow: str, name: str) -> tuple[str, str] | None:
-    """The error and cause of an ended execution that did not succeed, from its last history event."""
-    last: dict[str, Any] | None = None
+def _events(api: Api, flow: str, name: str) -> list[dict[str, Any]]:
+    """Every history event of an execution, page by page."""
+    events: list[dict[str, Any]] = []
     token: str | None = None
     while True:
         page = api("GetExecutionHistory", flow_name=flow, execution_name=name, limit=HISTORY_PAGE, next_token=token)
-        events = page.get("Events") or []
-        if events:
-            last = events[-1]
+        events.extend(page.get("Events") or [])
         token = page.get("NextToken")
         if not token:
-            break
+            return events
+
+
+def _failure(api: Api, flow: str, name: str) -> tuple[str, str] | None:
+    """The error and cause of an ended execution that did not succeed, from its last history event."""
+    events = _events(api, flow, name)
     try:
-        detail = json.loads((last or {}).get("EventDetail") or "{}")
+        detail = json.loads(events[-1].get("EventDetail") or "{}") if events else {}
     except ValueError:
         return None
-    if isinstance(detail, dict) and "error" in detail:
-        cause = detail.get("cause")
-        return str(detail["error"]), cause if isinstance(cause, str) else tables.compact(cause) if cause is not None else ""
-    return None
+    if not isinstance(detail, dict) or "error" not in detail:
+        return None
+    cause = detail.get("cause")
+    return str(detail["error"]), "" if cause is None else tables.compact(cause)
 
 
 def _show_execution(api: Api, body: dict[str, Any]) -> None:
@@ -296,14 +299,7 @@ def executions_describe(api: Api, name: str, flow: str) -> None:
 @connected
 def executions_history(api: Api, name: str, flow: str, wide: bool) -> None:
     """Print an execution's events: time, type, state, short detail."""
-    events: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        page = api("GetExecutionHistory", flow_name=flow, execution_name=name, limit=HISTORY_PAGE, next_token=token)
-        events.extend(page.get("Events") or [])
-        token = page.get("NextToken")
-        if not token:
-            break
+    events = _events(api, flow, name)
     api.show({"Events": events}, lambda: tables.history(events, None if wide else tables.DETAIL_WIDTH))
 
 

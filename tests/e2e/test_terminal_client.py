@@ -189,7 +189,7 @@ def test_wait_on_a_failed_execution_exits_3_with_error_and_cause(svc: Service, d
     assert again.exit_code == 3 and json.loads(again.stdout)["Status"] == "Failed"
 
 
-def test_history_prints_the_events(svc: Service, defs: Path) -> None:
+def test_history_prints_the_events(svc: Service, defs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     create(svc, defs, "fails.yaml")
     assert cli(svc, "executions", "start", "--flow", "fails", "--name", "hist1", "--wait").exit_code == 3
     text = ok(cli(svc, "executions", "history", "hist1", "--flow", "fails"))
@@ -200,6 +200,11 @@ def test_history_prints_the_events(svc: Service, defs: Path) -> None:
     assert rows[3].split()[3] == "Reject" and rows[3].endswith("OrderRejected: the order was rejected")
     events = json.loads(ok(cli(svc, "executions", "history", "hist1", "--flow", "fails", "--json")))["Events"]
     assert [e["EventId"] for e in events] == [1, 2, 3, 4, 5] and [e["Type"] for e in events] == types
+    monkeypatch.setattr("openfnf.clicmds.HISTORY_PAGE", 2)  # pages of two: the client follows NextToken
+    paged = json.loads(ok(cli(svc, "executions", "history", "hist1", "--flow", "fails", "--json")))["Events"]
+    assert paged == events
+    described = ok(cli(svc, "executions", "describe", "hist1", "--flow", "fails"))  # the error from the last page
+    assert re.search(r"^Error:\s+OrderRejected$", described, re.M)
 
 
 def test_list_filters_by_status_and_pages(svc: Service, defs: Path) -> None:
