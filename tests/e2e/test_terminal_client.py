@@ -348,3 +348,26 @@ def test_data_dir_of_openfnf_dev(tmp_path: Path, defs: Path) -> None:
         assert [f["Name"] for f in json.loads(in_dir.stdout)["Flows"]] == ["hello"]
     finally:
         assert stop_dev(proc) == 0
+
+
+def test_readme_commands_run_as_written(tmp_path: Path) -> None:
+    """The README's terminal client example, line by line in a shell, with hello.yaml holding the README's definition."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    definition = re.search(r'definition = """(.*?)"""', readme, re.S)
+    assert definition, "README.md's SDK example has no definition"
+    (tmp_path / "hello.yaml").write_text(definition.group(1), encoding="utf-8")
+    section = readme.split("## Terminal client", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in re.findall(r"```sh\n(.*?)```", section, re.S)[0].splitlines() if line.strip()]
+    assert lines[0].startswith("openfnf flows create --file hello.yaml") and len(lines) >= 5
+    with running_service(tmp_path / "svc", workers=1, timers=0) as service:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("OPENFNF_")}, **client_env(service),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }  # fmt: skip
+        outputs = []
+        for line in lines:
+            done = subprocess.run(["bash", "-c", line], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, (line, done.stdout, done.stderr)
+            outputs.append(done.stdout)
+    assert re.search(r'^Status:\s+Succeeded$', outputs[3], re.M) and '"greeting": "hi"' in outputs[3]  # wait printed the output
+    assert json.loads(outputs[-1])["Name"] == "hello"
