@@ -52,6 +52,7 @@ HOST_ID = "fnf.openfnf.local"
 REDIS_TIMEOUT_SECONDS = 5.0  # a hot-path batch Redis does not answer within this fails (redis-py's own socket timeout)
 
 
+_ACTION_NAMES = {name.lower(): name for name in ALL_ACTIONS}
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps with these options builds one per call
 
 
@@ -109,9 +110,12 @@ async def rpc(request: web.Request) -> web.Response:
     settings = app[SETTINGS]
     now = int(time.time() * 1000)
     req = await parse_request(request, settings.max_request_bytes, settings.body_read_timeout_seconds)
-    request[ACTION] = req.action
-    if req.action not in ALL_ACTIONS:
+    # Action names in any letter case (pop-core's formatAction; docs/compatibility.md): the catalogue's spelling from here on.
+    action = _ACTION_NAMES.get(req.action.lower())
+    if action is None:
+        request[ACTION] = req.action
         raise ActionNotSupported(req.action[:100])
+    req.action = request[ACTION] = action
     verified = verify(req, app[KEYS], now, settings.timestamp_skew_seconds)  # the signature (CPU)
     key: AccessKey = verified.key
     # Next, in this order (DESIGN.md "StartExecution"): the nonce, the policy, then throttling; one

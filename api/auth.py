@@ -17,7 +17,8 @@ from typing import Protocol
 from urllib.parse import parse_qsl, quote
 
 from api.credentials import AccessKey
-from api.protocol import RpcRequest
+from api.protocol import ACS3 as ACS3_KIND
+from api.protocol import RpcRequest, signature_kind
 from common.errors import (
     InvalidAccessKeyID,
     InvalidArgument,
@@ -180,7 +181,6 @@ def verify(req: RpcRequest, keyring: KeyLookup, now_ms: int, skew_seconds: int) 
 
     The nonce is spent next, in the request's admission round trip (api/admission.py).
     """
-    authorization = req.headers.get("Authorization")
-    if "Signature" not in req.query and "Signature" not in req.form and authorization:
-        return verify_acs3(req, authorization, keyring, now_ms, skew_seconds)
+    if signature_kind(req.query, req.form, req.headers) == ACS3_KIND:  # the rule parse_request chose the action by
+        return verify_acs3(req, req.headers["Authorization"], keyring, now_ms, skew_seconds)
     return verify_v1(req, keyring, now_ms, skew_seconds)

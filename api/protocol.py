@@ -28,6 +28,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 ACTION = web.RequestKey("action", str)  # the metrics middleware labels by it
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
+V1, ACS3, NONE = "v1", "acs3", "none"  # what signature_kind() answers
 READ_HEADERS = frozenset({"authorization", "content-type", "host", "if-match"})  # besides every x-acs-* header
 
 
@@ -107,12 +108,35 @@ async def read_body(request: web.Request, limit: int, timeout: float | None = No
     return b"".join(chunks)
 
 
-def _header_or_param(name: str, header: str, request: web.Request, query: dict[str, str], body: dict[str, str]) -> str:
-    """Action or Version: from the query, the x-acs-* header, or the body; the query and header must agree."""
-    in_query, in_header = query.get(name), request.headers.get(header)
-    if in_query and in_header and in_query != in_header:
-        raise InvalidArgument(message=f"{name} '{in_query[:64]}' and header {header} '{in_header[:64]}' disagree.")
-    return in_query or in_header or body.get(name) or ""
+def signature_kind(query: Mapping[str, str], body: Mapping[str, str], headers: Mapping[str, str]) -> str:
+    """How a request says it is signed: V1 (a `Signature` parameter), ACS3 (an Authorization header), or NONE.
+
+    api/auth.py verifies the kind named here, so the rule that picks the action and the one that
+    checks the signature are one rule.
+    """
+    if "Signature" in query or "Signature" in body:
+        return V1
+    if headers.get("Authorization"):
+        return ACS3
+    return NONE
+
+
+def _signed_name(name: str, header: str, kind: str, request: web.Request, query: dict[str, str], body: dict[str, str]) -> str:
+    """Action or Version as the signature covers it (docs/compatibility.md "What runs is what was signed").
+
+    Signature v1 signs the query and body parameters, not the headers: the value is the parameter
+    (body over query, as the signers merge them), and an x-acs-* header naming another one is refused.
+    ACS3 signs the x-acs-* headers: the header is the value, and a parameter naming another one is
+    refused. Names compare in any letter case (pop-core signs `Action=ListFlows` and sends
+    `x-acs-action: listFlows`).
+    """
+    in_params = (body[name] if name in body else query.get(name)) or ""
+    in_header = request.headers.get(header) or ""
+    if in_params and in_header and in_params.lower() != in_header.lower():
+        raise InvalidArgument(message=f"{name} '{in_params[:64]}' and header {header} '{in_header[:64]}' disagree.")
+    if kind == ACS3:
+        return in_header or in_params
+    return in_params  # v1 (or unsigned, refused by api/auth.py): an unsigned header never names what runs
 
 
 def _utf8(text: str) -> bool:
@@ -154,10 +178,15 @@ async def parse_request(request: web.Request, max_bytes: int, read_timeout: floa
             params_in_body = _json_params(body)
         else:
             raise UnsupportedMediaType(ctype[:100] or "(none)")
-    action = _header_or_param("Action", "x-acs-action", request, query, params_in_body)
+    for name in query.keys() & params_in_body.keys():
+        if query[name] != params_in_body[name]:
+            # Signers merge the two differently (body over query, or the other way): one meaning only.
+            raise InvalidArgument(message=f"Parameter {name[:64]} is in both the query and the body, with different values.")
+    kind = signature_kind(query, params_in_body, request.headers)
+    action = _signed_name("Action", "x-acs-action", kind, request, query, params_in_body)
     if not action:
         raise MissingRequiredParams("Action")
-    version = _header_or_param("Version", "x-acs-version", request, query, params_in_body)
+    version = _signed_name("Version", "x-acs-version", kind, request, query, params_in_body)
     if not version:
         raise MissingRequiredParams("Version")
     if version != API_VERSION:
