@@ -77,6 +77,8 @@ def queue_claim(
         account=account, flow=flow["Name"], flow_id=flow["Id"], name=name, raw_input=raw_input,
         def_id=def_id, qualifier=qualifier, version=version, callback=callback, started=now,
     )  # fmt: skip
+    if flow.get("Environment"):
+        fields += ["env", flow["Environment"]]  # the environment this execution runs with (DescribeExecution)
     if watch:
         fields += ["watch", "1"]  # commit.lua publishes the end on keys.DONE_CHANNEL
     # The wake-up goes first: if this process dies before the drive is published, the timers

@@ -10,7 +10,7 @@ from common.interpreter.model import HistoryEvent
 from common.timefmt import rfc3339_ms
 
 # Fields of the execution record that DescribeExecution and friends read.
-EXECUTION_VIEW_FIELDS = ("flow", "name", "status", "input", "output", "started", "stopped", "defid", "error", "cause", "qual")
+EXECUTION_VIEW_FIELDS = ("flow", "name", "status", "input", "output", "started", "stopped", "defid", "error", "cause", "qual", "env")
 
 
 def dumps(value: Any) -> str:
@@ -69,6 +69,8 @@ def execution_view(fields: dict[str, str], definition: str) -> dict[str, Any]:
         view["ErrorMessage"] = fields.get("cause", "")
     if fields.get("qual"):
         view["Qualifier"] = fields["qual"]
+    if fields.get("env"):  # the flow's Environment when the execution started (as StartSyncExecution answers it)
+        view["Environment"] = json.loads(fields["env"])
     return view
 
 

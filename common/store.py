@@ -22,7 +22,7 @@ LIST_CHUNK = 200  # index entries read per round trip by list_executions
 LIST_SCAN_LIMIT = 10000  # most index entries one ListExecutions call looks at
 DEFINITIONS_CACHED = 1024  # definition texts a store keeps (by content hash: they never change)
 # What StartExecution needs of a flow, read fresh for every start; the definition text comes by DefId.
-FLOW_HEAD = ("Id", "Name", "DefId", "ExecutionMode")
+FLOW_HEAD = ("Id", "Name", "DefId", "ExecutionMode", "Environment")
 
 
 @dataclass(frozen=True)
