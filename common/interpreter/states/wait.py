@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from common.interpreter.engine import Run
 
 MAX_OLD_WAIT_MS = 2 * 86400 * 1000  # old syntax: "The maximum wait time is limited to two days."
+# New syntax: the most CreateFlow takes for a constant Seconds (366 days, 31,622,400 s); a wait computed
+# from data (Seconds.$, Timestamp.$) longer than this fails the state rather than wait for ever.
+MAX_NEW_WAIT_MS = 366 * 86400 * 1000
 
 
 def enter(run: Run, fid: str, frame: dict[str, Any], state: StateDef) -> Outcome:
@@ -63,6 +66,9 @@ def _fire_at(run: Run, state: StateDef, effective: Any, entered: int) -> int:
 
 
 def _capped(run: Run, state: StateDef, fire_at: int) -> int:
-    if run.rules.syntax == "old" and fire_at - run.now > MAX_OLD_WAIT_MS:
-        raise StateError(Errors.RUNTIME, f"{state.name}: a wait step may last at most two days")
+    if run.rules.syntax == "old":
+        if fire_at - run.now > MAX_OLD_WAIT_MS:
+            raise StateError(Errors.RUNTIME, f"{state.name}: a wait step may last at most two days")
+    elif fire_at - run.now > MAX_NEW_WAIT_MS:
+        raise StateError(Errors.RUNTIME, f"{state.name}: a Wait may last at most {MAX_NEW_WAIT_MS // 1000} seconds (366 days)")
     return fire_at
