@@ -16,7 +16,8 @@ module takes about as long as the longest case (60 s).
 
 Run here: every case except those marked `simulated_clock` (new_wait_until, old_wait_path, new_wait_seconds_expr_at_limit):
 their waits name absolute times chosen against the simulated clock (November 2023), which a real
-run reaches long after, so the real waits would end at once and neither time nor history could match.
+run reaches long after, so the real waits would end at once and neither time nor history could match
+(and the last waits a whole year).
 """
 from __future__ import annotations
 
