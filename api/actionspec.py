@@ -6,13 +6,13 @@ typed parameter whose value does not parse or is out of range. Handlers keep the
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from common import jsonlimits
 from common.errors import InvalidArgument, MissingRequiredParams
 from common.timefmt import parse_rfc3339
 
@@ -203,10 +203,12 @@ def _number(name: str, raw: str, spec: Param) -> float:
     return value
 
 
-def _json(name: str, raw: str, want: Kind) -> None:
+def _json(name: str, raw: str, want: Kind, max_depth: int) -> None:
     try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
+        value = jsonlimits.loads(raw, max_depth)
+    except jsonlimits.JsonRefused as exc:
+        raise InvalidArgument(message=f"{name} {exc}.") from None
+    except ValueError:
         raise InvalidArgument(message=f"{name} must be a JSON {'object' if want is Kind.OBJECT else 'array'}, not '{_shown(raw)}'.") from None
     if want is Kind.OBJECT:
         if not isinstance(value, dict):
@@ -216,8 +218,8 @@ def _json(name: str, raw: str, want: Kind) -> None:
         raise InvalidArgument(message=f"{name} must be a JSON array of objects, not '{_shown(raw)}'.")
 
 
-def check_value(name: str, raw: str, spec: Param) -> None:
-    """InvalidArgument naming `name` unless `raw` is a valid value of this parameter."""
+def check_value(name: str, raw: str, spec: Param, max_json_depth: int = jsonlimits.DEFAULT_MAX_DEPTH) -> None:
+    """InvalidArgument naming `name` unless `raw` is a valid value of this parameter (JSON at most `max_json_depth` deep)."""
     kind = spec.kind
     if kind is Kind.STR:
         if spec.hi is not None and len(raw) > spec.hi:
@@ -228,7 +230,7 @@ def check_value(name: str, raw: str, spec: Param) -> None:
         if raw.strip().lower() not in _BOOLS:
             raise InvalidArgument(message=f"{name} must be true or false, not '{_shown(raw)}'.")
     elif kind in (Kind.OBJECT, Kind.OBJECTS):
-        _json(name, raw, kind)
+        _json(name, raw, kind, max_json_depth)
     elif kind is Kind.TIME:
         try:
             parse_rfc3339(raw)
@@ -239,7 +241,7 @@ def check_value(name: str, raw: str, spec: Param) -> None:
         raise InvalidArgument(message=f"{name} must be one of {shown}, not '{_shown(raw)}'.")
 
 
-def validate(action: str, params: Mapping[str, str]) -> None:
+def validate(action: str, params: Mapping[str, str], max_json_depth: int = jsonlimits.DEFAULT_MAX_DEPTH) -> None:
     """Raise the documented 400 for the first missing required parameter, then for the first bad typed one."""
     spec = SPECS[action]
     for name, param in spec.params.items():
@@ -250,4 +252,4 @@ def validate(action: str, params: Mapping[str, str]) -> None:
         # An empty optional value means "not given", as the SDKs send it and the handlers read it.
         if raw is None or (raw == "" and not param.required):
             continue
-        check_value(name, raw, param)
+        check_value(name, raw, param, max_json_depth)

@@ -53,7 +53,7 @@ REDIS_TIMEOUT_SECONDS = 5.0  # a hot-path batch Redis does not answer within thi
 
 
 _ACTION_NAMES = {name.lower(): name for name in ALL_ACTIONS}
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # json.dumps with these options builds one per call
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)  # json.dumps with these options builds one per call
 
 
 def _json(body: dict[str, Any], status: int, request_id: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -109,7 +109,7 @@ async def rpc(request: web.Request) -> web.Response:
     app = request.app
     settings = app[SETTINGS]
     now = int(time.time() * 1000)
-    req = await parse_request(request, settings.max_request_bytes, settings.body_read_timeout_seconds)
+    req = await parse_request(request, settings.max_request_bytes, settings.body_read_timeout_seconds, settings.max_json_depth)
     # Action names in any letter case (pop-core's formatAction; docs/compatibility.md): the catalogue's spelling from here on.
     action = _ACTION_NAMES.get(req.action.lower())
     if action is None:
@@ -121,7 +121,7 @@ async def rpc(request: web.Request) -> web.Response:
     # Next, in this order (DESIGN.md "StartExecution"): the nonce, the policy, then throttling; one
     # round trip (api/admission.py), the last check before the handler: a refused request changes nothing.
     admitted = await admit(verified, req.action, req.params, now, store=app[STORE], limiter=app[LIMITER], runner=app[BATCHER])
-    validate_params(req.action, req.params)  # Appendix A: required and typed parameters, for every action
+    validate_params(req.action, req.params, settings.max_json_depth)  # Appendix A: required and typed parameters, for every action
     handler = HANDLERS.get(req.action)
     if handler is None:
         raise ActionNotSupported(message=f"The API operation '{req.action}' is not supported by this server yet.")

@@ -5,7 +5,9 @@ import json
 import re
 from typing import Any
 
+from common import jsonlimits
 from common.errors import InvalidArgument, MissingRequiredParams
+from common.jsonlimits import DEFAULT_MAX_DEPTH
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
 
@@ -64,10 +66,13 @@ def boolean(params: dict[str, str], name: str, default: bool = False) -> bool:
     raise InvalidArgument(message=f"{name} must be true or false, not '{raw[:40]}'.")
 
 
-def json_value(raw: str, name: str) -> Any:
-    """A parameter carrying JSON text; its strings must be real Unicode (no lone surrogate escapes)."""
+def json_value(raw: str, name: str, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """A parameter carrying JSON text: at most `max_depth` levels deep (Settings.max_json_depth), no NaN or
+    Infinity, its strings real Unicode (no lone surrogate escapes)."""
     try:
-        value = json.loads(raw)
+        value = jsonlimits.loads(raw, max_depth)
+    except jsonlimits.JsonRefused as exc:
+        raise InvalidArgument(message=f"{name} {exc}.") from None
     except ValueError as exc:
         raise InvalidArgument(message=f"{name} is not valid JSON: {exc.args[0] if exc.args else exc}.") from None
     try:
@@ -77,9 +82,9 @@ def json_value(raw: str, name: str) -> Any:
     return value
 
 
-def json_object(raw: str, name: str) -> dict[str, Any]:
-    """A parameter carrying a JSON object as a string."""
-    value = json_value(raw, name)
+def json_object(raw: str, name: str, max_depth: int = DEFAULT_MAX_DEPTH) -> dict[str, Any]:
+    """A parameter carrying a JSON object as a string (see json_value)."""
+    value = json_value(raw, name, max_depth)
     if not isinstance(value, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
         raise InvalidArgument(message=f"{name} must be a JSON object, not {kind}.")

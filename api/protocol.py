@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from common import jsonlimits
 from common.errors import (
     APIVersionNotSupported,
     EntityTooLarge,
@@ -158,7 +159,9 @@ def _check_headers(request: web.Request) -> None:
             raise InvalidArgument(message=f"The value of header {name[:64]} is not valid UTF-8.")
 
 
-async def parse_request(request: web.Request, max_bytes: int, read_timeout: float | None = None) -> RpcRequest:
+async def parse_request(
+    request: web.Request, max_bytes: int, read_timeout: float | None = None, max_json_depth: int = jsonlimits.DEFAULT_MAX_DEPTH
+) -> RpcRequest:
     """Parse the HTTP request into an RpcRequest, or raise the documented error."""
     _check_headers(request)
     # The raw query as sent: the signature covers exactly these bytes once decoded.
@@ -175,7 +178,7 @@ async def parse_request(request: web.Request, max_bytes: int, read_timeout: floa
             except UnicodeDecodeError:
                 raise InvalidArgument(message="The form body is not valid UTF-8.") from None
         elif ctype == JSON:
-            params_in_body = _json_params(body)
+            params_in_body = _json_params(body, max_json_depth)
         else:
             raise UnsupportedMediaType(ctype[:100] or "(none)")
     for name in query.keys() & params_in_body.keys():
@@ -209,13 +212,19 @@ async def parse_request(request: web.Request, max_bytes: int, read_timeout: floa
     )
 
 
-def _json_params(body: bytes) -> dict[str, str]:
+def _json_params(body: bytes, max_depth: int) -> dict[str, str]:
+    """The parameters of a JSON body; a value nested deeper than `max_depth` levels is refused by name."""
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = jsonlimits.loads(body, jsonlimits.HARD_MAX_DEPTH + 1)
+    except jsonlimits.JsonRefused as exc:
+        raise InvalidArgument(message=f"The JSON body {exc}.") from None
+    except (ValueError, UnicodeDecodeError):
         raise InvalidArgument(message="The JSON body is not valid JSON.") from None
     if not isinstance(doc, dict):
         raise InvalidArgument(message="The JSON body must be an object of parameters.")
+    for key, value in doc.items():
+        if jsonlimits.too_deep(value, max_depth):
+            raise InvalidArgument(message=f"{key[:64]} nests deeper than {max_depth} levels.")
     if not _utf8(json.dumps(doc, ensure_ascii=False)):
         raise InvalidArgument(message="The JSON body is not valid UTF-8 text: it escapes an unpaired surrogate.")
     out: dict[str, str] = {}

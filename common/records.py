@@ -6,6 +6,7 @@ import json
 import zlib
 from typing import Any
 
+from common import jsonlimits
 from common.interpreter.model import HistoryEvent
 from common.timefmt import rfc3339_ms
 
@@ -14,8 +15,8 @@ EXECUTION_VIEW_FIELDS = ("flow", "name", "status", "input", "output", "started",
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON, the form every JSON value is stored and answered in."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, the form every JSON value is stored and answered in (never NaN or Infinity: ValueError)."""
+    return jsonlimits.dumps(value)
 
 
 def definition_id(text: str) -> str:

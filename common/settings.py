@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.jsonlimits import DEFAULT_MAX_DEPTH, HARD_MAX_DEPTH
+
 
 class Settings(BaseSettings):
     """Every tunable of OpenFnF; each entry point builds one and passes it down."""
@@ -32,6 +34,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = 1024 * 1024
     max_state_bytes: int = 64 * 1024  # input/output of one state (new syntax)
     max_history_events: int = 5000
+    # Levels of objects and arrays in JSON from outside (parameters, task results, callback outputs):
+    # deeper is 400 InvalidArgument / a failed task (common/jsonlimits.py); at most 500, far from Python's recursion limit.
+    max_json_depth: int = Field(DEFAULT_MAX_DEPTH, ge=1, le=HARD_MAX_DEPTH)
     timestamp_skew_seconds: int = 15 * 60
     long_poll_max_seconds: int = 60
 

@@ -50,7 +50,7 @@ def start_params(call: Call) -> StartParams:
     if raw_input != "":
         if len(raw_input.encode("utf-8")) > call.settings.max_state_bytes:
             raise EntityTooLarge(call.settings.max_state_bytes)
-        input_obj = json_object(raw_input, "Input")
+        input_obj = json_object(raw_input, "Input", call.settings.max_json_depth)
     return StartParams(flow_name, name, raw_input, input_obj)
 
 

@@ -39,7 +39,7 @@ def _payload(call: Call) -> str | None:
         return None
     if len(raw.encode("utf-8")) > call.settings.max_state_bytes:
         raise EntityTooLarge(call.settings.max_state_bytes)
-    json_object(raw, "Payload")
+    json_object(raw, "Payload", call.settings.max_json_depth)
     return raw
 
 

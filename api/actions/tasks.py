@@ -1,12 +1,11 @@
 """ReportTaskSucceeded and ReportTaskFailed: a waiting task's result, delivered once through its token."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from api.actions.context import Call
 from api.params import json_value, optional, required
-from common import keys
+from common import jsonlimits, keys
 from common.errors import InvalidArgument, TaskAlreadyCompleted
 from common.records import dumps
 from common.reports import failed_event, report_keys, succeeded_event
@@ -45,11 +44,13 @@ async def report_task_succeeded(call: Call) -> dict[str, Any]:
     token, ref = _token(call)
     raw = required(call.params, "Output")
     try:
-        json.loads(raw)
+        jsonlimits.loads(raw, call.settings.max_json_depth)
+    except jsonlimits.JsonRefused:
+        output = json_value(raw, "Output", call.settings.max_json_depth)  # raises InvalidArgument naming Output
     except ValueError:
         output = raw  # text that is not JSON is reported as text (docs/compatibility.md)
     else:
-        output = json_value(raw, "Output")
+        output = json_value(raw, "Output", call.settings.max_json_depth)
     return await _report(call, token, ref, succeeded_event(ref.task_id, output))
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from common.jsonlimits import HARD_MAX_DEPTH, JsonRefused, load_json
 from common.fdl.errors import ExpressionError
 
 
@@ -198,7 +199,9 @@ def _json_merge(*maps: Any) -> dict[str, Any]:
 
 def _string_to_json(text: Any) -> Any:
     try:
-        return json.loads(_want("stringToJson", text, str, "a JSON string"))
+        return load_json(_want("stringToJson", text, str, "a JSON string"), HARD_MAX_DEPTH)
+    except JsonRefused as exc:
+        raise ExpressionError(f"stringToJson(): the text {exc}") from None
     except ValueError as exc:
         raise ExpressionError(f"stringToJson(): not JSON: {exc}") from None
 

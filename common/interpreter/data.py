@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from common.jsonlimits import HARD_MAX_DEPTH, JsonRefused, load_json
 from common.fdl.errors import ExpressionError
 from common.fdl.functions import Env
 from common.fdl.mappings import compile_mappings, merged
@@ -68,8 +69,8 @@ def parse_if_json(value: Any) -> Any:
         value = value.decode("utf-8", errors="replace")
     if isinstance(value, str):
         try:
-            return json.loads(value)
-        except ValueError:
+            return load_json(value, HARD_MAX_DEPTH)
+        except (ValueError, JsonRefused):  # not JSON this service takes: it stays text
             return value
     return value
 

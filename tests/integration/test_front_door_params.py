@@ -83,6 +83,13 @@ BAD_TYPED = [
     ("StopExecution", "Cause", "c" * 4097),
     ("ReportTaskFailed", "Error", "e" * 129),
     ("ReportTaskFailed", "Cause", "c" * 4097),
+    # JSON nested past OPENFNF_MAX_JSON_DEPTH (64), or holding NaN/Infinity, is named, never a 500.
+    ("CreateSchedule", "Payload", '{"a":' * 65 + "1" + "}" * 65),
+    ("CreateSchedule", "Payload", '{"a":' * 5000 + "1" + "}" * 5000),
+    ("UpdateSchedule", "Payload", '{"a": NaN}'),
+    ("CreateFlow", "Environment", '{"Variables": [], "x": ' + "[" * 3000 + "]" * 3000 + "}"),
+    ("CreateFlow", "Environment", '{"Variables": [{"Name": "A", "Value": Infinity}]}'),
+    ("CreateFlowAlias", "RoutingConfigurations", "[" * 2000 + "]" * 2000),
 ]
 
 # Values the SDKs really send, which must pass the table (booleans as True/true, ints as strings).
@@ -136,6 +143,7 @@ async def test_each_missing_required_parameter_is_named(client: TestClient) -> N
             assert body["Message"] == f"The HTTP query '{missing}' must be specified.", (action, body)
         # With all of them, the answer is about something else (the resource, or success).
         status, _, text = await send(client, action, full(action))
+        assert status in (200, 400, 404), (action, status, text)  # never a 500
         assert json.loads(text).get("Code") != "MissingRequiredParams", (action, text)
 
 
@@ -150,4 +158,5 @@ async def test_values_the_sdks_send_pass_the_table(client: TestClient) -> None:
     for action, param, value in GOOD_TYPED:
         status, _, text = await send(client, action, {**full(action), param: value})
         body = json.loads(text)
+        assert status in (200, 400, 404), (action, param, value, status, body)  # never a 500
         assert not (body.get("Code") == "InvalidArgument" and body["Message"].startswith(param)), (action, param, value, body)

@@ -17,7 +17,7 @@ PURE_ALLOWED_STDLIB = {
     "unicodedata", "fractions", "textwrap", "zlib", "binascii", "urllib",
 }  # fmt: skip
 PURE_ALLOWED_THIRD_PARTY = {"yaml"}
-PURE_ALLOWED_OWN = ("common.fdl", "common.interpreter", "common.timefmt")
+PURE_ALLOWED_OWN = ("common.fdl", "common.interpreter", "common.timefmt", "common.jsonlimits")
 PURE_BANNED_NAMES = {("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today")}
 
 
