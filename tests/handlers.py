@@ -111,3 +111,21 @@ def announce_and_sleep(event: bytes, context: Any) -> dict[str, Any]:
     r.rpush("test:running", data.get("n", 0))
     time.sleep(float(data.get("seconds", 1)))
     return {"n": data.get("n", 0), "done": True}
+
+
+def nested(event: bytes, context: Any) -> Any:
+    """Returns lists nested the event's `depth` levels deep (a Python value, or JSON text with `as_text`)."""
+    data = json.loads(event)
+    depth = int(data.get("depth", 1))
+    if data.get("as_text"):
+        return "[" * depth + "1" + "]" * depth
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def not_json(event: bytes, context: Any) -> Any:
+    """Returns what the event's `kind` names: a NaN, NaN as JSON text, an Infinity, a set."""
+    kind = json.loads(event).get("kind")
+    return {"nan": {"x": float("nan")}, "nan_text": '{"x": NaN}', "inf": [float("inf")], "set": {"s": {1, 2}}}[kind]

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from common import keys
+from common import jsonlimits, keys
 from common.faults import fault_point
 from common.records import dumps
 from common.scripts import Scripts
@@ -29,7 +29,7 @@ from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK, redis_task_message
 from worker.functions import TASK_TIMEOUT, Functions, Invocation
 from worker.httptask import http_request
-from worker.outcomes import Outcome
+from worker.outcomes import INVALID_RESULT, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,17 @@ class ActivityRunner:
         self.broker = state if broker is None else broker
 
     def execute(self, tag: str, command: dict[str, Any]) -> Outcome:
-        """Make the call the command describes."""
+        """Make the call the command describes; a result that is not JSON the service takes fails the task
+        (INVALID_RESULT: too deep for OPENFNF_MAX_JSON_DEPTH, NaN, not JSON-able), never the worker."""
+        outcome = self._call(tag, command)
+        if not outcome.succeeded:
+            return outcome
+        try:
+            return Outcome.ok(jsonlimits.normalize(outcome.result, self.settings.max_json_depth))
+        except jsonlimits.JsonRefused as exc:
+            return Outcome.failed(INVALID_RESULT, f"the task's result {exc}")
+
+    def _call(self, tag: str, command: dict[str, Any]) -> Outcome:
         kind = str(command.get("kind") or "")
         timeout_ms = command.get("timeout_ms")
         timeout_s = float(timeout_ms) / 1000 if timeout_ms else None

@@ -35,13 +35,29 @@ from typing import Any
 
 import yaml
 
-from common.interpreter.data import parse_if_json as parse_result  # one rule for what a call returned
-from worker.outcomes import Outcome
+from common import jsonlimits
+from worker.outcomes import INVALID_RESULT, Outcome
 
 TASK_TIMEOUT = "FnF.TaskTimeout"
 UNKNOWN_FUNCTION = "FnF.FunctionNotFound"
 HTTP_FUNCTION_ERROR = "FC.HTTPError"
 DEFAULT_TIMEOUT_S = 60.0  # Function Compute's default function timeout when the task sets none
+
+
+def parse_result(value: Any) -> Any:
+    """What a call returned, as data: JSON text is parsed (FC functions often return strings), other text stays text.
+
+    JsonRefused for JSON text holding NaN or Infinity or nested past jsonlimits.HARD_MAX_DEPTH (the
+    runner checks OPENFNF_MAX_JSON_DEPTH on every result: ActivityRunner.execute).
+    """
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        try:
+            return jsonlimits.loads(value, jsonlimits.HARD_MAX_DEPTH)
+        except ValueError:
+            return value
+    return value
 
 _OLD = re.compile(r"^acs:fc:(?P<region>[^:]*):(?P<account>[^:]*):services/(?P<service>[^/]+)/functions/(?P<function>[^/]+)$")
 _NEW = re.compile(r"^acs:fc:(?P<region>[^:]*):(?P<account>[^:]*):functions/(?P<function>[^/]+)(?:/(?P<qualifier>[^/]+))?$")
@@ -300,10 +316,13 @@ class Functions:
             return Outcome.failed(UNKNOWN_FUNCTION, f"no function in the functions file matches {arn}")
         limit = timeout_s or DEFAULT_TIMEOUT_S
         payload = json.dumps(event).encode()
-        if binding.python:
-            return self._python(binding.python, ref, payload, limit, invocation)
-        assert binding.http is not None
-        return self._http(binding.http, ref, payload, limit)
+        try:
+            if binding.python:
+                return self._python(binding.python, ref, payload, limit, invocation)
+            assert binding.http is not None
+            return self._http(binding.http, ref, payload, limit)
+        except jsonlimits.JsonRefused as exc:
+            return Outcome.failed(INVALID_RESULT, f"the result of function {ref.function} {exc}")
 
     def _handler(self, spec: str) -> Callable[..., Any]:
         handler = self._handlers.get(spec)

@@ -7,8 +7,9 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from common.jsonlimits import JsonRefused
 from worker.functions import parse_result
-from worker.outcomes import Outcome
+from worker.outcomes import INVALID_RESULT, Outcome
 
 HTTP_TIMEOUT = "HTTP.Timeout"  # no answer within the task timeout
 HTTP_CONNECTION = "HTTP.ConnectionError"  # refused, unreachable, bad address
@@ -45,7 +46,12 @@ def http_request(params: dict[str, Any], timeout_s: float | None) -> Outcome:
         with urllib.request.urlopen(request, timeout=limit) as resp:  # noqa: S310 - the flow chose the URL
             return Outcome.ok(_answer(resp.status, dict(resp.headers.items()), resp.read()))
     except urllib.error.HTTPError as exc:
-        return Outcome.ok(_answer(exc.code, dict(exc.headers.items()), exc.read()))
+        try:
+            return Outcome.ok(_answer(exc.code, dict(exc.headers.items()), exc.read()))
+        except JsonRefused as refused:
+            return Outcome.failed(INVALID_RESULT, f"the body {method} {url} answered {refused}")
+    except JsonRefused as exc:
+        return Outcome.failed(INVALID_RESULT, f"the body {method} {url} answered {exc}")
     except TimeoutError:
         return Outcome.failed(HTTP_TIMEOUT, f"{method} {url} did not answer within {limit:g} s")
     except (urllib.error.URLError, OSError, ValueError) as exc:

@@ -5,6 +5,11 @@ from dataclasses import dataclass
 from typing import Any
 
 
+# A call answered with something that is not JSON the service takes (nested deeper than
+# OPENFNF_MAX_JSON_DEPTH, NaN or Infinity, a value JSON cannot hold): the task fails, Retry/Catch see it.
+INVALID_RESULT = "FnF.InvalidTaskResult"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The end of one activity attempt."""
