@@ -30,7 +30,9 @@ def load_document(text: str) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["syntax error"])[0]
         raise FdlError(f"definition is not valid YAML{where}: {problem}") from None
-    except (RecursionError, ValueError, TypeError, OverflowError) as exc:  # absurd nesting, bad timestamps, ...
+    except RecursionError:  # the YAML parser recurses once per level: far past MAX_DEPTH
+        raise FdlError(f"definition: nested more than {MAX_DEPTH} levels deep") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # bad timestamps, ...
         raise FdlError(f"definition is not valid YAML: {type(exc).__name__}: {str(exc)[:200]}") from None
     return _Normaliser().value(raw, "", 0, ())
 
@@ -59,7 +61,8 @@ class _Normaliser:
             return base64.b64encode(raw).decode("ascii")
         if isinstance(raw, (dict, list, tuple, set)):
             if depth >= MAX_DEPTH:
-                raise FdlError(f"{where or 'definition'}: nested more than {MAX_DEPTH} levels deep")
+                shown = where if len(where) <= 120 else where[:60] + "..." + where[-20:]
+                raise FdlError(f"{shown or 'definition'}: nested more than {MAX_DEPTH} levels deep")
             if id(raw) in parents:
                 raise FdlError(f"{where or 'definition'}: a YAML alias refers to itself")
             inner = (*parents, id(raw))

@@ -84,6 +84,10 @@ INVALID = [
     ("unknown function", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, OutputConstructor: {x.$: 'nope(1)'}}\n", "unknown function 'nope()'"),
     ("parentheses 300 deep", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, OutputConstructor: {x.$: '" + "(" * 300 + "1" + ")" * 300 + "'}}\n", "nested more than 64 levels deep"),
     ("negations 300 deep", OLD_HEAD + "  - {type: choice, name: a, choices: [{condition: '" + "!" * 300 + "$.a', goto: a}]}\n", "nested more than 64 levels deep"),
+    # definitions nest at most 200 levels (common/fdl/document.py), at any depth past it with the same words
+    ("result 201 deep", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, Result: " + "[" * 201 + "]" * 201 + "}\n", "nested more than 200 levels deep"),
+    ("result 5000 deep", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, Result: " + "[" * 5000 + "]" * 5000 + "}\n", "definition: nested more than 200 levels deep"),
+    ("result NaN", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, Result: .nan}\n", "is not a JSON number"),
     ("wrong arity", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, OutputConstructor: {x.$: 'length(1, 2)'}}\n", "length() takes 1 argument(s), not 2"),
     ("bare word", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, InputConstructor: {x.$: hello}}\n", "'hello' in 'hello' is not a value"),
     ("nested constructor key", NEW_HEAD + "  - {Type: Pass, Name: A, End: true, InputConstructor: {a: {b: [{c.$: '$Input.'}]}}}\n", "InputConstructor.a.b[0].c.$:"),
