@@ -168,6 +168,36 @@ States:
     assert [e.type for e in ended] == ["TaskTimedOut"] and "FnF.TaskTimeout" in ended[0].event_detail
 
 
+def test_a_result_that_is_not_json_fails_the_task_and_catch_sees_it(sdk: Any) -> None:
+    """Too deep for OPENFNF_MAX_JSON_DEPTH (64) or NaN: FnF.InvalidTaskResult, caught; the workers run on."""
+    flow = """Type: StateMachine
+SpecVersion: v1
+StartAt: Call
+States:
+  - Type: Task
+    Name: Call
+    Action: FC:InvokeFunction
+    Parameters:
+      resourceArn.$: $Input.arn
+      body.$: $Input.body
+    Catch:
+      - Errors: [FnF.InvalidTaskResult]
+        OutputConstructor:
+          refused.$: $Context.Current.Error.Code
+        Next: Refused
+    End: true
+  - Type: Pass
+    Name: Refused
+    End: true
+"""
+    deep = {"arn": "acs:fc:cn-hangzhou:123:functions/nested/LATEST", "body": {"depth": 3000}}
+    assert output(run(sdk, "invalid_result", flow, deep, name="deep")) == {"refused": "FnF.InvalidTaskResult"}
+    nan = {"arn": "acs:fc:cn-hangzhou:123:functions/not_json/LATEST", "body": {"kind": "nan_text"}}
+    assert output(run(sdk, "invalid_result", flow, nan, name="nan")) == {"refused": "FnF.InvalidTaskResult"}
+    fine = {"arn": "acs:fc:cn-hangzhou:123:functions/nested/LATEST", "body": {"depth": 3}}
+    assert output(run(sdk, "invalid_result", flow, fine, name="fine")) == {"Body": [[[1]]]}
+
+
 # ---------------------------------------------------------------------------------- HTTP tasks
 
 class _Http(BaseHTTPRequestHandler):
