@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from common.jsonlimits import HARD_MAX_DEPTH, JsonRefused, load_json
+from common.jsonlimits import HARD_MAX_DEPTH, JsonRefused, load_json, too_deep
 from common.fdl.errors import ExpressionError
 from common.fdl.functions import Env
 from common.fdl.mappings import compile_mappings, merged
@@ -32,8 +32,14 @@ _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def json_size(value: Any) -> int:
-    """Bytes of the compact UTF-8 JSON form."""
-    text = _ENCODE(value)
+    """Bytes of the compact UTF-8 JSON form; FnF.StateSizeExceeded for data nested deeper than HARD_MAX_DEPTH
+    (a flow that wraps its data once per loop would otherwise nest it past what can be encoded)."""
+    try:
+        text = _ENCODE(value)
+    except RecursionError:  # only past ~900 levels; the check below stops data long before
+        raise Fatal(Errors.STATE_SIZE, f"the data nests deeper than {HARD_MAX_DEPTH} levels") from None
+    if text.count("[") + text.count("{") > HARD_MAX_DEPTH and too_deep(value, HARD_MAX_DEPTH):  # each level needs a bracket
+        raise Fatal(Errors.STATE_SIZE, f"the data nests deeper than {HARD_MAX_DEPTH} levels")
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 

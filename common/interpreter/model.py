@@ -66,6 +66,7 @@ LIMITS come in as arguments. Exceeding one fails the execution (never caught by 
     FnF.StateSizeExceeded   a state's input or output over max_state_bytes (new syntax), or a step's
                             input + output + local over max_old_state_bytes (old syntax)
     FnF.HistoryLimitExceeded  the history would pass max_history_events (the ExecutionFailed is the last)
+    FnF.StateSizeExceeded   also: data nested deeper than common.jsonlimits.HARD_MAX_DEPTH (500) levels
 """
 from __future__ import annotations
 
