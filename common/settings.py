@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     max_history_events: int = 5000
     # Levels of objects and arrays in JSON from outside (parameters, task results, callback outputs):
     # deeper is 400 InvalidArgument / a failed task (common/jsonlimits.py); at most 500, far from Python's recursion limit.
-    max_json_depth: int = Field(DEFAULT_MAX_DEPTH, ge=1, le=HARD_MAX_DEPTH)
+    max_json_depth: Annotated[int, Field(ge=1, le=HARD_MAX_DEPTH)] = DEFAULT_MAX_DEPTH
     timestamp_skew_seconds: int = 15 * 60
     long_poll_max_seconds: int = 60
 
