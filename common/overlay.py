@@ -45,6 +45,8 @@ class Attempt:
     error: str = ""
     cause: str = ""
     task_id: str = ""  # the activity id: what its task token names
+    resource: str = ""  # what it calls (an ARN, or the new-syntax Action)
+    parameters: Any = None
 
 
 @dataclass
@@ -213,7 +215,9 @@ class _Reader:
         elif t == "TaskScheduled":
             number = int(detail.get("attempt", len(visit.attempts) + 1))
             task_id = str(visit.id) if number == 1 else f"{visit.id}/{number}"
-            visit.attempts.append(Attempt(number, e.time, task_id=task_id))
+            visit.attempts.append(
+                Attempt(number, e.time, task_id=task_id, resource=str(detail.get("resource", "")), parameters=detail.get("parameters"))
+            )
         elif t == "TaskSubmitted" and visit.attempts:
             visit.attempts[-1].submitted = e.time
         elif t in TASK_ENDS and visit.attempts:
