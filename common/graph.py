@@ -90,6 +90,8 @@ class _Builder:
         g.scope_parent[root.key] = None
         ids = self._scope(root, None, END)
         g.edges.insert(0, Edge(START, ids[root.start] if root.start else END, "start"))
+        if not any(e.target == END for e in g.edges):  # every path ends in Succeed/Fail (or loops): no End to draw
+            g.nodes.remove(g.node(END))
         return g
 
     def _scope(self, scope: ScopeDef, group: str | None, exit_to: str) -> dict[str, str]:

@@ -431,6 +431,7 @@ async def execution_page(request: web.Request) -> web.StreamResponse:
         may_report=_may(request, "ReportTaskSucceeded", "task"), type_filter=type_filter, page=page, now=now_ms(),
     )  # fmt: skip
     running = fields["status"] not in TERMINAL
+    chunks = await store.redis.llen(keys.history(keys.execution_tag(flow["Id"], name)))  # what `live` compares against
     parent = await _parent_link(store, _key(request).account, flow, name, settings.token_secret)
     base = ("flows", flow_name, "executions", name)
     return render(
@@ -455,7 +456,7 @@ async def execution_page(request: web.Request) -> web.StreamResponse:
         live_url=_url(*base, "live"),
         page_url=_url(*base),
         parent=parent,
-        hseq=str(len(events)),
+        hseq=str(chunks),
         **model,
     )
 

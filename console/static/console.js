@@ -163,14 +163,13 @@
     if (!box || !box.getAttribute("data-live-url")) return;
     var url = box.getAttribute("data-live-url");
     var pageUrl = box.getAttribute("data-page-url");
-    var seen = box.getAttribute("data-status") + "/" + box.getAttribute("data-hseq");
-    var chunks = null;
+    var chunks = parseInt(box.getAttribute("data-hseq"), 10);
     function poll() {
       fetch(url, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
         if (!r.ok) throw new Error("status " + r.status);
         return r.json();
       }).then(function (now) {
-        var changed = chunks !== null && now.chunks !== chunks;
+        var changed = now.chunks !== chunks;
         var ended = now.status !== "Running" && now.status !== "Starting";
         chunks = now.chunks;
         if (changed || ended || now.status !== box.getAttribute("data-status")) {
@@ -180,7 +179,6 @@
       }).catch(function () { timer = setTimeout(poll, 3000); });
     }
     timer = setTimeout(poll, 1000);
-    void seen;
   }
 
   function refresh(pageUrl) {
