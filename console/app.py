@@ -51,8 +51,8 @@ class Drives:
 
 PUBLISH = web.AppKey("console_publish", Drives)
 
-SESSION = "console_session"  # request key: the Session
-KEY = "console_key"  # request key: the signed-in AccessKey
+SESSION = web.RequestKey("console_session", Session)  # the signed-in session
+KEY = web.RequestKey("console_key", AccessKey)  # its access key
 
 OPEN_ROUTES = frozenset({"signin", "signin_post", "static", "index"})
 
