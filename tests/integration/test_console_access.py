@@ -183,3 +183,21 @@ async def test_wrong_credentials_say_nothing_about_which_part_and_attempts_are_l
     assert "Too many sign-in attempts" in await resp.text()
     resp = await client.post("/console/signin", data={"access_key_id": "KFULL", "access_key_secret": "secret-full-0123"})
     assert resp.status == 403  # the sign-in form carries its own CSRF token too
+
+
+async def test_the_overview_lists_heartbeats_throttling_rules_and_executions_per_minute(console: tuple[TestClient, Settings], r: Any) -> None:
+    import time
+
+    from common import keys
+    from common.throttle_rules import Rule, encode
+
+    client, _ = console
+    now = int(time.time() * 1000)
+    r.zadd(keys.HEARTBEATS, {"worker:host-a/101": now, "timers:host-a/102": now - 120_000})
+    r.hset(keys.THROTTLE_RULES, "account/StartExecution/*", encode(Rule(action="StartExecution", rate=5, burst=10)))
+    await _sign_in(client, "full")
+    page = await (await client.get("/console/overview")).text()
+    rows = re.findall(r"<tr><td>(worker|timers)</td><td>([^<]+)</td><td>[^<]*</td><td><span[^>]*>(alive|silent)</span>", page)
+    assert sorted(rows) == [("timers", "host-a/102", "silent"), ("worker", "host-a/101", "alive")]
+    assert "<td>StartExecution</td>" in page
+    assert '<svg class="minutes"' in page
