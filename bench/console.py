@@ -121,7 +121,7 @@ def _server_time(times: list[float]) -> Callable[..., Awaitable[web.StreamRespon
     return timed
 
 
-async def _get(client: TestClient, times: list[float], path: str, repeat: int) -> tuple[float, float, int]:
+async def _get(client: TestClient[web.Request, web.Application], times: list[float], path: str, repeat: int) -> tuple[float, float, int]:
     times.clear()
     size = 0
     for _ in range(repeat):
