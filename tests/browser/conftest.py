@@ -56,6 +56,7 @@ def console_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servic
         "OPENFNF_FUNCTIONS": str(ROOT / "tests" / "fixtures" / "functions" / "functions.yaml"),
         "OPENFNF_CONSOLE": "true",
         "OPENFNF_HEARTBEAT_INTERVAL_SECONDS": "1",
+        "OPENFNF_CONSOLE_SIGNIN_ATTEMPTS": "1000",  # every test signs in from 127.0.0.1 (the limit has its own test)
     }
     with running_service(tmp, workers=1, timers=1, **env) as svc:
         yield svc

@@ -95,6 +95,24 @@ States:
         token.$: $Context.Current.TaskToken
     End: true
 """
+KID = """Type: StateMachine
+SpecVersion: v1
+StartAt: Play
+States:
+  - Type: Pass
+    Name: Play
+    End: true
+"""
+MOM = """version: v1
+type: flow
+steps:
+  - type: task
+    name: call_kid
+    resourceArn: acs:fnf:::flow/kid
+    pattern: sync
+    serviceParams:
+      Input: $
+"""
 WAIT = 30  # seconds any page condition may take
 
 
@@ -102,7 +120,7 @@ WAIT = 30  # seconds any page condition may take
 def sdk(console_service: Service) -> Any:
     """The service key's SDK client, with the flows the tests use."""
     client = console_service.client()
-    for name, definition in (("orders", ORDERS), ("booking", BOOKING), ("forever", FOREVER), ("approval", APPROVAL)):
+    for name, definition in (("orders", ORDERS), ("booking", BOOKING), ("forever", FOREVER), ("approval", APPROVAL), ("kid", KID), ("mom", MOM)):
         client.create_flow(models.CreateFlowRequest(name=name, definition=definition, description=f"{name} (console test)", type="FDL"))
     return client
 
@@ -310,3 +328,26 @@ def test_sign_out_ends_the_session(browser: Any, console_service: Service, sdk: 
     browser.add_cookie({"name": "openfnf_console", "value": session, "path": "/console"})  # the old cookie is dead
     browser.get(_url(console_service, "/flows"))
     assert "/console/signin" in browser.current_url
+
+
+def test_start_again_runs_the_same_input_as_a_new_execution(browser: Any, console_service: Service, sdk: Any) -> None:
+    name = _start(sdk, "orders", {"amount": 7})
+    assert _status(sdk, "orders", name, wait=30) == "Succeeded"
+    _sign_in(browser, console_service, FULL)
+    browser.get(_url(console_service, f"/flows/orders/executions/{name}"))
+    _css(browser, "#restart").click()
+    _until(browser, lambda d: "/executions/" in d.current_url and not d.current_url.endswith(name), "on the new execution's page")
+    _until(browser, lambda d: _status_text(d) == "Succeeded", "the new execution succeeds")
+    assert json.loads(_css(browser, "#input-json").text) == {"amount": 7}
+
+
+def test_parent_and_child_executions_link_to_each_other(browser: Any, console_service: Service, sdk: Any) -> None:
+    name = _start(sdk, "mom", {"toy": "ball"})
+    assert _status(sdk, "mom", name, wait=30) == "Succeeded"
+    _sign_in(browser, console_service, FULL)
+    browser.get(_url(console_service, f"/flows/mom/executions/{name}"))
+    _css(browser, "a.child-link").click()
+    _until(browser, lambda d: "/flows/kid/executions/" in d.current_url, "on the child's page")
+    assert _status_text(browser) == "Succeeded"
+    _css(browser, "#parent-link").click()
+    _until(browser, lambda d: d.current_url.endswith(f"/flows/mom/executions/{name}"), "back on the parent's page")
