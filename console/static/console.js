@@ -24,6 +24,11 @@
     return { width: Math.max(90, Math.min(220, 18 + 7.2 * n.label.length)), height: 36 };
   }
 
+  function labelOf(e) {
+    if (!e.label || (e.kind !== "choice" && e.kind !== "default" && e.kind !== "catch")) return "";
+    return e.label.length > 28 ? e.label.slice(0, 27) + "\u2026" : e.label;
+  }
+
   function showState(nodeId) {
     var sections = document.querySelectorAll("#states .state");
     var found = false;
@@ -54,7 +59,10 @@
       if (n.group) g.setParent(n.id, n.group);
     });
     data.edges.forEach(function (e, i) {
-      g.setEdge(e.source, e.target, { kind: e.kind, label: e.label }, "e" + i);
+      var shown = labelOf(e);
+      // a labelled edge gets room for its label in the layout (dagre places it at e.x, e.y)
+      g.setEdge(e.source, e.target, shown ? { kind: e.kind, label: e.label, shown: shown, width: 6.2 * shown.length + 6, height: 14, labelpos: "c" }
+        : { kind: e.kind, label: e.label }, "e" + i);
     });
     dagre.layout(g);
     var size = g.graph();
@@ -81,10 +89,9 @@
       var line = el("polyline", { points: pts, "class": "edge edge-" + e.kind, "marker-end": "url(#arrow-" + kind + ")" }, svg);
       var title = el("title", {}, line);
       title.textContent = e.kind + (e.label ? ": " + e.label : "");
-      if (e.label && (e.kind === "choice" || e.kind === "default" || e.kind === "catch")) {
-        var mid = e.points[Math.floor(e.points.length / 2)];
-        var lt = el("text", { x: mid.x + 4, y: mid.y - 3, "class": "edge-label" }, svg);
-        lt.textContent = e.label.length > 28 ? e.label.slice(0, 27) + "…" : e.label;
+      if (e.shown && e.x !== undefined) {
+        var lt = el("text", { x: e.x, y: e.y + 4, "text-anchor": "middle", "class": "edge-label" }, svg);
+        lt.textContent = e.shown;
       }
     });
     data.nodes.forEach(function (n) {

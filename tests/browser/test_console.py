@@ -209,8 +209,6 @@ def test_find_a_flow_and_open_its_graph(browser: Any, console_service: Service, 
     _until(browser, lambda d: "prefix=ord" in d.current_url, "searched")
     links = [a.text for a in _all(browser, "#flows a.flow-link")]
     assert links == ["orders"]
-    browser.get(_url(console_service, "/flows"))
-    _shot(browser, "flows")
     browser.get(_url(console_service, "/flows?prefix=ord"))
     _css(browser, "#flows a.flow-link").click()
     _until(browser, lambda d: _all(d, "#graph svg g.node"), "the graph is drawn")
@@ -220,7 +218,7 @@ def test_find_a_flow_and_open_its_graph(browser: Any, console_service: Service, 
     assert _all(browser, "#graph polyline.edge-default") and _all(browser, "#graph polyline.edge-choice")
     assert len(_all(browser, "#graph g.group")) >= 2  # the Parallel's two branches
     assert "Type" in _css(browser, "#definition").text and _all(browser, "#definition .yaml span")  # highlighted YAML
-    _shot(browser, "graph")
+    _shot(browser, "graph", 1150)
 
 
 def test_start_an_execution_and_watch_it_succeed_without_reloading(browser: Any, console_service: Service, sdk: Any) -> None:
@@ -351,3 +349,13 @@ def test_parent_and_child_executions_link_to_each_other(browser: Any, console_se
     assert _status_text(browser) == "Succeeded"
     _css(browser, "#parent-link").click()
     _until(browser, lambda d: d.current_url.endswith(f"/flows/mom/executions/{name}"), "back on the parent's page")
+
+
+def test_the_flows_list_counts_the_last_day_by_status(browser: Any, console_service: Service, sdk: Any) -> None:
+    _start(sdk, "orders", {"amount": 1})  # at least one execution of orders, whichever tests ran before
+    _sign_in(browser, console_service, FULL)
+    row = next(r for r in _all(browser, "#flows tbody tr") if r.text.startswith("orders"))
+    cells = row.find_elements("css selector", "td")
+    assert int(cells[4].text) >= 1
+    assert row.find_elements("css selector", "span.badge")
+    _shot(browser, "flows", 700)
