@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 import redis.asyncio as aioredis
@@ -106,7 +107,7 @@ async def console_middleware(request: web.Request, handler: Callable[[web.Reques
         key = request.app[KEYS].get(session.key_id) if session else None
         if session is None or key is None or not key.enabled:
             if request.method == "GET" and route != "live":
-                raise web.HTTPSeeOther(f"{PREFIX}/signin?next={request.rel_url.path_qs if request.rel_url.path.startswith(PREFIX) else ''}")
+                raise web.HTTPSeeOther(f"{PREFIX}/signin?" + urlencode({"next": request.rel_url.path_qs}))
             return render(request, "error.html", status=401, title="Signed out", message="Your session has ended: sign in again.")
         request[SESSION] = session
         request[KEY] = key

@@ -201,3 +201,24 @@ async def test_the_overview_lists_heartbeats_throttling_rules_and_executions_per
     assert sorted(rows) == [("timers", "host-a/102", "silent"), ("worker", "host-a/101", "alive")]
     assert "<td>StartExecution</td>" in page
     assert '<svg class="minutes"' in page
+
+
+async def test_after_sign_in_the_page_asked_for_opens_and_only_console_pages(console: tuple[TestClient, Settings]) -> None:
+    client, _ = console
+    resp = await client.get("/console/flows/f?status=Running&prefix=x", allow_redirects=False)
+    assert resp.status == 303
+    target = resp.headers["Location"]
+    page = await client.get(target)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+    assert csrf
+    key_id, secret, _, _ = KEYS["full"]
+    form = {"csrf": csrf.group(1), "access_key_id": key_id, "access_key_secret": secret}
+    signed = await client.post(target, data=form, allow_redirects=False)
+    assert signed.headers["Location"] == "/console/flows/f?status=Running&prefix=x"
+    client.session.cookie_jar.clear()
+    page = await client.get("/console/signin?next=//evil.example/")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+    assert csrf
+    form["csrf"] = csrf.group(1)
+    signed = await client.post("/console/signin?next=//evil.example/", data=form, allow_redirects=False)
+    assert signed.headers["Location"] == "/console/flows"  # never off the console
