@@ -25,11 +25,11 @@ from common.settings import Settings
 from common.store import Store
 from common.taskmsg import drive_messages
 from console.sessions import COOKIE, COOKIE_PATH, Session, Sessions, same_token
+from console.views import PREFIX
 
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-PREFIX = "/console"
 
 SETTINGS = web.AppKey("console_settings", Settings)
 STORE = web.AppKey("console_store", Store)

@@ -5,7 +5,6 @@ import json
 import re
 import uuid
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from aiohttp import web
 from markupsafe import Markup
@@ -13,23 +12,18 @@ from markupsafe import Markup
 from common import browse, control, keys
 from common.credentials import AccessKey
 from common.errors import FnfError
-from common.fdl import FdlError, parse_definition
-from common.graph import build_graph
 from common.interpreter import TERMINAL, Status
-from common.overlay import StateStatus, read_history, timeline
-from common.records import dumps
 from common.reports import failed_event, succeeded_event
 from common.schedules import ScheduleStore, schedule_view
 from common.store import ExecutionFilter, Store
 from common.throttle_rules import decode_rules
-from common.timefmt import parse_rfc3339, rfc3339_ms
-from common.tokens import InvalidToken, make_token, parse_token
+from common.timefmt import parse_rfc3339
+from common.tokens import InvalidToken, parse_token
 from console import highlight
 from console.access import BY_NAME, SECTIONS, may
 from console.app import (
     KEY,
     KEYS,
-    PREFIX,
     PUBLISH,
     SESSION,
     SESSIONS,
@@ -40,11 +34,11 @@ from console.app import (
     now_ms,
     render,
 )
-from console.charts import minutes_svg, timeline_svg
+from console.charts import minutes_svg
+from console.views import PREFIX, execution_model, graph_of, link, pretty_json, script_json, show_time
 from console.sessions import COOKIE, PRE_COOKIE, COOKIE_PATH, new_token, same_token, secret_matches
 
 PAGE = 25  # rows per list page
-HISTORY_PAGE = 100  # history events per page
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
 WRONG_KEY = "Wrong access key id or secret."
 
@@ -100,37 +94,6 @@ async def _execution(request: web.Request, flow: dict[str, str], name: str) -> d
     return fields
 
 
-def _url(*parts: str, **query: str) -> str:
-    path = PREFIX + "/" + "/".join(quote(p, safe="") for p in parts)
-    q = {k: v for k, v in query.items() if v}
-    return path + ("?" + urlencode(q) if q else "")
-
-
-def _time(ms: str | int | None) -> str:
-    if ms in (None, ""):
-        return ""
-    return rfc3339_ms(int(str(ms))).replace("T", " ").replace("Z", " UTC")
-
-
-def script_json(value: Any) -> Markup:
-    """JSON safe to embed in a <script type="application/json"> element (no `</script>` can close it)."""
-    text = json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return Markup(text)
-
-
-def _pretty(raw: str | None) -> str:
-    if not raw:
-        return ""
-    try:
-        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
-    except ValueError:
-        return raw
-
-
-def _pretty_value(value: Any) -> str:
-    return "" if value is None else json.dumps(value, indent=2, ensure_ascii=False)
-
-
 def _fail(exc: FnfError) -> Refused:
     status = {404: 404, 403: 403}.get(exc.http_status, 409 if exc.http_status == 400 and "Already" in exc.code else 400)
     return Refused(status, f"{exc.code}: {exc.message}")
@@ -141,7 +104,7 @@ def _fail(exc: FnfError) -> Refused:
 
 async def index(request: web.Request) -> web.StreamResponse:
     """/console/: to the flows (the middleware sends signed-out visitors to sign in)."""
-    raise web.HTTPSeeOther(_url("flows"))
+    raise web.HTTPSeeOther(link("flows"))
 
 
 def _signin_page(request: web.Request, status: int = 200, message: str = "", key_id: str = "") -> web.Response:
@@ -173,7 +136,7 @@ async def signin_post(request: web.Request) -> web.StreamResponse:
         return _signin_page(request, 401, WRONG_KEY, key_id)
     session = await request.app[SESSIONS].create(key_id, now_ms())
     nxt = str(request.query.get("next", ""))
-    target = nxt if nxt.startswith(PREFIX + "/") and "//" not in nxt and "\\" not in nxt else _url("flows")
+    target = nxt if nxt.startswith(PREFIX + "/") and "//" not in nxt and "\\" not in nxt else link("flows")
     response = web.HTTPSeeOther(target)
     settings = request.app[SETTINGS]
     response.set_cookie(COOKIE, session.id, max_age=settings.console_session_seconds, **cookie_args(settings))
@@ -184,7 +147,7 @@ async def signin_post(request: web.Request) -> web.StreamResponse:
 async def signout(request: web.Request) -> web.StreamResponse:
     """End the session."""
     await request.app[SESSIONS].end(request[SESSION].id)
-    response = web.HTTPSeeOther(_url("signin"))
+    response = web.HTTPSeeOther(link("signin"))
     response.del_cookie(COOKIE, path=COOKIE_PATH)
     raise response
 
@@ -205,25 +168,17 @@ async def flows(request: web.Request) -> web.StreamResponse:
         rows.append(
             {
                 "name": f["Name"],
-                "url": _url("flows", f["Name"]),
+                "url": link("flows", f["Name"]),
                 "type": f.get("Type", "FDL"),
                 "mode": f.get("ExecutionMode") or "Standard",
-                "modified": _time(f.get("LastModifiedTime")),
+                "modified": show_time(f.get("LastModifiedTime")),
                 "started": c.started if c else 0,
                 "sampled": c.sampled if c else 0,
                 "by_status": c.by_status if c else {},
             }
         )
-    nxt = _url("flows", prefix=prefix, **{"from": page.next}) if page.next else ""
+    nxt = link("flows", prefix=prefix, **{"from": page.next}) if page.next else ""
     return render(request, "flows.html", title="Flows", rows=rows, prefix=prefix, next_url=nxt)
-
-
-def _graph(definition: str) -> tuple[Any, Any]:
-    try:
-        flow_def = parse_definition(definition)
-    except FdlError:
-        return None, None
-    return flow_def, build_graph(flow_def)
 
 
 async def flow_page(request: web.Request) -> web.StreamResponse:
@@ -233,7 +188,7 @@ async def flow_page(request: web.Request) -> web.StreamResponse:
     _require(request, "flow", name)
     store: Store = request.app[STORE]
     account = _key(request).account
-    _, graph = _graph(flow.get("Definition", ""))
+    _, graph = graph_of(flow.get("Definition", ""))
     q = request.query
     status = q.get("status", "")
     status = status if status in {s.value for s in Status} else ""
@@ -251,7 +206,7 @@ async def flow_page(request: web.Request) -> web.StreamResponse:
         match = ExecutionFilter(status=status, prefix=filters["prefix"], begin=begin, end=end)
         page = await browse.executions_newest_first(store, flow["Id"], q.get("cursor", "")[:128], PAGE, match)
         execs = [_execution_row(name, row) for row in page.rows]
-        nxt = _url("flows", name, cursor=page.next, **filters) if page.next else ""
+        nxt = link("flows", name, cursor=page.next, **filters) if page.next else ""
     versions = await store.versions.all(account, name) if _may(request, SECTIONS["versions"], "flow", name) else None
     aliases = await store.versions.aliases(account, name) if versions is not None else None
     schedules = None
@@ -263,8 +218,8 @@ async def flow_page(request: web.Request) -> web.StreamResponse:
         "flow.html",
         title=name,
         flow=flow,
-        modified=_time(flow.get("LastModifiedTime")),
-        created=_time(flow.get("CreatedTime")),
+        modified=show_time(flow.get("LastModifiedTime")),
+        created=show_time(flow.get("CreatedTime")),
         yaml=Markup(highlight.yaml_html(flow.get("Definition", ""))),
         graph_json=script_json(graph.to_json() if graph else None),
         overlay_json=script_json(None),
@@ -278,17 +233,17 @@ async def flow_page(request: web.Request) -> web.StreamResponse:
         aliases=aliases,
         schedules=schedules,
         can_start=_may(request, "StartExecution", "flow", name),
-        start_url=_url("flows", name, "start"),
+        start_url=link("flows", name, "start"),
     )
 
 
 def _execution_row(flow: str, row: dict[str, str]) -> dict[str, Any]:
     return {
         "name": row["name"],
-        "url": _url("flows", flow, "executions", row["name"]),
+        "url": link("flows", flow, "executions", row["name"]),
         "status": row["status"],
-        "started": _time(row.get("started")),
-        "stopped": _time(row.get("stopped")),
+        "started": show_time(row.get("started")),
+        "stopped": show_time(row.get("stopped")),
         "qualifier": row.get("qual", ""),
     }
 
@@ -328,86 +283,10 @@ async def _start(request: web.Request, flow: dict[str, str], raw_input: str, exe
         )  # fmt: skip
     except FnfError as exc:
         raise _fail(exc) from None
-    raise web.HTTPSeeOther(_url("flows", flow["Name"], "executions", view["Name"]))
+    raise web.HTTPSeeOther(link("flows", flow["Name"], "executions", view["Name"]))
 
 
 # ------------------------------------------------------------------ executions
-
-
-STATUS_LABELS = {
-    StateStatus.NOT_REACHED: "not reached",
-    StateStatus.RUNNING: "running",
-    StateStatus.SUCCEEDED: "succeeded",
-    StateStatus.FAILED: "failed",
-    StateStatus.CAUGHT: "failed, caught",
-    StateStatus.RETRIED: "retried",
-    StateStatus.WAITING: "waiting for a callback",
-    StateStatus.STOPPED: "stopped",
-}
-
-
-def execution_model(
-    flow: dict[str, str], fields: dict[str, str], definition: str, events: list[Any], *, token_secret: str,
-    may_report: bool, type_filter: str, page: int, now: int,
-) -> dict[str, Any]:
-    """Everything the execution page shows, from the record and its history (no I/O: unit-testable)."""
-    flow_def, graph = _graph(definition)
-    overlay = read_history(flow_def, graph, events) if flow_def is not None else None
-    states: list[dict[str, Any]] = []
-    waiting: list[dict[str, str]] = []
-    colours: dict[str, str] = {}
-    if overlay is not None and graph is not None:
-        for node in graph.nodes:
-            colours[node.id] = overlay.status_of(node.id).value if node.kind not in ("start", "end", "join") else ""
-        for node_id, view in overlay.states.items():
-            last = view.last
-            attempts = [
-                {"number": a.number, "outcome": a.outcome or "running", "error": a.error, "cause": a.cause,
-                 "took": "" if a.ended is None else f"{a.ended - a.scheduled} ms"}
-                for a in last.attempts
-            ]  # fmt: skip
-            states.append(
-                {
-                    "node": node_id,
-                    "name": last.step,
-                    "status": view.status.value,
-                    "status_label": STATUS_LABELS[view.status],
-                    "visits": len(view.visits),
-                    "input": _pretty_value(last.input),
-                    "output": _pretty_value(last.output),
-                    "error": last.error or next((a.error for a in reversed(last.attempts) if a.error), ""),
-                    "cause": last.cause or next((a.cause for a in reversed(last.attempts) if a.cause), ""),
-                    "attempts": attempts,
-                    "events": ", ".join(str(e) for e in last.events[:50]),
-                }
-            )
-            task = view.waiting_task
-            if task is not None and may_report and fields.get("status") not in TERMINAL:
-                waiting.append({"state": last.step, "token": make_token(token_secret, flow["Id"], fields["name"], task.task_id)})
-    types = sorted({e.type for e in events})
-    shown = [e for e in events if not type_filter or e.type == type_filter]
-    pages = max(1, (len(shown) + HISTORY_PAGE - 1) // HISTORY_PAGE)
-    page = min(max(1, page), pages)
-    history = [
-        {"id": e.id, "sched": e.sched, "type": e.type, "step": e.step, "time": _time(e.time), "detail": dumps(e.detail)[:300]}
-        for e in shown[(page - 1) * HISTORY_PAGE : page * HISTORY_PAGE]
-    ]
-    bars = timeline(overlay) if overlay is not None else []
-    failing = next((s for s in states if s["status"] == StateStatus.FAILED.value), None)
-    return {
-        "children": children(flow["Id"], fields["name"], overlay),
-        "graph_json": script_json(graph.to_json() if graph else None),
-        "overlay_json": script_json(colours),
-        "states": states,
-        "waiting": waiting,
-        "history": history,
-        "history_types": types,
-        "history_page": page,
-        "history_pages": pages,
-        "history_total": len(shown),
-        "timeline": Markup(timeline_svg(bars, now)),
-        "failing": failing,
-    }
 
 
 async def execution_page(request: web.Request) -> web.StreamResponse:
@@ -441,20 +320,20 @@ async def execution_page(request: web.Request) -> web.StreamResponse:
         flow=flow,
         ex=fields,
         running=running,
-        started=_time(fields.get("started")),
-        stopped=_time(fields.get("stopped")),
-        input=_pretty(fields.get("input")),
-        output=_pretty(fields.get("output")),
+        started=show_time(fields.get("started")),
+        stopped=show_time(fields.get("stopped")),
+        input=pretty_json(fields.get("input")),
+        output=pretty_json(fields.get("output")),
         history_allowed=history_allowed,
         type_filter=type_filter,
         can_stop=_may(request, "StopExecution", "execution", flow_name, name),
         can_start=_may(request, "StartExecution", "flow", flow_name),
-        flow_url=_url("flows", flow_name),
-        stop_url=_url(*base, "stop"),
-        restart_url=_url(*base, "restart"),
-        report_url=_url(*base, "report"),
-        live_url=_url(*base, "live"),
-        page_url=_url(*base),
+        flow_url=link("flows", flow_name),
+        stop_url=link(*base, "stop"),
+        restart_url=link(*base, "restart"),
+        report_url=link(*base, "report"),
+        live_url=link(*base, "live"),
+        page_url=link(*base),
         parent=parent,
         hseq=str(chunks),
         **model,
@@ -474,26 +353,7 @@ async def _parent_link(store: Store, account: str, flow: dict[str, str], name: s
     parent_flow = await browse.flow_name_by_id(store, account, ref.flow_id)
     if parent_flow is None:
         return None
-    return {"flow": parent_flow, "name": ref.execution, "url": _url("flows", parent_flow, "executions", ref.execution)}
-
-
-CHILD_FLOW = re.compile(r"^acs:fnf:[^:]*:[^:]*:flow/([^/]+)$")
-
-
-def children(flow_id: str, execution: str, overlay: Any) -> list[dict[str, str]]:
-    """Child executions this one started (tasks on `acs:fnf:::flow/NAME`), named as worker/children.py names them."""
-    out = []
-    for visit in overlay.visits if overlay is not None else []:
-        for attempt in visit.attempts:
-            found = CHILD_FLOW.match(attempt.resource)
-            if not found:
-                continue
-            params = attempt.parameters if isinstance(attempt.parameters, dict) else {}
-            given = next((params[k] for k in ("ExecutionName", "executionName") if params.get(k)), None)
-            tag = keys.execution_tag(flow_id, execution)
-            name = str(given or uuid.uuid5(uuid.NAMESPACE_URL, f"openfnf:{tag}#{attempt.task_id}"))
-            out.append({"state": visit.step, "flow": found.group(1), "name": name, "url": _url("flows", found.group(1), "executions", name)})
-    return out[:100]
+    return {"flow": parent_flow, "name": ref.execution, "url": link("flows", parent_flow, "executions", ref.execution)}
 
 
 async def live(request: web.Request) -> web.StreamResponse:
@@ -525,7 +385,7 @@ async def stop(request: web.Request) -> web.StreamResponse:
         await control.stop(request.app[STORE], request.app[PUBLISH], flow, fields, error, cause, now_ms())
     except FnfError as exc:
         raise _fail(exc) from None
-    raise web.HTTPSeeOther(_url("flows", flow_name, "executions", name))
+    raise web.HTTPSeeOther(link("flows", flow_name, "executions", name))
 
 
 async def restart(request: web.Request) -> web.StreamResponse:
@@ -570,7 +430,7 @@ async def report(request: web.Request) -> web.StreamResponse:
         )
     except FnfError as exc:
         raise _fail(exc) from None
-    raise web.HTTPSeeOther(_url("flows", flow_name, "executions", name))
+    raise web.HTTPSeeOther(link("flows", flow_name, "executions", name))
 
 
 # ------------------------------------------------------------------ overview

@@ -7,7 +7,7 @@ from typing import Any
 
 from common.interpreter.model import HistoryEvent
 from common.tokens import parse_token
-from console.pages import HISTORY_PAGE, children, execution_model, script_json
+from console.views import HISTORY_PAGE, children, execution_model, script_json
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 SECRET = "unit-test-token-secret"
