@@ -30,7 +30,7 @@ States:
     Default: Prepare
   - Type: Wait
     Name: Review
-    Seconds: 2
+    Seconds.$: $Input.review
     Next: Prepare
   - Type: Parallel
     Name: Prepare
@@ -226,12 +226,12 @@ def test_start_an_execution_and_watch_it_succeed_without_reloading(browser: Any,
     browser.get(_url(console_service, "/flows/orders"))
     area = _css(browser, "#start-input")
     area.clear()
-    area.send_keys('{"amount": 150')  # not JSON: refused before anything is sent
+    area.send_keys('{"amount": 150, "review": 5')  # not JSON: refused before anything is sent
     _css(browser, "#start").click()
     assert _css(browser, "#start-input-error").is_displayed()
     assert browser.current_url.endswith("/flows/orders")
     area.clear()
-    area.send_keys('{"amount": 150}')
+    area.send_keys('{"amount": 150, "review": 5}')  # Review waits 5 s: the page shows Running first
     _css(browser, "#start-name").send_keys("watched")
     _css(browser, "#start").click()
     _until(browser, lambda d: "/executions/watched" in d.current_url, "on the new execution's page")
