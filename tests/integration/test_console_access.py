@@ -222,3 +222,29 @@ async def test_after_sign_in_the_page_asked_for_opens_and_only_console_pages(con
     form["csrf"] = csrf.group(1)
     signed = await client.post("/console/signin?next=//evil.example/", data=form, allow_redirects=False)
     assert signed.headers["Location"] == "/console/flows"  # never off the console
+
+
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+async def test_report_delivers_the_task_event_once(console: tuple[TestClient, Settings], r: Any, outcome: str) -> None:
+    import json as _json
+
+    from common import keys
+    from common.tokens import make_token
+
+    client, settings = console
+    tag = keys.execution_tag("flow-id-1", "x2")
+    r.hset(keys.tasks(tag), "7", "waiting")
+    token = make_token(settings.token_secret, "flow-id-1", "x2", "7")
+    csrf = await _sign_in(client, "full")
+    form = {"csrf": csrf, "token": token, "outcome": outcome, "output": '{"ok": 1}', "error": "Rejected", "cause": "by a person"}
+    resp = await client.post("/console/flows/f/executions/x2/report", data=form, allow_redirects=False)
+    assert resp.status == 303
+    event = _json.loads(r.lrange(keys.inbox(tag), -1, -1)[0])
+    expected = {"t": "TaskReported", "id": "7", "ok": True, "output": {"ok": 1}} if outcome == "succeeded" else {
+        "t": "TaskReported", "id": "7", "ok": False, "error": "Rejected", "cause": "by a person"}  # fmt: skip
+    assert event == expected
+    assert r.lrange(settings.drive_queue, 0, -1), "the execution was handed to the workers"
+    again = await client.post("/console/flows/f/executions/x2/report", data=form, allow_redirects=False)
+    assert again.status == 409 and "TaskAlreadyCompleted" in await again.text()
+    elsewhere = await client.post("/console/flows/f/executions/x0/report", data=form, allow_redirects=False)
+    assert elsewhere.status == 400 and "another execution" in await elsewhere.text()
