@@ -64,6 +64,7 @@ class Heartbeat:
         self.task_since: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._redis_thread: threading.Thread | None = None
         # Also a beat in Redis (keys.HEARTBEATS), so the console shows every process, not one machine's files.
         self.member = f"{role}:{socket.gethostname()}/{os.getpid()}"
         self._redis: Any = None
@@ -104,17 +105,28 @@ class Heartbeat:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.snapshot()), encoding="utf-8")
         os.replace(tmp, self.path)
-        if self._redis is not None:
-            try:
-                self._redis.zadd(keys.HEARTBEATS, {self.member: int(time.time() * 1000)})
-            except Exception as exc:  # noqa: BLE001 - the file is the probe's truth; Redis only feeds the console
-                logger.debug("heartbeat not written to Redis: %s", exc)
+
+    def beat_redis(self) -> None:
+        """The console's beat: this process's member of keys.HEARTBEATS, scored with now (ms)."""
+        try:
+            self._redis.zadd(keys.HEARTBEATS, {self.member: int(time.time() * 1000)})
+        except Exception as exc:  # noqa: BLE001 - the file is the probe's truth; Redis only feeds the console
+            logger.debug("heartbeat not written to Redis: %s", exc)
 
     def start(self) -> None:
-        """Write now, then every `interval` seconds from a daemon thread."""
+        """Write now, then every `interval` seconds from a daemon thread (and Redis beats from another:
+        a frozen Redis must never delay the file the liveness probe reads)."""
         self.write()
         self._thread = threading.Thread(target=self._run, name=f"openfnf-{self.role}-heartbeat", daemon=True)
         self._thread.start()
+        if self._redis is not None:
+            self.beat_redis()
+            self._redis_thread = threading.Thread(target=self._run_redis, name=f"openfnf-{self.role}-redis-beat", daemon=True)
+            self._redis_thread.start()
+
+    def _run_redis(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat_redis()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -132,6 +144,8 @@ class Heartbeat:
             self.path.unlink()
         except FileNotFoundError:
             pass
+        if self._redis_thread is not None:
+            self._redis_thread.join(timeout=2 * self.interval + 3)
         if self._redis is not None:
             try:
                 self._redis.zrem(keys.HEARTBEATS, self.member)
