@@ -137,7 +137,7 @@ def _str(value: Any) -> str:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     """The console's own Redis clients, store, sessions and credentials watcher (no SIGHUP hook: the API owns it)."""
     settings = app[SETTINGS]
-    state = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=32)
+    state = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=32, socket_timeout=10, socket_connect_timeout=5)
     broker_url = for_redis_py(settings.effective_broker_url)
     broker = state if broker_url == for_redis_py(settings.redis_url) else aioredis.from_url(broker_url, max_connections=8)
     app[STORE] = Store(state, settings)
