@@ -208,6 +208,8 @@ async def flow_page(request: web.Request) -> web.StreamResponse:
         execs = [_execution_row(name, row) for row in page.rows]
         nxt = link("flows", name, cursor=page.next, **filters) if page.next else ""
     versions = await store.versions.all(account, name) if _may(request, SECTIONS["versions"], "flow", name) else None
+    for version in versions or []:
+        version["Created"] = show_time(version.get("CreatedTime"))
     aliases = await store.versions.aliases(account, name) if versions is not None else None
     schedules = None
     if _may(request, SECTIONS["schedules"], "flow", name):

@@ -248,3 +248,19 @@ async def test_report_delivers_the_task_event_once(console: tuple[TestClient, Se
     assert again.status == 409 and "TaskAlreadyCompleted" in await again.text()
     elsewhere = await client.post("/console/flows/f/executions/x0/report", data=form, allow_redirects=False)
     assert elsewhere.status == 400 and "another execution" in await elsewhere.text()
+
+
+async def test_the_flow_page_lists_versions_and_aliases(console: tuple[TestClient, Settings]) -> None:
+    import redis.asyncio as aioredis
+
+    client, settings = console
+    redis_client = aioredis.from_url(settings.redis_url)
+    store = Store(redis_client, settings)
+    assert await store.versions.publish(ACCOUNT, "f", "first cut", 1_700_000_000_000) == 1
+    alias = {"Name": "live", "Description": "", "RoutingConfigurations": [{"Version": "1", "Weight": 100}]}
+    assert (await store.versions.put_alias(ACCOUNT, "f", "live", alias, ["1"], 1_700_000_000_000, create=True)).ok
+    await redis_client.aclose()
+    await _sign_in(client, "full")
+    page = await (await client.get("/console/flows/f")).text()
+    assert "<td>1</td><td>first cut</td><td>2023-11-14 22:13:20.000 UTC</td>" in page
+    assert "<td>live</td><td>v1 (100%) </td>" in page
