@@ -117,6 +117,7 @@
       }
       if (n.kind !== "start" && n.kind !== "end" && n.kind !== "join") {
         gg.addEventListener("click", function () { showState(n.id); });
+        gg.addEventListener("keydown", function (ev) { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); showState(n.id); } });
       }
     });
   }
