@@ -217,9 +217,11 @@ async def _settle_heap(app: web.Application) -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
-def run(settings: Settings) -> None:
-    """Serve the front door until SIGINT/SIGTERM."""
+def run(settings: Settings, extend: Callable[[web.Application], None] | None = None) -> None:
+    """Serve the front door until SIGINT/SIGTERM; `extend` adds to the app first (the console, from the composition root)."""
     app = make_app(settings)
+    if extend is not None:
+        extend(app)
     app.on_startup.append(_settle_heap)  # after the resources (cleanup_ctx runs first); this process only, not tests
     web.run_app(
         app, host=settings.host, port=settings.port, access_log=None, print=None,

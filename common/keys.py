@@ -130,3 +130,16 @@ def schedule(account: str, flow_id: str, name: str) -> str:
 def schedule_index(account: str, flow_id: str) -> str:
     """Zset (all scores 0): a flow's schedule names, for lexical paging."""
     return f"{PREFIX}si:{{{account}}}:{flow_id}"
+
+
+def console_session(session_id: str) -> str:
+    """String with a TTL: a console session (JSON: access key id, CSRF token, times)."""
+    return f"{PREFIX}console:s:{session_id}"
+
+
+def console_signin_attempts(client: str, minute: int) -> str:
+    """Counter with a TTL: console sign-in attempts from one client address in one minute."""
+    return f"{PREFIX}console:signin:{client}:{minute}"
+
+
+HEARTBEATS = PREFIX + "alive"  # zset: "<worker|timers>:<process name>" -> last heartbeat ms (the console's liveness view)

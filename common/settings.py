@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     express_grace_seconds: float = 10.0  # StartSyncExecution waits this long past the limit for the end, then answers as it is
     schedule_catchup_seconds: float = 10.0  # schedule ticks up to this late all fire (a slow timers process); older ones collapse into one
 
+    # Web console (issue 15): served by the front door process at /console/, or on a port of its own.
+    console: bool = True  # false: no console routes at all
+    console_port: int = 0  # 0: the front door's port (/console/); else a separate listener on this port (same host)
+    console_session_seconds: int = 8 * 3600  # a signed-in session ends this long after sign-in
+    console_signin_attempts: int = 10  # sign-in attempts per client address per minute; more -> 429
+    console_secure_cookie: bool = False  # mark the session cookie Secure (set it when the console is served over HTTPS)
+
     # Test-only fault points (never set in production): names of places to os._exit(137).
     fault_points: list[str] = Field(default_factory=list)
 

@@ -65,7 +65,17 @@ def api(
     from api.app import run
 
     check_seed(throttle_file)
-    run(_settings(port=port, host=host, credentials=credentials, throttle_file=throttle_file, throttle_profile=throttle_profile))
+    settings = _settings(port=port, host=host, credentials=credentials, throttle_file=throttle_file, throttle_profile=throttle_profile)
+    run(settings, extend=_console(settings))
+
+
+def _console(settings: Settings) -> Any:
+    """What mounts the web console on a front door (None when OPENFNF_CONSOLE=false): the api room never imports it."""
+    if not settings.console:
+        return None
+    from console.app import attach
+
+    return lambda app: attach(app, settings)
 
 
 @main.command()

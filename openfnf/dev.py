@@ -127,9 +127,12 @@ class Supervisor:
             self._spawn("timers", ["timers"], env)
             wait_for_ports(opts.port, apis, host=opts.host)
             shown_host = "127.0.0.1" if opts.host in ("0.0.0.0", "") else opts.host
+            from openfnf.consoleaddr import console_line  # the console's address, when it is on (issue 15)
+
             print(
                 "OpenFnF is running.\n"
                 f"  endpoint:          http://{shown_host}:{opts.port}\n"
+                f"{console_line(shown_host, opts.port, env)}"
                 f"  region:            cn-hangzhou\n"
                 f"  access key id:     {key_id}\n"
                 f"  access key secret: {secret}\n"

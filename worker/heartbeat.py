@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common import keys
+from common.redisurl import for_redis_py
 from common.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,7 +54,7 @@ def heartbeat_path(settings: Settings, role: str) -> Path:
 class Heartbeat:
     """The heartbeat of one process: state kept by the process, written to a file by a thread."""
 
-    def __init__(self, path: Path, role: str, interval: float) -> None:
+    def __init__(self, path: Path, role: str, interval: float, redis_url: str | None = None) -> None:
         self.path = path
         self.role = role
         self.interval = interval
@@ -61,6 +64,14 @@ class Heartbeat:
         self.task_since: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._redis_thread: threading.Thread | None = None
+        # Also a beat in Redis (keys.HEARTBEATS), so the console shows every process, not one machine's files.
+        self.member = f"{role}:{socket.gethostname()}/{os.getpid()}"
+        self._redis: Any = None
+        if redis_url:
+            import redis  # here, not at the top: `--check` imports this module and must stay cheap
+
+            self._redis = redis.Redis.from_url(for_redis_py(redis_url), socket_timeout=2, socket_connect_timeout=2)
 
     def tick(self) -> None:
         """The main loop ran (cheap: called from the loop itself)."""
@@ -95,11 +106,27 @@ class Heartbeat:
         tmp.write_text(json.dumps(self.snapshot()), encoding="utf-8")
         os.replace(tmp, self.path)
 
+    def beat_redis(self) -> None:
+        """The console's beat: this process's member of keys.HEARTBEATS, scored with now (ms)."""
+        try:
+            self._redis.zadd(keys.HEARTBEATS, {self.member: int(time.time() * 1000)})
+        except Exception as exc:  # noqa: BLE001 - the file is the probe's truth; Redis only feeds the console
+            logger.debug("heartbeat not written to Redis: %s", exc)
+
     def start(self) -> None:
-        """Write now, then every `interval` seconds from a daemon thread."""
+        """Write now, then every `interval` seconds from a daemon thread (and Redis beats from another:
+        a frozen Redis must never delay the file the liveness probe reads)."""
         self.write()
         self._thread = threading.Thread(target=self._run, name=f"openfnf-{self.role}-heartbeat", daemon=True)
         self._thread.start()
+        if self._redis is not None:
+            self.beat_redis()
+            self._redis_thread = threading.Thread(target=self._run_redis, name=f"openfnf-{self.role}-redis-beat", daemon=True)
+            self._redis_thread.start()
+
+    def _run_redis(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat_redis()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -117,6 +144,14 @@ class Heartbeat:
             self.path.unlink()
         except FileNotFoundError:
             pass
+        if self._redis_thread is not None:
+            self._redis_thread.join(timeout=2 * self.interval + 3)
+        if self._redis is not None:
+            try:
+                self._redis.zrem(keys.HEARTBEATS, self.member)
+            except Exception:  # noqa: BLE001 - an expired beat ages out of the console's view anyway
+                pass
+            self._redis.close()
 
 
 @dataclass(frozen=True)
@@ -188,7 +223,7 @@ def install_worker(app: Any, settings: Settings) -> Heartbeat:
     """Wire a heartbeat into a Celery app: task start/end, warm shutdown, and a main-loop tick."""
     from celery import bootsteps, signals  # type: ignore[import-untyped]
 
-    beat = Heartbeat(heartbeat_path(settings, "worker"), "worker", settings.heartbeat_interval_seconds)
+    beat = Heartbeat(heartbeat_path(settings, "worker"), "worker", settings.heartbeat_interval_seconds, settings.redis_url)
     interval = settings.heartbeat_interval_seconds
 
     class LoopTick(bootsteps.StartStopStep):  # type: ignore[misc]

@@ -160,7 +160,7 @@ def run_timers(settings: Settings) -> None:
     broker_url = for_redis_py(settings.effective_broker_url)
     broker = state if broker_url == for_redis_py(settings.redis_url) else redis.Redis.from_url(broker_url, **hung)
     timers = Timers(state, broker, settings)
-    beat = Heartbeat(heartbeat_path(settings, "timers"), "timers", settings.heartbeat_interval_seconds)
+    beat = Heartbeat(heartbeat_path(settings, "timers"), "timers", settings.heartbeat_interval_seconds, settings.redis_url)
     timers.on_tick = beat.tick  # liveness file for `openfnf timers --check`
     worker_metrics.serve(settings)  # /metrics on metrics_port, if set
     beat.state = "ready"

@@ -10,18 +10,15 @@ from api.actions.context import Call
 from api.actions.flows import get_flow
 from api.actions.versions import resolve_qualifier
 from api.params import boolean, integer, json_object, optional, required, resource_name
-from common import keys
+from common import control, keys
 from common.errors import (
     ActionNotSupported,
     EntityTooLarge,
-    ExecutionAlreadyCompleted,
-    ExecutionAlreadyExists,
     ExecutionNotExists,
     FlowNotExists,
     InvalidArgument,
 )
-from common.faults import fault_point
-from common.interpreter import TERMINAL, EventType, Status
+from common.interpreter import TERMINAL, Status
 from common.records import execution_view, history_view
 from common.store import ExecutionFilter
 from common.timefmt import parse_rfc3339
@@ -75,25 +72,10 @@ async def start_execution(call: Call) -> dict[str, Any]:
     qualifier = optional(p, "Qualifier")
     runs = await resolve_qualifier(call, flow, qualifier)
     name = name or str(uuid.uuid4())
-    claim = await call.store.claim_execution(
-        account=call.account,
-        flow=flow,
-        name=name,
-        raw_input=raw_input,
-        input_obj=input_obj,
-        def_id=runs.def_id,
-        qualifier=qualifier,
-        version=runs.version,
-        callback=callback,
-        now=call.now,
-    )
-    if not claim.created:
-        if claim.fields.get("status") in TERMINAL:
-            raise ExecutionAlreadyExists(name, flow_name)
-        return execution_view(claim.fields, await call.store.definition(claim.fields["defid"]))
-    fault_point(call.settings, "api.after_claim")
-    await call.publisher.publish(keys.execution_tag(flow["Id"], name))
-    return execution_view(claim.fields, runs.definition)
+    return await control.start(
+        call.store, call.publisher.publish, call.settings, account=call.account, flow=flow, name=name,
+        raw_input=raw_input, input_obj=input_obj, runs=runs, qualifier=qualifier, callback=callback, now=call.now,
+    )  # fmt: skip
 
 
 async def check_waiting_token(call: Call, token: str) -> TaskRef:
@@ -200,16 +182,8 @@ async def stop_execution(call: Call) -> dict[str, Any]:
     p = call.params
     error, cause = optional(p, "Error"), optional(p, "Cause")
     flow, fields = await _execution(call)
-    if fields["status"] in TERMINAL:
-        raise ExecutionAlreadyCompleted(fields["name"], flow["Name"])
-    event = {"t": EventType.STOP_REQUESTED.value, "error": error, "cause": cause}
-    appended, status = await call.store.append_event(flow["Id"], fields["name"], event, call.now)
-    if appended == -1:
-        raise ExecutionNotExists(fields["name"], flow["Name"])
-    if appended == 0:
-        raise ExecutionAlreadyCompleted(fields["name"], flow["Name"])
-    await call.publisher.publish(keys.execution_tag(flow["Id"], fields["name"]))
+    status = await control.stop(call.store, call.publisher.publish, flow, fields, error, cause, call.now)
     view = execution_view(fields, await call.store.definition(fields["defid"]))
-    view["Status"] = status or Status.RUNNING.value
+    view["Status"] = status
     view["RoleArn"] = flow.get("RoleArn", "")
     return view

@@ -5,10 +5,9 @@ from typing import Any
 
 from api.actions.context import Call
 from api.params import json_value, optional, required
-from common import jsonlimits, keys
-from common.errors import InvalidArgument, TaskAlreadyCompleted
-from common.records import dumps
-from common.reports import failed_event, report_keys, succeeded_event
+from common import control, jsonlimits
+from common.errors import InvalidArgument
+from common.reports import failed_event, succeeded_event
 from common.tokens import InvalidToken, TaskRef, parse_token
 
 
@@ -21,22 +20,10 @@ def _token(call: Call) -> tuple[str, TaskRef]:
 
 
 async def _report(call: Call, token: str, ref: TaskRef, event: dict[str, Any]) -> dict[str, Any]:
-    def build(pipe: Any) -> None:
-        pipe.zadd(keys.WAKE, {ref.tag: call.now + call.settings.wake_after_ms})
-        # With now and wake_after_ms, report.lua keeps the drive mark: reports arriving together
-        # (a Map's callbacks) publish one drive while it is queued.
-        call.store.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), call.account, call.now, call.settings.wake_after_ms])
-
-    _, result = await call.store.scripts.pipeline(build)
-    code = int(result[0])
-    if code == 0:
-        raise TaskAlreadyCompleted(token[:64])
-    if code < 0:
-        # Another account's token and a token of a vanished execution look the same: never leak which.
-        raise InvalidArgument(message="TaskToken is invalid: no task of yours waits on it.")
-    if int(result[2]) == 1:
-        await call.publisher.publish(ref.tag)
-    return {"EventId": int(result[1]) + 1}
+    event_id = await control.report(
+        call.store, call.publisher.publish, call.settings, account=call.account, token=token, ref=ref, event=event, now=call.now
+    )
+    return {"EventId": event_id}
 
 
 async def report_task_succeeded(call: Call) -> dict[str, Any]:

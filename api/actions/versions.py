@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import random
-from dataclasses import dataclass
 from typing import Any
 
 from api.actions.context import Call
 from api.actions.flows import get_flow
 from api.params import integer, optional, required, resource_name
+from common import control
+from common.control import Resolved
 from common.errors import (
     FlowAliasAlreadyExists,
     FlowAliasNotExists,
@@ -19,43 +19,9 @@ from common.errors import (
 from common.timefmt import rfc3339_ms
 
 
-@dataclass(frozen=True)
-class Resolved:
-    """What a StartExecution runs: the definition snapshot a Qualifier selects."""
-
-    def_id: str
-    definition: str
-    version: str  # '' for the flow's current definition
-
-
 async def resolve_qualifier(call: Call, flow: dict[str, str], qualifier: str) -> Resolved:
-    """The definition to run: the flow's current one, a version, or an alias's weighted pick."""
-    if not qualifier:
-        return Resolved(flow["DefId"], flow["Definition"], "")
-    versions = call.store.versions
-    if qualifier.isdigit():
-        version = await versions.get(call.account, flow["Name"], qualifier)
-        if version is None:
-            raise FlowVersionNotExists(qualifier, flow["Name"])
-    else:
-        alias = await versions.alias(call.account, flow["Name"], qualifier)
-        if alias is None:
-            raise FlowAliasNotExists(qualifier, flow["Name"])
-        chosen = pick_version(alias["RoutingConfigurations"], random.random())
-        version = await versions.get(call.account, flow["Name"], chosen)
-        if version is None:  # deleted under the alias's feet; DeleteFlowVersion refuses this normally
-            raise FlowVersionNotExists(chosen, flow["Name"])
-    return Resolved(version["DefId"], await call.store.definition(version["DefId"]), version["Version"])
-
-
-def pick_version(routes: list[dict[str, Any]], draw: float) -> str:
-    """The version a draw in [0, 1) lands on, by the routes' weights (summing to 100)."""
-    edge = 0.0
-    for route in routes:
-        edge += int(route["Weight"]) / 100
-        if draw < edge:
-            return str(route["Version"])
-    return str(routes[-1]["Version"])
+    """The definition to run: the flow's current one, a version, or an alias's weighted pick (common/control.py)."""
+    return await control.resolve_qualifier(call.store, call.account, flow, qualifier)
 
 
 def _routing(raw: str) -> list[dict[str, Any]]:

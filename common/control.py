@@ -1,0 +1,129 @@
+"""What acts on executions: start, stop and report a task, shared by the API's actions and the console.
+
+Each function takes the store, a `publish(tag)` that hands an execution to the workers, and what
+the caller has already checked (who may act is decided by the caller's policy check); it raises
+the documented FnfError when the execution or task cannot take the act.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from common import keys
+from common.errors import (
+    ExecutionAlreadyCompleted,
+    ExecutionAlreadyExists,
+    ExecutionNotExists,
+    FlowAliasNotExists,
+    FlowVersionNotExists,
+    InvalidArgument,
+    TaskAlreadyCompleted,
+)
+from common.faults import fault_point
+from common.interpreter import TERMINAL, EventType, Status
+from common.records import dumps, execution_view
+from common.reports import report_keys
+from common.settings import Settings
+from common.store import Store
+from common.tokens import TaskRef
+
+Publish = Callable[[str], Awaitable[None]]  # hands the execution with this tag to the workers
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a StartExecution runs: the definition snapshot a Qualifier selects."""
+
+    def_id: str
+    definition: str
+    version: str  # '' for the flow's current definition
+
+
+async def resolve_qualifier(store: Store, account: str, flow: dict[str, str], qualifier: str) -> Resolved:
+    """The definition to run: the flow's current one, a version, or an alias's weighted pick."""
+    if not qualifier:
+        return Resolved(flow["DefId"], flow["Definition"], "")
+    versions = store.versions
+    if qualifier.isdigit():
+        version = await versions.get(account, flow["Name"], qualifier)
+        if version is None:
+            raise FlowVersionNotExists(qualifier, flow["Name"])
+    else:
+        alias = await versions.alias(account, flow["Name"], qualifier)
+        if alias is None:
+            raise FlowAliasNotExists(qualifier, flow["Name"])
+        chosen = pick_version(alias["RoutingConfigurations"], random.random())
+        version = await versions.get(account, flow["Name"], chosen)
+        if version is None:  # deleted under the alias's feet; DeleteFlowVersion refuses this normally
+            raise FlowVersionNotExists(chosen, flow["Name"])
+    return Resolved(version["DefId"], await store.definition(version["DefId"]), version["Version"])
+
+
+def pick_version(routes: list[dict[str, Any]], draw: float) -> str:
+    """The version a draw in [0, 1) lands on, by the routes' weights (summing to 100)."""
+    edge = 0.0
+    for route in routes:
+        edge += int(route["Weight"]) / 100
+        if draw < edge:
+            return str(route["Version"])
+    return str(routes[-1]["Version"])
+
+
+async def start(
+    store: Store, publish: Publish, settings: Settings, *, account: str, flow: dict[str, str], name: str,
+    raw_input: str, input_obj: dict[str, Any], runs: Resolved, qualifier: str, callback: str, now: int,
+) -> dict[str, Any]:
+    """Claim the execution name atomically and hand the run to the workers; the API's execution object.
+
+    A name still running answers that execution; a finished one is ExecutionAlreadyExists.
+    """
+    claim = await store.claim_execution(
+        account=account, flow=flow, name=name, raw_input=raw_input, input_obj=input_obj, def_id=runs.def_id,
+        qualifier=qualifier, version=runs.version, callback=callback, now=now,
+    )  # fmt: skip
+    if not claim.created:
+        if claim.fields.get("status") in TERMINAL:
+            raise ExecutionAlreadyExists(name, flow["Name"])
+        return execution_view(claim.fields, await store.definition(claim.fields["defid"]))
+    fault_point(settings, "api.after_claim")
+    await publish(keys.execution_tag(flow["Id"], name))
+    return execution_view(claim.fields, runs.definition)
+
+
+async def stop(store: Store, publish: Publish, flow: dict[str, str], fields: dict[str, str], error: str, cause: str, now: int) -> str:
+    """Ask the driver to end a running execution as Stopped; its status now (as StopExecution answers it)."""
+    if fields["status"] in TERMINAL:
+        raise ExecutionAlreadyCompleted(fields["name"], flow["Name"])
+    event = {"t": EventType.STOP_REQUESTED.value, "error": error, "cause": cause}
+    appended, status = await store.append_event(flow["Id"], fields["name"], event, now)
+    if appended == -1:
+        raise ExecutionNotExists(fields["name"], flow["Name"])
+    if appended == 0:
+        raise ExecutionAlreadyCompleted(fields["name"], flow["Name"])
+    await publish(keys.execution_tag(flow["Id"], fields["name"]))
+    return status or Status.RUNNING.value
+
+
+async def report(
+    store: Store, publish: Publish, settings: Settings, *, account: str, token: str, ref: TaskRef, event: dict[str, Any], now: int
+) -> int:
+    """Deliver a task's reported result (succeeded_event / failed_event) once; the EventId ReportTask* answers."""
+
+    def build(pipe: Any) -> None:
+        pipe.zadd(keys.WAKE, {ref.tag: now + settings.wake_after_ms})
+        # With now and wake_after_ms, report.lua keeps the drive mark: reports arriving together
+        # (a Map's callbacks) publish one drive while it is queued.
+        store.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), account, now, settings.wake_after_ms])
+
+    _, result = await store.scripts.pipeline(build)
+    code = int(result[0])
+    if code == 0:
+        raise TaskAlreadyCompleted(token[:64])
+    if code < 0:
+        # Another account's token and a token of a vanished execution look the same: never leak which.
+        raise InvalidArgument(message="TaskToken is invalid: no task of yours waits on it.")
+    if int(result[2]) == 1:
+        await publish(ref.tag)
+    return int(result[1]) + 1

@@ -1,0 +1,1 @@
+"""The web console (issue 15): an aiohttp sub-app reading and acting through `common` only."""
