@@ -13,7 +13,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from api import health, metrics
+from api import health, metrics, spans
 from api.actions import ALL_ACTIONS, HANDLERS
 from api.actions.context import Call
 from api.actionspec import validate as validate_params
@@ -25,6 +25,7 @@ from api.handoff import DrivePublisher
 from api.protocol import ACTION, REQUEST_ID, parse_request, server_limits
 from api.throttle import Limiter
 from api.waiters import EndWaiters
+from common import tracing
 from common.errors import (
     ActionNotSupported,
     FnfError,
@@ -116,6 +117,7 @@ async def rpc(request: web.Request) -> web.Response:
         request[ACTION] = req.action
         raise ActionNotSupported(req.action[:100])
     req.action = request[ACTION] = action
+    tracing.request_action(action)  # the request span's name (no-op when tracing is off)
     verified = verify(req, app[KEYS], now, settings.timestamp_skew_seconds)  # the signature (CPU)
     key: AccessKey = verified.key
     # Next, in this order (DESIGN.md "StartExecution"): the nonce, the policy, then throttling; one
@@ -182,7 +184,7 @@ async def _credentials(app: web.Application) -> AsyncIterator[None]:
 def make_app(settings: Settings) -> web.Application:
     """The front door application for these settings."""
     app = web.Application(
-        middlewares=[metrics.metrics_middleware, errors_middleware],
+        middlewares=[*spans.middlewares(), metrics.metrics_middleware, errors_middleware],  # spans: tracing on
         client_max_size=settings.max_request_bytes + 1,
         handler_args=server_limits(settings),  # slow clients and oversized requests (api/protocol.py)
     )

@@ -4,6 +4,7 @@
     python -m bench --quick               # a smoke run with small counts (about 3 minutes)
     python -m bench --only start,latency  # some parts: bare, start, pass10, scaling, latency, fanout, memory
     python -m bench --profile DIR         # also py-spy the front door (scenario 1) and a worker (2 and 4) into DIR
+    python -m bench --tracing             # OpenFnF traced at 100% sampling, exporting to a sink in this process
 
 See bench/README.md for how to read the table.
 """
@@ -22,7 +23,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import bare, completion, latency, memory, profiling, start
+from bench import bare, completion, latency, memory, otlpsink, profiling, services, start
 from bench.context import Ctx, Sizes
 from bench.table import Report, Row, render
 
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="front door processes sharing the port in scenarios 2 and 4 (default 2)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (process logs, redis data)")
     ap.add_argument("--comment", default="", help="a line added under the header (e.g. why the machine was busy)")
+    ap.add_argument("--tracing", action="store_true",
+                    help="OpenFnF's processes export every span (100%% sampling) over OTLP/HTTP to a sink in this process")
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = [p for p in parts if p not in PARTS]
@@ -116,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     workdir = Path(tempfile.mkdtemp(prefix="openfnf-bench-"))
     ctx = Ctx(workdir=workdir, sizes=sizes, report=Report(), profile_dir=args.profile)
+    sink = otlpsink.OtlpSink().start() if args.tracing else None
+    if sink is not None:
+        services.TRACING_ENV.update(sink.env())
     failed: list[str] = []
     t0 = time.monotonic()
     try:
@@ -132,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if ctx.moto is not None:
             ctx.moto.stop()
+        if sink is not None:
+            sink.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     load_end = os.getloadavg()
@@ -158,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.comment:
         header.append(f"- {args.comment}")
+    if sink is not None:
+        header.append(f"- TRACING ON: every OpenFnF process exported all its spans (100% sampling) to an OTLP/HTTP sink in the bench process: {sink.summary()}")
     text = render(ctx.report, header)
     if args.profile is not None:
         profiles = [("api-start.txt", "Front door during scenario 1 (StartExecution)"),

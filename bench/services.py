@@ -25,6 +25,7 @@ from openfnf.redisserver import RedisServer, free_port, start_redis, wait_for_po
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_ID, SECRET, ACCOUNT = "LTAIbenchkey000001", "bench-secret-0123456789abcdef", "1234567890"
+TRACING_ENV: dict[str, str] = {}  # `--tracing`: the OTEL_* variables every OpenFnF process gets (bench/otlpsink.py)
 
 
 @dataclass
@@ -93,7 +94,9 @@ class OpenFnF:
     def env(self) -> dict[str, str]:
         """The environment every OpenFnF process runs with."""
         assert self.redis is not None
-        env = base_env()
+        # Traced only with --tracing (the caller's other OTEL_* variables then tune it, e.g. OTEL_BSP_*).
+        env = {k: v for k, v in base_env().items() if TRACING_ENV or not k.startswith("OTEL_")}
+        env.update(TRACING_ENV)
         env.update(
             OPENFNF_REDIS_URL=self.redis.url,
             OPENFNF_ACCESS_KEY_ID=KEY_ID,

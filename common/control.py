@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from common import keys
+from common import keys, tracing
 from common.errors import (
     ExecutionAlreadyCompleted,
     ExecutionAlreadyExists,
@@ -82,6 +82,7 @@ async def start(
     claim = await store.claim_execution(
         account=account, flow=flow, name=name, raw_input=raw_input, input_obj=input_obj, def_id=runs.def_id,
         qualifier=qualifier, version=runs.version, callback=callback, now=now,
+        trace=tracing.execution_started(flow["Name"], name),  # its drives continue the StartExecution span's trace
     )  # fmt: skip
     if not claim.created:
         if claim.fields.get("status") in TERMINAL:

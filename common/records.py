@@ -42,13 +42,14 @@ def _s(value: Any) -> str:
 
 def new_execution_fields(
     *, account: str, flow: str, flow_id: str, name: str, raw_input: str, def_id: str, qualifier: str,
-    callback: str, started: int, version: str = "",
+    callback: str, started: int, version: str = "", trace: str = "",
 ) -> list[str]:
-    """Field/value pairs of a just-claimed execution record (version: the one a Qualifier chose)."""
+    """Field/value pairs of a just-claimed execution record (version: the one a Qualifier chose;
+    trace: the traceparent its drives continue, common/tracing.py, stored only when tracing is on)."""
     return [
         "acct", account, "flow", flow, "fid", flow_id, "name", name, "status", "Running",
         "input", raw_input, "defid", def_id, "qual", qualifier, "ver", version, "cb", callback,
-        "started", str(started), "hseq", "0",
+        "started", str(started), "hseq", "0", *(("tp", trace) if trace else ()),
     ]  # fmt: skip
 
 

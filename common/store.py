@@ -149,6 +149,7 @@ class Store:
         callback: str,
         now: int,
         version: str = "",
+        trace: str = "",
     ) -> Claim:
         """StartExecution's claim: one round trip (wake-up, index entry, atomic claim script, running count)."""
         pending: list[PendingClaim] = []
@@ -157,7 +158,7 @@ class Store:
             pending[:] = [
                 queue_claim(
                     self.scripts, pipe, self.settings, account=account, flow=flow, name=name, raw_input=raw_input,
-                    input_obj=input_obj, def_id=def_id, now=now, qualifier=qualifier, version=version, callback=callback,
+                    input_obj=input_obj, def_id=def_id, now=now, qualifier=qualifier, version=version, callback=callback, trace=trace,
                 )
             ]  # fmt: skip
             # Counted in the same round trip (Scripts.pipeline runs non-script commands once), given back below if lost.

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from common import tracing
 from common.logs import setup_logging
 from common.settings import Settings
 from openfnf.clicmds import executions, flows, tasks
@@ -66,6 +67,7 @@ def api(
 
     check_seed(throttle_file)
     settings = _settings(port=port, host=host, credentials=credentials, throttle_file=throttle_file, throttle_profile=throttle_profile)
+    tracing.configure("openfnf-api")  # before the app is made: it adds the request-span middleware when on
     run(settings, extend=_console(settings))
 
 
@@ -94,6 +96,7 @@ def worker(queues: str | None, concurrency: int, pool: str, hostname: str | None
     from worker.celeryapp import run_worker
 
     chosen = queues.split(",") if queues else [settings.drive_queue, settings.activity_queue]
+    tracing.configure("openfnf-worker")
     run_worker(settings, chosen, concurrency, pool, [f"--hostname={hostname}"] if hostname else [])
 
 
@@ -108,6 +111,7 @@ def timers(check: bool = False) -> None:
         from worker.heartbeat import run_check
 
         sys.exit(run_check(settings, "timers"))
+    tracing.configure("openfnf-timers")
     run_timers(settings)
 
 

@@ -30,6 +30,7 @@ from common.taskmsg import ACTIVITY_TASK, redis_task_message
 from worker.functions import TASK_TIMEOUT, Functions, Invocation
 from worker.httptask import http_request
 from worker.outcomes import INVALID_RESULT, Outcome
+from worker.spans import traced_activity
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class ActivityRunner:
         self.start_child = start_child
         self.broker = state if broker is None else broker
 
+    @traced_activity  # an openfnf.activity span when tracing is on (worker/spans.py)
     def execute(self, tag: str, command: dict[str, Any]) -> Outcome:
         """Make the call the command describes; a result that is not JSON the service takes fails the task
         (INVALID_RESULT: too deep for OPENFNF_MAX_JSON_DEPTH, NaN, not JSON-able), never the worker."""

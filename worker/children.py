@@ -13,13 +13,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from common import keys
+from common import keys, tracing
 from common.claims import queue_claim
 from common.records import decode_hash
 from common.scripts import Scripts
 from common.settings import Settings
 from worker.activities import SYSTEM, mode_of
 from worker.outcomes import Outcome
+from worker.spans import child_start
 
 
 def _param(params: dict[str, Any], *names: str) -> Any:
@@ -67,10 +68,12 @@ class ChildStarter:
             nonlocal pending
             pending = queue_claim(
                 self.scripts, pipe, self.settings, account=account or "", flow=flow, name=name,
-                raw_input=raw_input, input_obj=child_input, def_id=flow["DefId"], now=now, callback=callback,
+                raw_input=raw_input, input_obj=child_input, def_id=flow["DefId"], now=now, callback=callback, trace=trace,
             )  # fmt: skip
 
-        results = self.scripts.pipeline_sync(build)
+        with child_start(parent_tag, flow_name, name):  # the child's own trace, linked to this activity (tracing on)
+            trace = tracing.traceparent()
+            results = self.scripts.pipeline_sync(build)
         assert pending is not None
         claim = pending.outcome(results)
         if not claim.created:

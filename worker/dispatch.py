@@ -23,6 +23,7 @@ from common.settings import Settings
 from common.taskmsg import drive_messages
 from common.tokens import InvalidToken, parse_token
 from worker.activities import activity_member, activity_messages, waits_for_report
+from worker.spans import report_span, with_trace
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class Dispatcher:
             else:
                 logger.error("unknown command %r from the interpreter; ignored", kind)
         if activities:
+            activities = with_trace(activities)  # the drive span's traceparent, for each activity's span
             # Recorded before they are published: a message lost with a killed worker is run again
             # by the timers after activity_rescue_ms (worker/timers.py rescue_activities).
             members = [activity_member(tag, str(c["id"])) for c in activities]
@@ -100,11 +102,12 @@ class Dispatcher:
             default = STOPPED_ERROR if decision.status == Status.STOPPED else TIMED_OUT_ERROR
             event = failed_event(ref.task_id, decision.error or default, decision.cause or "")
         wake_after = self.settings.wake_after_ms
-        result = self.scripts.pipeline_sync(
-            lambda pipe: (
-                pipe.zadd(keys.WAKE, {ref.tag: now + wake_after}),
-                self.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), "", now, wake_after]),
-            )
-        )[-1]
+        with report_span(self.state, ref.tag, ref.task_id, decision.status == Status.SUCCEEDED):
+            result = self.scripts.pipeline_sync(
+                lambda pipe: (
+                    pipe.zadd(keys.WAKE, {ref.tag: now + wake_after}),
+                    self.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), "", now, wake_after]),
+                )
+            )[-1]
         if int(result[0]) == 1 and int(result[2]) == 1:  # delivered, and no drive of the parent queued (report.lua)
             self.publish_drives([ref.tag])

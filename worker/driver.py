@@ -20,6 +20,7 @@ from common.tokens import make_token
 from worker.dispatch import Dispatcher
 from worker.heartbeat import shutting_down
 from worker.metrics import record_history
+from worker.spans import traced_decide
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class Driver:
                 break
         return outcomes
 
+    @traced_decide  # an openfnf.drive span when tracing is on (worker/spans.py)
     def _decide(self, tag: str, token: int, rec: list[Any], inbox: list[Any]) -> _Round:
         """Feed the inbox to the interpreter and write the side effects; the commit is left to _commit."""
         status, state_json, def_id, flow_name, name = (_s(v) for v in rec[:5])

@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from common import jsonlimits
+from common import jsonlimits, tracing
 from worker.outcomes import INVALID_RESULT, Outcome
 
 TASK_TIMEOUT = "FnF.TaskTimeout"
@@ -354,7 +354,9 @@ class Functions:
 
     def _http(self, template: str, ref: FunctionRef, payload: bytes, limit: float) -> Outcome:
         url = template.replace("{function}", ref.function).replace("{service}", ref.service)
-        request = urllib.request.Request(url, data=payload, method="POST", headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        tracing.inject(headers)  # traceparent of the activity's span, when tracing is on
+        request = urllib.request.Request(url, data=payload, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=limit) as resp:  # noqa: S310 - URLs come from the operator's file
                 return Outcome.ok(parse_result(resp.read()))

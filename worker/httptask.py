@@ -7,6 +7,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from common import tracing
 from common.jsonlimits import JsonRefused
 from worker.functions import parse_result
 from worker.outcomes import INVALID_RESULT, Outcome
@@ -40,6 +41,7 @@ def http_request(params: dict[str, Any], timeout_s: float | None) -> Outcome:
             headers.setdefault("Content-Type", "application/json")
         else:
             data = str(body).encode()
+    tracing.inject(headers)  # traceparent of the activity's span, when tracing is on
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     limit = timeout_s or DEFAULT_TIMEOUT_S
     try:

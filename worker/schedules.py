@@ -18,13 +18,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from common import keys
+from common import keys, tracing
 from common.claims import PendingClaim, queue_claim, queue_express_timeout
 from common.cron import CronError, next_fire, parse_cron
 from common.records import decode_hash
 from common.schedules import parse_member, tick_execution_name
 from common.scripts import Scripts
 from common.settings import Settings
+from worker.spans import schedule_start
 
 logger = logging.getLogger(__name__)
 
@@ -109,13 +110,15 @@ class ScheduleFirer:
             pending[:] = [
                 queue_claim(
                     self.scripts, pipe, self.settings, account=account, flow=flow, name=execution,
-                    raw_input=payload, input_obj=input_obj, def_id=flow["DefId"], now=now,
+                    raw_input=payload, input_obj=input_obj, def_id=flow["DefId"], now=now, trace=trace,
                 )
             ]  # fmt: skip
             if express:
                 queue_express_timeout(pipe, pending[0].tag, now, self.settings.express_timeout_seconds)
 
-        results = self.scripts.pipeline_sync(build)
+        with schedule_start(flow["Name"], execution, name):  # the execution's trace starts here (tracing on)
+            trace = tracing.traceparent()
+            results = self.scripts.pipeline_sync(build)
         claim = pending[0].outcome(results)
         if not claim.created:  # fired before (a stalled or crashed timers process)
             return None

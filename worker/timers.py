@@ -24,6 +24,7 @@ from worker import metrics as worker_metrics
 from worker.dispatch import push_drives
 from worker.heartbeat import Heartbeat, heartbeat_path
 from worker.schedules import ScheduleFirer
+from worker.spans import timer_spans
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ class Timers:
                 self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [json.dumps(entry["event"]), now, wake])
                 self.scripts.queue(pipe, "release_if", [keys.TIMERS], [member, score])
 
-        results = self.scripts.pipeline_sync(build)  # one round trip for the whole batch
+        with timer_spans(self.state, [entry for entry, _, _ in due]):  # openfnf.timer spans when tracing is on
+            results = self.scripts.pipeline_sync(build)  # one round trip for the whole batch
         appended = results[1::3]
         tags = [entry["tag"] for (entry, _, _), got in zip(due, appended, strict=True) if len(got) > 2 and int(got[2]) == 1]
         self.publish_drives(tags)

@@ -12,7 +12,7 @@ from api.actions.executions import start_params
 from api.actions.flows import get_flow
 from api.actions.versions import resolve_qualifier
 from api.params import optional
-from common import keys
+from common import keys, tracing
 from common.claims import PendingClaim, queue_claim, queue_express_timeout
 from common.errors import ActionNotSupported, ExecutionAlreadyExists
 from common.interpreter import TERMINAL
@@ -34,13 +34,14 @@ async def start_sync_execution(call: Call) -> dict[str, Any]:
     tag = keys.execution_tag(flow["Id"], name)
     limit = call.settings.express_timeout_seconds
     pending: list[PendingClaim] = []
+    trace = tracing.execution_started(flow_name, name)
 
     def build(pipe: Any) -> None:
         pending[:] = [
             queue_claim(
                 call.store.scripts, pipe, call.settings, account=call.account, flow=flow, name=name,
                 raw_input=raw_input, input_obj=input_obj, def_id=runs.def_id, now=call.now,
-                qualifier=qualifier, version=runs.version, watch=True,
+                qualifier=qualifier, version=runs.version, watch=True, trace=trace,
             )
         ]  # fmt: skip
         queue_express_timeout(pipe, tag, call.now, limit)

@@ -5,6 +5,7 @@ from typing import Any
 
 from api.actions.context import Call
 from api.params import json_value, optional, required
+from api.spans import traced_report
 from common import control, jsonlimits
 from common.errors import InvalidArgument
 from common.reports import failed_event, succeeded_event
@@ -19,6 +20,7 @@ def _token(call: Call) -> tuple[str, TaskRef]:
         raise InvalidArgument(message="TaskToken is invalid: it is not a task token this service issued.") from None
 
 
+@traced_report  # an openfnf.report span when tracing is on (api/spans.py)
 async def _report(call: Call, token: str, ref: TaskRef, event: dict[str, Any]) -> dict[str, Any]:
     event_id = await control.report(
         call.store, call.publisher.publish, call.settings, account=call.account, token=token, ref=ref, event=event, now=call.now

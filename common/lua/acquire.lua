@@ -2,7 +2,8 @@
 -- KEYS[1] execution record   KEYS[2] inbox   KEYS[3] history (unused, for uniform KEYS)   KEYS[4] lease
 -- ARGV[1] lease time in milliseconds
 -- Returns {-1} if there is no such execution, {0} if another driver holds the lease, else
---         {token, {status, state, defid, flow, name, acct, cb, hseq}, {inbox events...}}.
+--         {token, {status, state, defid, flow, name, acct, cb, hseq, tp}, {inbox events...}}
+--         (tp: the traceparent its drives continue, common/tracing.py; false when tracing was off).
 -- Taking the lease clears the record's `dq` mark (a drive is queued, append.lua): this driver reads
 -- the whole inbox, and whatever arrives from now on is either in commit.lua's `left` or publishes anew.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
@@ -10,5 +11,5 @@ if redis.call('EXISTS', KEYS[4]) == 1 then return {0} end
 local token = redis.call('HINCRBY', KEYS[1], 'fence', 1)
 redis.call('SET', KEYS[4], token, 'PX', ARGV[1])
 redis.call('HDEL', KEYS[1], 'dq')
-local rec = redis.call('HMGET', KEYS[1], 'status', 'state', 'defid', 'flow', 'name', 'acct', 'cb', 'hseq')
+local rec = redis.call('HMGET', KEYS[1], 'status', 'state', 'defid', 'flow', 'name', 'acct', 'cb', 'hseq', 'tp')
 return {token, rec, redis.call('LRANGE', KEYS[2], 0, -1)}

@@ -286,3 +286,18 @@ def test_secret_holds_what_the_containers_read() -> None:
         if "valueFrom" in e and not e["valueFrom"]["secretKeyRef"].get("optional")
     }
     assert refs <= set(data)
+
+
+def test_tracing_variables_in_config_settings_reach_every_process(tmp_path: Path) -> None:
+    """docs/deploy.md "Tracing": `--set config.settings.OTEL_...` turns tracing on in every Deployment."""
+    from common import tracing
+
+    extra = tmp_path / "tracing.yaml"
+    extra.write_text(yaml.safe_dump({"config": {"settings": {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4318"}}}), encoding="utf-8")
+    docs = docs_of(render.render_chart(CHART, [EXAMPLES / "values-fixed.yaml", extra]))
+    settings = one(docs, "ConfigMap", "-settings")
+    assert tracing.requested(settings["data"]) and settings["data"]["OPENFNF_LOG_FORMAT"]  # added to, not replacing, the settings
+    for role, container in _containers(docs).items():
+        sources = [s["configMapRef"]["name"] for s in container["envFrom"] if "configMapRef" in s]
+        assert settings["metadata"]["name"] in sources, role
+    assert not tracing.requested(one(rendered("fixed"), "ConfigMap", "-settings")["data"])  # off unless asked

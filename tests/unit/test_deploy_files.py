@@ -22,6 +22,7 @@ DEPLOY = ROOT / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = DEPLOY / "compose.yaml"
 SETTINGS = {f"OPENFNF_{name.upper()}" for name in Settings.model_fields}
+OTEL = {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"}  # standard variables common/tracing.py reads
 TOP_LEVEL = ("api", "common", "worker", "openfnf")
 BUILD_TOOLS = re.compile(r"\b(build-essential|gcc|g\+\+|make|clang|python3?-dev|libc6-dev)\b")
 
@@ -150,7 +151,7 @@ def test_compose_has_redis_with_aof_and_no_eviction() -> None:
 def test_compose_runs_the_three_processes_on_one_image() -> None:
     doc = compose()
     services = doc["services"]
-    assert set(services) == {"redis", "api", "worker", "timers"}
+    assert {name for name, svc in services.items() if not svc.get("profiles")} == {"redis", "api", "worker", "timers"}
     for role in ("api", "worker", "timers"):
         svc = services[role]
         assert svc["command"] == [role]
@@ -159,7 +160,7 @@ def test_compose_runs_the_three_processes_on_one_image() -> None:
         assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
         assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
         env = {k: interpolate(str(v)) for k, v in svc["environment"].items()}
-        unknown = set(env) - SETTINGS
+        unknown = set(env) - SETTINGS - OTEL
         assert not unknown, f"{role}: settings OpenFnF does not have: {sorted(unknown)}"
         assert env["OPENFNF_REDIS_URL"] == "redis://redis:6379/0"
         assert env["OPENFNF_TOKEN_SECRET"]
@@ -188,3 +189,30 @@ def test_compose_stop_grace_is_longer_than_the_front_door_drain() -> None:
     api = compose()["services"]["api"]
     grace = int(api["stop_grace_period"].rstrip("s"))
     assert grace > float(api["environment"]["OPENFNF_SHUTDOWN_TIMEOUT_SECONDS"])
+
+
+def test_compose_tracing_is_off_by_default_and_the_tracing_profile_runs_jaeger() -> None:
+    """Issue 18: `--profile tracing` adds Jaeger; every process exports to it once the endpoint is set."""
+    from common import tracing
+
+    services = compose()["services"]
+    jaeger = services["jaeger"]
+    assert jaeger["profiles"] == ["tracing"]
+    assert jaeger["image"].startswith("jaegertracing/all-in-one:") and not jaeger["image"].endswith(":latest")
+    assert interpolate(jaeger["environment"]["COLLECTOR_OTLP_ENABLED"]) == "true"
+    assert {"16686:16686", "4318:4318"} <= set(jaeger["ports"])
+    for role in ("api", "worker", "timers"):
+        env = {k: interpolate(str(v)) for k, v in services[role]["environment"].items()}
+        assert not tracing.requested(env), f"{role}: traced on a fresh checkout"
+        assert tracing.requested({**env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318"})
+        assert env["OTEL_TRACES_SAMPLER"] == "parentbased_always_on"
+
+
+def test_the_image_installs_the_tracing_extra() -> None:
+    """Every process the image runs (compose, the chart) can trace when the OTEL_* variables ask."""
+    build = stages(DOCKERFILE.read_text(encoding="utf-8"))[1]
+    runs = " ".join(args for word, args in build if word == "RUN")
+    assert "install '.[tracing]'" in runs and "opentelemetry.sdk.trace" in runs
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    assert any(d.startswith("opentelemetry-sdk") for d in extras["tracing"])
+    assert "openfnf[tracing]" in extras["test"]
