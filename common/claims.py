@@ -70,13 +70,15 @@ def queue_claim(
     callback: str = "",
     watch: bool = False,
     trace: str = "",
+    depth: int = 0,
 ) -> PendingClaim:
-    """Queue the claim of execution `name` of `flow` (as StartExecution's); `watch`: publish its end at once."""
+    """Queue the claim of execution `name` of `flow` (as StartExecution's); `watch`: publish its end at once;
+    `depth`: its nesting depth as a child flow (common/lineage.py)."""
     tag = keys.execution_tag(flow["Id"], name)
     started_event = dumps({"t": "Started", "input": input_obj, "name": name, "flow": flow["Name"]})
     fields = new_execution_fields(
         account=account, flow=flow["Name"], flow_id=flow["Id"], name=name, raw_input=raw_input,
-        def_id=def_id, qualifier=qualifier, version=version, callback=callback, started=now, trace=trace,
+        def_id=def_id, qualifier=qualifier, version=version, callback=callback, started=now, trace=trace, depth=depth,
     )  # fmt: skip
     if flow.get("Environment"):
         fields += ["env", flow["Environment"]]  # the environment this execution runs with (DescribeExecution)

@@ -6,6 +6,7 @@ the documented FnfError when the execution or task cannot take the act.
 """
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -74,14 +75,16 @@ def pick_version(routes: list[dict[str, Any]], draw: float) -> str:
 async def start(
     store: Store, publish: Publish, settings: Settings, *, account: str, flow: dict[str, str], name: str,
     raw_input: str, input_obj: dict[str, Any], runs: Resolved, qualifier: str, callback: str, now: int,
+    parent: TaskRef | None = None, depth: int = 0,
 ) -> dict[str, Any]:
     """Claim the execution name atomically and hand the run to the workers; the API's execution object.
 
-    A name still running answers that execution; a finished one is ExecutionAlreadyExists.
+    A name still running answers that execution; a finished one is ExecutionAlreadyExists. `parent`:
+    the task whose token is the callback (the new execution is its child, `depth` deep: common/lineage.py).
     """
     claim = await store.claim_execution(
         account=account, flow=flow, name=name, raw_input=raw_input, input_obj=input_obj, def_id=runs.def_id,
-        qualifier=qualifier, version=runs.version, callback=callback, now=now,
+        qualifier=qualifier, version=runs.version, callback=callback, now=now, depth=depth,
         trace=tracing.execution_started(flow["Name"], name),  # its drives continue the StartExecution span's trace
     )  # fmt: skip
     if not claim.created:
@@ -89,7 +92,10 @@ async def start(
             raise ExecutionAlreadyExists(name, flow["Name"])
         return execution_view(claim.fields, await store.definition(claim.fields["defid"]))
     fault_point(settings, "api.after_claim")
-    await publish(keys.execution_tag(flow["Id"], name))
+    tag = keys.execution_tag(flow["Id"], name)
+    if parent is not None:  # the token's task owns this child: cancelling the task stops it
+        await store.adopt(parent.tag, parent.task_id, tag, now)
+    await publish(tag)
     return execution_view(claim.fields, runs.definition)
 
 
@@ -98,13 +104,15 @@ async def stop(store: Store, publish: Publish, flow: dict[str, str], fields: dic
     if fields["status"] in TERMINAL:
         raise ExecutionAlreadyCompleted(fields["name"], flow["Name"])
     event = {"t": EventType.STOP_REQUESTED.value, "error": error, "cause": cause}
-    appended, status = await store.append_event(flow["Id"], fields["name"], event, now)
-    if appended == -1:
+    # The children it waits for are stopped in the same walk, not a level per drive (common/lineage.py).
+    stopping, more = await store.stop(flow["Id"], fields["name"], event, now)
+    if stopping == -1:
         raise ExecutionNotExists(fields["name"], flow["Name"])
-    if appended == 0:
+    if stopping == 0:
         raise ExecutionAlreadyCompleted(fields["name"], flow["Name"])
-    await publish(keys.execution_tag(flow["Id"], fields["name"]))
-    return status or Status.RUNNING.value
+    tag = keys.execution_tag(flow["Id"], fields["name"])
+    await asyncio.gather(*(publish(t) for t in dict.fromkeys([tag, *more])))
+    return fields["status"] or Status.RUNNING.value
 
 
 async def report(

@@ -56,6 +56,13 @@ def tasks(tag: str) -> str:
     return f"{PREFIX}t:{{{tag}}}"
 
 
+def children(tag: str) -> str:
+    """Hash: child tag -> task id, the running children this execution's waiting tasks wait for (sync /
+    WaitForSystemCallback, or started with the task's token as CallbackFnFTaskToken); cancelling the
+    task (a stop, a failure, a timeout) stops the child (common/lineage.py)."""
+    return f"{PREFIX}k:{{{tag}}}"
+
+
 def lease(tag: str) -> str:
     """String: the fencing token of the driver holding the execution, with a TTL."""
     return f"{PREFIX}l:{{{tag}}}"

@@ -42,15 +42,19 @@ def _s(value: Any) -> str:
 
 def new_execution_fields(
     *, account: str, flow: str, flow_id: str, name: str, raw_input: str, def_id: str, qualifier: str,
-    callback: str, started: int, version: str = "", trace: str = "",
+    callback: str, started: int, version: str = "", trace: str = "", depth: int = 0,
 ) -> list[str]:
     """Field/value pairs of a just-claimed execution record (version: the one a Qualifier chose;
-    trace: the traceparent its drives continue, common/tracing.py, stored only when tracing is on)."""
-    return [
+    trace: the traceparent its drives continue, common/tracing.py, stored only when tracing is on;
+    depth: how deeply nested a child flow is, common/lineage.py, only written when above 0)."""
+    fields = [
         "acct", account, "flow", flow, "fid", flow_id, "name", name, "status", "Running",
         "input", raw_input, "defid", def_id, "qual", qualifier, "ver", version, "cb", callback,
         "started", str(started), "hseq", "0", *(("tp", trace) if trace else ()),
     ]  # fmt: skip
+    if depth > 0:
+        fields += ["depth", str(depth)]
+    return fields
 
 
 def execution_view(fields: dict[str, str], definition: str) -> dict[str, Any]:

@@ -26,6 +26,8 @@ NAMES = (
     "report",
     "put_schedule",  # schedules (issue 8)
     "arm_schedule",
+    "adopt",  # child flows (issue 14)
+    "stop_child",
 )
 
 

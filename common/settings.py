@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     throttle_refresh_ms: int = 500  # how often each front door re-reads the rules from Redis
     max_running_executions: int = 10_000  # per account, as the cloud; 0 turns the cap off
     running_cap_retry_after_ms: int = 1000  # x-acs-retry-after when StartExecution hits the cap
+    max_nesting_depth: int = 32  # child flows below a root execution, any start mode; a deeper start fails its task (FnF.MaxNestingDepthExceeded)
 
     # Deploy, health, metrics (issue 10): how each process behaves under an orchestrator.
     log_format: Literal["text", "json"] = "text"  # json: one object per line with request_id, flow, execution

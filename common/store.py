@@ -7,6 +7,7 @@ from typing import Any
 from common import keys
 from common.claims import Claim, PendingClaim, queue_claim
 from common.interpreter.model import HistoryEvent
+from common.lineage import adoption_refused, depth_of, orphan_event, queue_adopt, queue_stops, stop_tree_async
 from common.records import (
     EXECUTION_VIEW_FIELDS,
     decode_hash,
@@ -150,6 +151,7 @@ class Store:
         now: int,
         version: str = "",
         trace: str = "",
+        depth: int = 0,
     ) -> Claim:
         """StartExecution's claim: one round trip (wake-up, index entry, atomic claim script, running count)."""
         pending: list[PendingClaim] = []
@@ -159,6 +161,7 @@ class Store:
                 queue_claim(
                     self.scripts, pipe, self.settings, account=account, flow=flow, name=name, raw_input=raw_input,
                     input_obj=input_obj, def_id=def_id, now=now, qualifier=qualifier, version=version, callback=callback, trace=trace,
+                    depth=depth,
                 )
             ]  # fmt: skip
             # Counted in the same round trip (Scripts.pipeline runs non-script commands once), given back below if lost.
@@ -177,6 +180,13 @@ class Store:
         if raw is None:
             return None
         return dict(zip(EXECUTION_VIEW_FIELDS, (_s(v) for v in raw), strict=True))
+
+    async def stop(self, flow_id: str, name: str, event: dict[str, Any], now: int) -> tuple[int, list[str]]:
+        """StopExecution: queue the StopRequested event for a running execution and, at once, stop every
+        child it waits for, theirs too (common/lineage.py); (1 stopping | 0 ended | -1 missing, the
+        executions whose drive must be published)."""
+        tag = keys.execution_tag(flow_id, name)
+        return await stop_tree_async(self.scripts, tag, event, now, self.settings.wake_after_ms)
 
     async def append_event(self, flow_id: str, name: str, event: dict[str, Any], now: int) -> tuple[int, str]:
         """Append an inbox event to a running execution: (1 appended | 0 ended | -1 missing, status)."""
@@ -244,6 +254,28 @@ class Store:
     async def task_state(self, tag: str, task_id: str) -> str:
         """'waiting', 'done' or '' for a task of an execution (callback tasks only)."""
         return _s(await self.redis.hget(keys.tasks(tag), task_id))
+
+    async def waiting_task(self, tag: str, task_id: str) -> tuple[str, int]:
+        """A callback task's state ('waiting', 'done' or '') and its execution's nesting depth, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(keys.tasks(tag), task_id)
+        pipe.hget(keys.execution(tag), "depth")
+        state, depth = await pipe.execute()
+        return _s(state), depth_of(depth)
+
+    async def adopt(self, parent_tag: str, task_id: str, child_tag: str, now: int) -> bool:
+        """The parent's task `task_id` waits for a child started with its token: cancelling the task
+        (a stop of the parent...) stops the child (common/lineage.py). True when the task no longer
+        waited and the child was stopped here."""
+        answer = (await self.scripts.pipeline(lambda pipe: queue_adopt(self.scripts, pipe, parent_tag, task_id, child_tag)))[0]
+        status = adoption_refused(answer)
+        if not status:
+            return False
+        _, parent_name = keys.split_tag(parent_tag)
+        flow = _s(await self.redis.hget(keys.execution(parent_tag), "flow"))
+        event = orphan_event(flow, parent_name, status)
+        await self.scripts.pipeline(lambda pipe: queue_stops(self.scripts, pipe, [child_tag], event, now, self.settings.wake_after_ms))
+        return True
 
     async def history(self, flow_id: str, name: str) -> list[HistoryEvent]:
         """Every history event of an execution, in order."""

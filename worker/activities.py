@@ -74,7 +74,8 @@ def invocation_of(tag: str, command: dict[str, Any]) -> Invocation:
     """The task a command runs for, as a handler's context shows it."""
     flow_id, name = keys.split_tag(tag)
     token = str(command.get("token") or "") if waits_for_report(command) else ""
-    return Invocation(str(command.get("step") or ""), str(command.get("id") or ""), flow_id, name, token)
+    account = str(command.get("acct") or "")  # added by the dispatcher (worker/dispatch.py)
+    return Invocation(str(command.get("step") or ""), str(command.get("id") or ""), flow_id, name, token, account)
 
 
 def activity_messages(tag: str, commands: list[dict[str, Any]], queue: str, per_message: int) -> list[str]:

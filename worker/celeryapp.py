@@ -17,6 +17,7 @@ from worker.activities import ActivityRunner
 from worker.children import ChildStarter
 from worker.dispatch import Dispatcher
 from worker.driver import Driver
+from worker.account_keys import AccountKeys
 from worker.functions import Caller, Functions, load_functions
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,8 @@ def _activities() -> ActivityRunner:
             settings.functions_access_key_id, settings.functions_access_key_secret,
             settings.functions_endpoint or f"{settings.host}:{settings.port}",
         )  # fmt: skip
-        functions = Functions(load_functions(settings.functions), caller)
+        account_keys = AccountKeys(settings.credentials, settings.credentials_poll_seconds)  # a key per account
+        functions = Functions(load_functions(settings.functions), caller, account_keys)
         publish = lambda tag: dispatcher.publish_drives([tag])  # noqa: E731
         _Process.activities = ActivityRunner(state, settings, functions, publish, ChildStarter(state, settings, publish), broker=broker)
     return _Process.activities

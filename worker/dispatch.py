@@ -16,6 +16,7 @@ from typing import Any
 from common import keys
 from common.interpreter import Decision, Status
 from common.interpreter.model import CommandType
+from common.lineage import orphans, stop_tree
 from common.records import dumps
 from common.reports import failed_event, report_keys, succeeded_event
 from common.scripts import Scripts
@@ -55,11 +56,15 @@ class Dispatcher:
         """Push drive messages for these executions."""
         push_drives(self.broker, self.settings, tags)
 
-    def dispatch(self, tag: str, commands: list[dict[str, Any]]) -> None:
-        """Timers, task marks and activity messages for one execution's commands."""
+    def dispatch(self, tag: str, commands: list[dict[str, Any]], account: str = "", orphaned: dict[str, Any] | None = None) -> None:
+        """Timers, task marks and activity messages for one execution's commands; RunActivity commands
+        carry the execution's `account` ("acct"), whose key a function gets (worker/account_keys.py).
+        With `orphaned` (the StopRequested event, common/lineage.py), the child flows that cancelled
+        tasks waited for are stopped."""
         if not commands:
             return
         activities = []
+        cancelled: set[str] = set()
         pipe = self.state.pipeline(transaction=False)
         for command in commands:
             kind, cid = command.get("t"), str(command.get("id"))
@@ -69,12 +74,13 @@ class Dispatcher:
                 pipe.zrem(keys.TIMERS, timer_member(tag, cid))
             elif kind == CommandType.CANCEL_ACTIVITY:
                 pipe.hset(keys.tasks(tag), cid, "done")  # its token's reports are TaskAlreadyCompleted from now on
+                cancelled.add(cid)
                 pipe.zrem(keys.ACTIVITIES, activity_member(tag, cid))  # and it is never run again
                 pipe.hdel(keys.ACTIVITY_COMMANDS, activity_member(tag, cid))
             elif kind == CommandType.RUN_ACTIVITY:
                 if waits_for_report(command):
                     pipe.hsetnx(keys.tasks(tag), cid, "waiting")
-                activities.append(command)
+                activities.append({**command, "acct": account} if account else command)
             else:
                 logger.error("unknown command %r from the interpreter; ignored", kind)
         if activities:
@@ -84,13 +90,29 @@ class Dispatcher:
             members = [activity_member(tag, str(c["id"])) for c in activities]
             pipe.hset(keys.ACTIVITY_COMMANDS, mapping={m: json.dumps(c) for m, c in zip(members, activities, strict=True)})
             pipe.zadd(keys.ACTIVITIES, dict.fromkeys(members, int(time.time() * 1000) + self.settings.activity_rescue_ms))
-        pipe.execute()
+        kids_at = -1
+        if cancelled and orphaned is not None:
+            kids_at = len(pipe)  # read after the tasks are marked done: adopt.lua adopts no child of theirs from now on
+            pipe.hgetall(keys.children(tag))
+        results = pipe.execute()
+        if kids_at >= 0 and orphaned is not None:
+            self._stop_orphans(tag, orphans(results[kids_at], cancelled), orphaned)
         if activities:
             queue = self.settings.activity_queue
             self.broker.lpush(queue, *activity_messages(tag, activities, queue, self.settings.activity_batch))
 
-    def notify_parent(self, callback_token: str, decision: Decision, now: int) -> None:
-        """A finished execution started with CallbackFnFTaskToken reports its end to that token."""
+    def _stop_orphans(self, tag: str, kids: list[str], event: dict[str, Any]) -> None:
+        """Stop these children of `tag`, whose tasks were cancelled (they stop theirs in turn)."""
+        if not kids:
+            return
+        self.state.hdel(keys.children(tag), *kids)
+        publish = stop_tree(self.scripts, kids, event, int(time.time() * 1000), self.settings.wake_after_ms)
+        logger.info("stopping %d child execution(s) of %s and theirs: the tasks that waited for them were cancelled", len(kids), tag)
+        self.publish_drives(publish)
+
+    def notify_parent(self, callback_token: str, decision: Decision, now: int, tag: str = "") -> None:
+        """A finished execution (`tag`) started with CallbackFnFTaskToken reports its end to that token
+        and leaves its parent's children hash (common/lineage.py)."""
         try:
             ref = parse_token(self.settings.token_secret, callback_token)
         except InvalidToken:
@@ -102,12 +124,14 @@ class Dispatcher:
             default = STOPPED_ERROR if decision.status == Status.STOPPED else TIMED_OUT_ERROR
             event = failed_event(ref.task_id, decision.error or default, decision.cause or "")
         wake_after = self.settings.wake_after_ms
+
+        def build(pipe: Any) -> None:
+            if tag:
+                pipe.hdel(keys.children(ref.tag), tag)
+            pipe.zadd(keys.WAKE, {ref.tag: now + wake_after})
+            self.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), "", now, wake_after])
+
         with report_span(self.state, ref.tag, ref.task_id, decision.status == Status.SUCCEEDED):
-            result = self.scripts.pipeline_sync(
-                lambda pipe: (
-                    pipe.zadd(keys.WAKE, {ref.tag: now + wake_after}),
-                    self.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), "", now, wake_after]),
-                )
-            )[-1]
+            result = self.scripts.pipeline_sync(build)[-1]
         if int(result[0]) == 1 and int(result[2]) == 1:  # delivered, and no drive of the parent queued (report.lua)
             self.publish_drives([ref.tag])

@@ -10,8 +10,9 @@ from typing import Any
 from common import keys
 from common.faults import fault_point
 from common.fdl import FlowDef, parse_definition
-from common.interpreter import Decision, EventType, HistoryEvent, Status, advance
+from common.interpreter import CommandType, EventType, HistoryEvent, Status, abort, advance
 from common.interpreter.model import Limits
+from common.lineage import orphan_event
 from common.logs import execution_var, flow_var
 from common.records import dumps, encode_history_chunk
 from common.scripts import Scripts
@@ -113,7 +114,8 @@ class Driver:
             )  # fmt: skip
         except Exception as exc:  # a bug (or a lost definition) must end the execution, not loop forever
             logger.exception("the interpreter failed; ending the execution as Failed")
-            decision = _internal_failure(state, hseq, now, exc)
+            # The same end as any failure: current state shape, cancels, parent and callback told.
+            decision = abort(state, now, INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
         fields: list[str] = []
         if decision.ended and status != decision.status.value:
             fields += ["status", decision.status.value, "stopped", str(now)]
@@ -122,9 +124,12 @@ class Driver:
             else:
                 fields += ["error", decision.error or "", "cause", decision.cause or ""]
         # Side effects first (see worker/dispatch.py): a crash before the commit repeats them harmlessly.
-        self.dispatcher.dispatch(tag, decision.commands)
+        # A cancelled task's child flow is stopped with it (common/lineage.py).
+        cancels = any(c["t"] == CommandType.CANCEL_ACTIVITY for c in decision.commands)
+        orphaned = orphan_event(flow_name, name, decision.status.value) if cancels else None
+        self.dispatcher.dispatch(tag, decision.commands, _s(rec[5]), orphaned)
         if fields and _s(rec[6]):
-            self.dispatcher.notify_parent(_s(rec[6]), decision, now)
+            self.dispatcher.notify_parent(_s(rec[6]), decision, now, tag)
         fault_point(self.settings, "driver.before_commit")
         ttl = self.settings.retention_days * 86400 if decision.ended else 0
         args = [
@@ -148,6 +153,7 @@ class Driver:
                 self.scripts.queue(pipe, "commit", keys.execution_keys(r.tag), r.args)
             for r in ended:
                 pipe.decr(keys.running(r.account))
+                pipe.delete(keys.children(r.tag))  # the children it waited for were stopped with their tasks
 
         lefts = [int(left) for left in self.scripts.pipeline_sync(build)[: len(rounds)]]
         retake = []
@@ -184,14 +190,6 @@ def stop_first_if_new(state_json: str, events: list[dict[str, Any]]) -> list[dic
     if not stops:
         return events
     return [stops[0], *(e for e in events if e is not stops[0])]
-
-
-def _internal_failure(state: dict[str, Any] | None, hseq: int, now: int, exc: Exception) -> Decision:
-    new_state = dict(state or {"v": 1, "ctx": {}, "threads": []})
-    cause = f"internal error: {type(exc).__name__}: {exc}"
-    new_state.update(status=Status.FAILED.value, seq=hseq + 1, error=INTERNAL_ERROR, cause=cause, threads=[])
-    event = HistoryEvent(hseq + 1, hseq, "ExecutionFailed", "", now, {"error": INTERNAL_ERROR, "cause": cause})
-    return Decision(state=new_state, history=[event], status=Status.FAILED, error=INTERNAL_ERROR, cause=cause)
 
 
 def _s(value: Any) -> str:

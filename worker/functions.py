@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from common import jsonlimits, tracing
+from worker.account_keys import AccountKeys
 from worker.outcomes import INVALID_RESULT, Outcome
 
 TASK_TIMEOUT = "FnF.TaskTimeout"
@@ -134,6 +135,7 @@ class Invocation:
     flow_id: str = ""  # CreateFlow's Id of the execution's flow
     execution_name: str = ""
     task_token: str = ""  # in the callback modes the token to report to, else ""
+    account: str = ""  # the execution's account: context.credentials hold a key of it (worker/account_keys.py)
 
 
 class Context:
@@ -158,7 +160,8 @@ class Context:
             self.handler = ""
 
     class Credentials:
-        """`context.credentials`: what the function may call the API back with (settings functions_*)."""
+        """`context.credentials`: what the function may call the API back with: a key of the execution's
+        account from the credentials file, else settings functions_* (worker/account_keys.py)."""
 
         def __init__(self, access_key_id: str, access_key_secret: str) -> None:
             self.access_key_id = access_key_id
@@ -290,9 +293,10 @@ _RESOLVED_MAX = 4096  # resources whose resolution a Functions remembers
 class Functions:
     """Resolves task resources (FC ARNs first of all) through the bindings and invokes the target."""
 
-    def __init__(self, bindings: list[Binding], caller: Caller | None = None) -> None:
+    def __init__(self, bindings: list[Binding], caller: Caller | None = None, account_keys: AccountKeys | None = None) -> None:
         self.bindings = bindings  # not changed afterwards: what a resource resolves to is remembered
-        self.caller = caller or Caller()
+        self.caller = caller or Caller()  # for an execution whose account has no key in account_keys
+        self.account_keys = account_keys
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._resolved: dict[str, tuple[Binding | None, FunctionRef]] = {}  # resource: its binding and parts
 
@@ -338,7 +342,7 @@ class Functions:
         except (ImportError, AttributeError, ValueError) as exc:
             return Outcome.failed(UNKNOWN_FUNCTION, f"cannot load handler {spec}: {exc}")
         runner = _call_thread()
-        context = Context(ref, limit, _request_id(), self.caller, invocation)
+        context = Context(ref, limit, _request_id(), self._caller_for(invocation), invocation)
         try:
             job = runner.call(f"fn-{ref.function}", handler, payload, context, limit)
         except BaseException:
@@ -351,6 +355,13 @@ class Functions:
             exc = job[5]
             return Outcome.failed(type(exc).__name__, str(exc))
         return Outcome.ok(parse_result(job[5]))
+
+    def _caller_for(self, invocation: Invocation | None) -> Caller:
+        """The credentials a call for this invocation gets: a key of its execution's account if one is known."""
+        if invocation is None or self.account_keys is None:
+            return self.caller
+        found = self.account_keys.key_of(invocation.account)
+        return self.caller if found is None else Caller(found[0], found[1], self.caller.endpoint)
 
     def _http(self, template: str, ref: FunctionRef, payload: bytes, limit: float) -> Outcome:
         url = template.replace("{function}", ref.function).replace("{service}", ref.service)

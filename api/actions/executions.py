@@ -67,27 +67,32 @@ async def start_execution(call: Call) -> dict[str, Any]:
             message=f"Flow {flow_name} runs in Express mode: start it with StartSyncExecution, not StartExecution."
         )
     callback = optional(p, "CallbackFnFTaskToken")
+    parent: TaskRef | None = None
+    depth = 0  # a child of the token's execution is one level deeper (common/lineage.py)
     if callback:
-        await check_waiting_token(call, callback)
+        parent, parent_depth = await check_waiting_token(call, callback)
+        depth = parent_depth + 1
     qualifier = optional(p, "Qualifier")
     runs = await resolve_qualifier(call, flow, qualifier)
     name = name or str(uuid.uuid4())
     return await control.start(
         call.store, call.publisher.publish, call.settings, account=call.account, flow=flow, name=name,
         raw_input=raw_input, input_obj=input_obj, runs=runs, qualifier=qualifier, callback=callback, now=call.now,
+        parent=parent, depth=depth,
     )  # fmt: skip
 
 
-async def check_waiting_token(call: Call, token: str) -> TaskRef:
-    """A task token this service issued for a task that still waits; else InvalidArgument."""
+async def check_waiting_token(call: Call, token: str) -> tuple[TaskRef, int]:
+    """A task token this service issued for a task that still waits, and its execution's nesting
+    depth; else InvalidArgument."""
     try:
         ref = parse_token(call.settings.token_secret, token)
     except InvalidToken as exc:
         raise InvalidArgument(message=f"CallbackFnFTaskToken is invalid: {exc}.") from None
-    state = await call.store.task_state(ref.tag, ref.task_id)
+    state, depth = await call.store.waiting_task(ref.tag, ref.task_id)
     if state != "waiting":
         raise InvalidArgument(message="CallbackFnFTaskToken is invalid: its task is not waiting for a callback.")
-    return ref
+    return ref, depth
 
 
 async def _execution(call: Call, watch: bool = False) -> tuple[dict[str, str], dict[str, str]]:

@@ -1,5 +1,5 @@
 """The deterministic core: advance(flow, state, events, now) -> Decision. No I/O, no clock, no randomness."""
-from common.interpreter.engine import advance
+from common.interpreter.engine import abort, advance
 from common.interpreter.model import (
     DEFAULT_LIMITS,
     TERMINAL,
@@ -23,6 +23,7 @@ __all__ = [
     "HistoryEvent",
     "Limits",
     "Status",
+    "abort",
     "advance",
     "default_token_for",
 ]

@@ -58,6 +58,29 @@ def advance(
     return run.decision()
 
 
+def abort(state: dict[str, Any] | None, now: int, error: str, cause: str) -> Decision:
+    """End the execution as Failed without running anything: what the engine does when advance() itself
+    failed on it (a bug, a lost definition). The same end as any failure: the current state shape, an
+    ExecutionFailed event, and a cancel for every timer and activity still awaited. An execution that
+    has ended already is left as it is."""
+    if state and state.get("status") in _TERMINAL_STATUSES:
+        st = dict(state)
+        return Decision(state=st, history=[], status=Status(st["status"]), output=st.get("output"), error=st.get("error"), cause=st.get("cause"))
+    base = state or {}
+    seq = int(base.get("seq") or 0)
+    waits = base.get("waits") or {}
+    commands = [
+        {"t": (CommandType.CANCEL_TIMER if entry[1] == "t" else CommandType.CANCEL_ACTIVITY).value, "id": cid}
+        for cid, entry in waits.items()
+    ]
+    event = _new_event(HistoryEvent, (seq + 1, seq, "ExecutionFailed", "", now, {"error": error, "cause": cause}))
+    new_state = {
+        "v": STATE_VERSION, "status": Status.FAILED.value, "seq": seq + 1, "ctx": base.get("ctx") or {},
+        "nf": base.get("nf") or 1, "frames": {}, "waits": {}, "error": error, "cause": cause,
+    }  # fmt: skip
+    return Decision(state=new_state, history=[event], commands=commands, status=Status.FAILED, error=error, cause=cause)
+
+
 def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
     """Copy what advance() mutates (bookkeeping); data objects are never mutated, so they are shared."""
     out = dict(state)

@@ -173,8 +173,8 @@ def test_a_holder_that_lost_its_lease_leaves_no_mark_behind(
     _drive(driver, tag)
     dispatch = driver.dispatcher.dispatch
 
-    def deliver_then_lose_the_lease(t: str, commands: list[dict[str, Any]]) -> None:
-        dispatch(t, commands)
+    def deliver_then_lose_the_lease(t: str, commands: list[dict[str, Any]], *rest: Any) -> None:
+        dispatch(t, commands, *rest)
         runner.deliver(tag, _event(2))  # arrives mid-drive: publishes (the mark was cleared by acquire)
         r.delete(keys.lease(tag))  # the lease expires before the commit
 

@@ -82,8 +82,8 @@ def test_a_fenced_commit_in_a_batch_keeps_its_events_and_its_running_count(r: re
     driver = Driver(r, settings)
     dispatch = driver.dispatcher.dispatch
 
-    def dispatch_then_lose_the_lease(tag: str, commands: list[dict[str, Any]]) -> None:
-        dispatch(tag, commands)
+    def dispatch_then_lose_the_lease(tag: str, commands: list[dict[str, Any]], *rest: Any) -> None:
+        dispatch(tag, commands, *rest)
         if tag == lost:
             r.set(keys.lease(tag), "12345", px=60_000)  # the lease expired and another driver took it
 
