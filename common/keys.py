@@ -13,6 +13,7 @@ WAKE = PREFIX + "wake"  # zset: execution tag -> deadline ms (the safety net)
 TIMERS = PREFIX + "timers"  # zset: timer entry json -> due ms
 ACTIVITIES = PREFIX + "acts"  # zset: "<tag>#<activity id>" -> when to run it again if no worker shows life (ms)
 ACTIVITY_COMMANDS = PREFIX + "actcmd"  # hash: "<tag>#<activity id>" -> the RunActivity command (JSON)
+ACTIVITY_STARTS = PREFIX + "actstarts"  # hash: "<tag>#<activity id>" -> times a worker began its call (cleared by its report)
 DONE_CHANNEL = PREFIX + "done"  # pub/sub: tag of a watched execution that just ended
 
 

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     wake_after_ms: int = 5000  # safety net: re-drive an execution whose inbox is still full after this
     activity_rescue_ms: int = 60000  # an activity no worker shows life for (lost message, killed worker) runs again after this
     rescue_backlog_limit: int = 1000  # ... unless more drive messages than this wait in the queue (they are queued, not lost)
+    max_activity_crashes: int = 3  # a call whose worker died this many times while running it fails FnF.WorkerCrashed; 0: no limit
     lease_ms: int = 10000  # driver lease; a drive taking longer loses its fence
     timers_poll_ms: int = 50
     # Seconds before Celery's Redis transport re-delivers an unacknowledged message (a worker killed

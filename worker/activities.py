@@ -44,6 +44,7 @@ MODES = {
     "waitForCallback": CUSTOM, "WaitForCustomCallback": CUSTOM,
 }  # fmt: skip
 UNSUPPORTED = "FnF.ResourceNotSupported"
+WORKER_CRASHED = "FnF.WorkerCrashed"  # the call killed the worker running it max_activity_crashes times (worker/timers.py)
 
 
 def activity_member(tag: str, activity_id: str) -> str:
@@ -160,6 +161,16 @@ class ActivityRunner:
             return {"t": "ActivityCompleted", "id": command["id"], "result": outcome.result}
         return {"t": "ActivityFailed", "id": command["id"], "error": outcome.error, "cause": outcome.cause}
 
+    def begin(self, member: str) -> None:
+        """A lone command's call is about to start: push its rescue deadline on and count the start,
+        in one round trip before the call (a call that kills this process at once is counted too:
+        the timers fail it with WORKER_CRASHED after max_activity_crashes starts that never reported)."""
+        deadline = int(time.time() * 1000) + self.settings.activity_rescue_ms
+        pipe = self.state.pipeline(transaction=False)
+        pipe.zadd(keys.ACTIVITIES, {member: deadline}, xx=True)
+        pipe.hincrby(keys.ACTIVITY_STARTS, member, 1)
+        pipe.execute()
+
     def beat(self, members: list[str]) -> None:
         """Push the rescue deadline of these running activities on (XX: one delivered or cancelled
         meanwhile is not brought back)."""
@@ -210,6 +221,7 @@ class ActivityRunner:
             if members:  # after the append: a crash in between runs the call again, never loses it
                 pipe.zrem(keys.ACTIVITIES, *members)
                 pipe.hdel(keys.ACTIVITY_COMMANDS, *members)
+                pipe.hdel(keys.ACTIVITY_STARTS, *members)
 
         results = self.scripts.pipeline_sync(build)
         if not events:
@@ -261,6 +273,11 @@ class _Batch:
         if self.batched:  # kept alive from here: the watcher's first beat is due a period later
             self.gone = {i for i, kept in enumerate(self.runner.take(self.members)) if not kept}
             self.live.difference_update(self.members[i] for i in self.gone)
+        else:  # likewise, and the start is counted (a batch's calls are not: one that kills its worker comes back alone)
+            try:
+                self.runner.begin(self.members[0])
+            except Exception as exc:  # noqa: BLE001 - the call runs anyway; the watcher beats again
+                logger.warning("activity start not recorded: %s", exc)
         said = ["Gone" if i in self.gone else "HandedBack" for i in range(len(self.commands))]
         watcher = threading.Thread(target=self._watch, name="activity-watch", daemon=True)
         watcher.start()
@@ -304,9 +321,8 @@ class _Batch:
 
     def _watch(self) -> None:
         period = self.runner.settings.activity_rescue_ms / 3000
-        began = beat_at = time.monotonic()
-        if self.batched:
-            beat_at += period
+        began = time.monotonic()
+        beat_at = began + period  # run() pushed the deadlines on already
         while True:
             now = time.monotonic()
             if now >= beat_at:

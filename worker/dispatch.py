@@ -77,6 +77,7 @@ class Dispatcher:
                 cancelled.add(cid)
                 pipe.zrem(keys.ACTIVITIES, activity_member(tag, cid))  # and it is never run again
                 pipe.hdel(keys.ACTIVITY_COMMANDS, activity_member(tag, cid))
+                pipe.hdel(keys.ACTIVITY_STARTS, activity_member(tag, cid))
             elif kind == CommandType.RUN_ACTIVITY:
                 if waits_for_report(command):
                     pipe.hsetnx(keys.tasks(tag), cid, "waiting")

@@ -21,6 +21,7 @@ from common.scripts import Scripts
 from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK, redis_task_message
 from worker import metrics as worker_metrics
+from worker.activities import WORKER_CRASHED
 from worker.dispatch import push_drives
 from worker.heartbeat import Heartbeat, heartbeat_path
 from worker.schedules import ScheduleFirer
@@ -102,7 +103,12 @@ class Timers:
     def rescue_activities(self, now: int) -> int:
         """Publish again the activities no worker has shown life for (a message lost with a killed
         worker); those of ended executions are forgotten. A duplicate run is harmless: activities are
-        at least once, and the interpreter takes one result per activity id."""
+        at least once, and the interpreter takes one result per activity id.
+
+        A call begun max_activity_crashes times by workers that then died without reporting (a
+        handler that kills its process: os._exit, a segfault, the OOM killer) is not run again: its
+        task fails with FnF.WorkerCrashed, which Retry and Catch see. The starts are counted in Redis
+        (keys.ACTIVITY_STARTS, by ActivityRunner.begin), so restarted workers and pods count on."""
         claimed = self.scripts.claim_due(keys=[keys.ACTIVITIES], args=[now, BATCH, self.settings.activity_rescue_ms])
         if not claimed:
             return 0
@@ -111,17 +117,28 @@ class Timers:
         for member in members:
             pipe.hget(keys.ACTIVITY_COMMANDS, member)
             pipe.hget(keys.execution(member.rsplit("#", 1)[0]), "status")
+            pipe.hget(keys.ACTIVITY_STARTS, member)
         answers = pipe.execute()
-        again, gone = [], []
-        for member, raw, status in zip(members, answers[::2], answers[1::2], strict=True):
-            running = status is not None and status.decode() not in ("Succeeded", "Failed", "Stopped", "TimedOut")
-            (again if raw is not None and running else gone).append((member, raw))
+        again: list[tuple[str, bytes]] = []
+        gone: list[str] = []
+        crashed: list[tuple[str, dict[str, Any], int]] = []
+        limit = self.settings.max_activity_crashes
+        for member, raw, status, starts in zip(members, answers[::3], answers[1::3], answers[2::3], strict=True):
+            if raw is None or status is None or status.decode() in ("Succeeded", "Failed", "Stopped", "TimedOut"):
+                gone.append(member)
+            elif limit > 0 and starts is not None and int(starts) >= limit:
+                crashed.append((member, json.loads(raw), int(starts)))
+            else:
+                again.append((member, raw))
         if gone:
             pipe = self.state.pipeline(transaction=False)
-            for member, _ in gone:
+            for member in gone:
                 pipe.zrem(keys.ACTIVITIES, member)
                 pipe.hdel(keys.ACTIVITY_COMMANDS, member)
+                pipe.hdel(keys.ACTIVITY_STARTS, member)
             pipe.execute()
+        if crashed:
+            self.fail_crashed(now, crashed)
         if again:
             queue = self.settings.activity_queue
             logger.info("safety net: running %d activit(y/ies) again", len(again))
@@ -129,6 +146,35 @@ class Timers:
                 redis_task_message(ACTIVITY_TASK, [m.rsplit("#", 1)[0], json.loads(raw)], queue) for m, raw in again
             ))  # fmt: skip
         return len(members)
+
+    def fail_crashed(self, now: int, crashed: list[tuple[str, dict[str, Any], int]]) -> None:
+        """End each (member, command, starts) activity with FnF.WorkerCrashed and drive its execution."""
+        wake = self.settings.wake_after_ms
+        entries = []
+        for member, command, starts in crashed:
+            tag = member.rsplit("#", 1)[0]
+            logger.warning(
+                "activity %s of %s (%s) was begun %d times and each time its worker died; the task fails with %s",
+                command.get("id"), tag, command.get("resource") or command.get("kind"), starts, WORKER_CRASHED,
+            )  # fmt: skip
+            cause = (
+                f"the worker running this task's call died {starts} times (limit OPENFNF_MAX_ACTIVITY_CRASHES="
+                f"{self.settings.max_activity_crashes}): the function may exit its process or exhaust its memory"
+            )
+            event = {"t": "ActivityFailed", "id": command["id"], "error": WORKER_CRASHED, "cause": cause}
+            entries.append((tag, member, json.dumps(event)))
+
+        def build(pipe: Any) -> None:
+            for tag, member, event in entries:
+                pipe.zadd(keys.WAKE, {tag: now + wake})
+                self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [event, now, wake])
+                pipe.zrem(keys.ACTIVITIES, member)  # after the append: a crash in between fails it again, never loses it
+                pipe.hdel(keys.ACTIVITY_COMMANDS, member)
+                pipe.hdel(keys.ACTIVITY_STARTS, member)
+
+        results = self.scripts.pipeline_sync(build)
+        appended = results[1::5]
+        self.publish_drives([tag for (tag, _, _), got in zip(entries, appended, strict=True) if len(got) > 2 and int(got[2]) == 1])
 
     def run(self) -> None:
         """Loop until SIGTERM/SIGINT."""

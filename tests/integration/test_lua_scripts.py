@@ -190,6 +190,45 @@ def test_a_lost_activity_is_published_again_and_an_ended_executions_is_forgotten
     assert r.zscore(keys.ACTIVITIES, member) is None and not r.hexists(keys.ACTIVITY_COMMANDS, member)  # ... and forgotten
 
 
+
+def test_a_call_whose_worker_died_max_times_fails_worker_crashed(r: redis.Redis) -> None:
+    """Issue 14: a call begun by workers that died each time is run again until it was begun
+    max_activity_crashes times, then its task fails with FnF.WorkerCrashed (a message lost before
+    any worker began it is not counted)."""
+    from worker.activities import WORKER_CRASHED, ActivityRunner, activity_member
+    from worker.dispatch import Dispatcher
+    from worker.functions import Functions
+    from worker.timers import Timers
+
+    from common.settings import Settings
+
+    settings = Settings(_env_file=None, activity_rescue_ms=1000, max_activity_crashes=2)
+    s = Scripts(r)
+    _claim(s)
+    command = {"t": "RunActivity", "id": "7", "kind": "fc", "resource": "acs:fc:::services/s/functions/f", "mode": "RequestComplete"}
+    Dispatcher(r, r, settings).dispatch(TAG, [command])
+    member = activity_member(TAG, "7")
+    runner = ActivityRunner(r, settings, Functions([], None), lambda tag: None)
+    timers = Timers(r, r, settings)
+    now = 10**13
+    r.delete(settings.activity_queue)
+    assert timers.rescue_activities(now) == 1  # lost before any worker began it: not counted
+    assert r.llen(settings.activity_queue) == 1 and r.llen(XKEYS[1]) == 1  # published again; the inbox holds only Started
+    for death in (1, 2):
+        r.delete(settings.activity_queue)
+        runner.begin(member)  # a worker begins the call ... and dies (nothing reported)
+        assert int(r.hget(keys.ACTIVITY_STARTS, member)) == death
+        now += 10**6
+        assert timers.rescue_activities(now) == 1
+        if death < 2:
+            assert r.llen(settings.activity_queue) == 1  # run again
+    assert r.llen(settings.activity_queue) == 0  # not run a third time ...
+    event = json.loads(r.lrange(XKEYS[1], -1, -1)[0])
+    assert (event["t"], event["id"], event["error"]) == ("ActivityFailed", "7", WORKER_CRASHED)  # ... its task fails
+    assert "died 2 times" in event["cause"]
+    assert r.llen(settings.drive_queue) == 1  # and the execution is driven
+    assert not r.exists(keys.ACTIVITIES) and not r.exists(keys.ACTIVITY_COMMANDS) and not r.exists(keys.ACTIVITY_STARTS)
+
 def test_cancelled_activities_are_never_run_again(r: redis.Redis) -> None:
     from common.settings import Settings
     from worker.activities import activity_member
