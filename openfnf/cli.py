@@ -35,8 +35,12 @@ def main() -> None:
 @click.option("--functions", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Functions file.")
 @click.option("--access-key-id", help="Access key id to accept (default: generated, kept in the data dir).")
 @click.option("--access-key-secret", help="Its secret.")
+@click.option(
+    "--credentials", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Credentials YAML (accounts, keys, policies, as `openfnf api --credentials` reads it; re-read when it changes); the dev key is accepted too.",
+)  # fmt: skip
 @seed_options
-def dev(port: int, host: str, data_dir: Path, workers: int, api_processes: int, functions: Path | None, access_key_id: str | None, access_key_secret: str | None, throttle_file: Path | None = None, throttle_profile: str | None = None) -> None:
+def dev(port: int, host: str, data_dir: Path, workers: int, api_processes: int, functions: Path | None, access_key_id: str | None, access_key_secret: str | None, credentials: Path | None = None, throttle_file: Path | None = None, throttle_profile: str | None = None) -> None:
     """Run everything on this machine: embedded redis-server, front door, workers, timers."""
     from openfnf.dev import DevOptions, Supervisor
 
@@ -44,7 +48,7 @@ def dev(port: int, host: str, data_dir: Path, workers: int, api_processes: int, 
         raise click.UsageError("--access-key-id and --access-key-secret go together")
     opts = DevOptions(
         data_dir=data_dir, host=host, port=port, workers=workers, api_processes=api_processes, functions=functions,
-        access_key_id=access_key_id, access_key_secret=access_key_secret,
+        access_key_id=access_key_id, access_key_secret=access_key_secret, credentials=credentials,
     )  # fmt: skip
     check_seed(throttle_file)
     opts.extra_env.update(env_for_dev(throttle_file, throttle_profile))  # the front door seeds them

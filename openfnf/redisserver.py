@@ -108,9 +108,11 @@ class RedisServer:
                 self.process.wait()
 
 
-def start_redis(data_dir: Path, *, aof: bool = True, log_name: str = "redis.log", binary: str | None = None) -> RedisServer:
+def start_redis(
+    data_dir: Path, *, aof: bool = True, log_name: str = "redis.log", binary: str | None = None, port: int | None = None
+) -> RedisServer:
     """Start redis-server (the bundled one unless `binary` names another) with its files in data_dir,
-    on a unix socket (or a free port if the path is too long)."""
+    on a unix socket (or, if the path is too long, TCP `port`, default a free one)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     sock = data_dir.resolve() / "redis.sock"
     argv = [
@@ -131,7 +133,7 @@ def start_redis(data_dir: Path, *, aof: bool = True, log_name: str = "redis.log"
         argv += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
         url = f"unix://{sock}"
     else:
-        port = free_port()
+        port = port or free_port()
         argv += ["--port", str(port), "--bind", "127.0.0.1"]
         url = f"redis://127.0.0.1:{port}/0"
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
