@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from aiohttp import web
 
 from api import health, metrics, spans
@@ -32,6 +33,7 @@ from common.errors import (
     InternalServerError,
     MethodNotAllowed,
     PathNotFound,
+    ServiceUnavailable,
 )
 from common.logs import request_id_var
 from common.redisurl import for_redis_py
@@ -48,6 +50,11 @@ WAITERS = web.AppKey("waiters", EndWaiters)
 LIMITER = web.AppKey("limiter", Limiter)
 KEYS = web.AppKey("keys", Keyring)  # access key id -> AccessKey, reloaded when the credentials file changes
 BATCHER = web.AppKey("batcher", PipelineBatcher)  # the hot path's Redis round trips, one pipeline per loop iteration
+STORE_DOWN = web.AppKey("store_down", list)  # [True] while Redis does not answer (logged once when it stops, once when it is back)
+
+# What a Redis that does not answer raises: redis-py's connection errors and timeouts (BusyLoadingError,
+# a restarted server loading its AOF, is one), and the hot-path batch's own timeout (api/batching.py).
+STORE_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError, ConnectionError)
 
 HOST_ID = "fnf.openfnf.local"
 REDIS_TIMEOUT_SECONDS = 5.0  # a hot-path batch Redis does not answer within this fails (redis-py's own socket timeout)
@@ -88,6 +95,12 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
         response = await handler(request)
     except FnfError as err:
         return error_response(err, request_id)
+    except STORE_UNREACHABLE as exc:
+        down = request.app[STORE_DOWN]
+        if not down:
+            down.append(True)
+            logger.error("Redis does not answer (%s: %s): requests get 503 ServiceUnavailable until it does", type(exc).__name__, exc)
+        return error_response(ServiceUnavailable(), request_id)
     except web.HTTPNotFound:  # a path other than / (the router's answer)
         return error_response(PathNotFound(request.path[:200]), request_id)
     except web.HTTPMethodNotAllowed:
@@ -102,6 +115,9 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
         request_id_var.reset(token)
     if not response.prepared:
         response.headers.setdefault("x-acs-request-id", request_id)
+    if response.status == 200 and request.app[STORE_DOWN]:
+        request.app[STORE_DOWN].clear()
+        logger.warning("Redis answers again: requests are served")
     return response
 
 
@@ -189,6 +205,7 @@ def make_app(settings: Settings) -> web.Application:
         handler_args=server_limits(settings),  # slow clients and oversized requests (api/protocol.py)
     )
     app[SETTINGS] = settings
+    app[STORE_DOWN] = []
     app[KEYS] = Keyring(settings)
     app.cleanup_ctx.append(_credentials)
     app.cleanup_ctx.append(_resources)

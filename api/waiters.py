@@ -39,11 +39,15 @@ class EndWaiters:
                 await asyncio.wait_for(self._task, STOP_SECONDS)
 
     async def _run(self) -> None:
+        lost = False  # said once when the subscription is lost, once when it is back (not every retry)
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(keys.DONE_CHANNEL)
                 self._ready.set()
+                if lost:
+                    lost = False
+                    logger.warning("end-of-execution subscription is back")
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         data = message["data"]
@@ -51,7 +55,9 @@ class EndWaiters:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - connection lost: waiters fall back to their own re-read on timeout
-                logger.warning("end-of-execution subscription lost, reconnecting: %s", exc)
+                if not lost:
+                    lost = True
+                    logger.warning("end-of-execution subscription lost, reconnecting every 0.5 s: %s", exc)
                 self._wake_all()
                 await asyncio.sleep(0.5)
             finally:

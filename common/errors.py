@@ -144,6 +144,13 @@ class InternalServerError(FnfError):
     """An unexpected failure inside the service (a bug, never bad input)."""
 
 
+class ServiceUnavailable(FnfError):
+    """The service's store (Redis) does not answer: nothing was done, retry later (Alibaba Cloud's common 503)."""
+
+    code, http_status = "ServiceUnavailable", 503
+    template = "The request has failed due to a temporary failure of the server."
+
+
 class FlowAlreadyExists(FnfError):
     """CreateFlow with a name already taken in the account."""
 
