@@ -129,3 +129,10 @@ def not_json(event: bytes, context: Any) -> Any:
     """Returns what the event's `kind` names: a NaN, NaN as JSON text, an Infinity, a set."""
     kind = json.loads(event).get("kind")
     return {"nan": {"x": float("nan")}, "nan_text": '{"x": NaN}', "inf": [float("inf")], "set": {"s": {1, 2}}}[kind]
+
+
+def exits_its_process(event: bytes, context: Any) -> None:
+    """Ends the worker process running it at once (as a crash, a segfault or the OOM killer would)."""
+    import os
+
+    os._exit(3)

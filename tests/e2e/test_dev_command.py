@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -19,12 +20,14 @@ from tests.conftest import ROOT, new_sdk_client
 pytestmark = pytest.mark.e2e
 
 
-def start_dev(data_dir: Path, port: int, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    """Start `openfnf dev` and parse what it prints."""
+def start_dev(
+    data_dir: Path, port: int, log: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """Start `openfnf dev` (with `env` added to this environment) and parse what it prints."""
     out = open(log, "ab")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "openfnf", "dev", "--port", str(port), "--data-dir", str(data_dir), "--workers", "1", *extra],
-        stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+        stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})},
     )  # fmt: skip
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
