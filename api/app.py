@@ -115,8 +115,9 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
         request_id_var.reset(token)
     if not response.prepared:
         response.headers.setdefault("x-acs-request-id", request_id)
-    if response.status == 200 and request.app[STORE_DOWN]:
-        request.app[STORE_DOWN].clear()
+    down = request.app[STORE_DOWN]
+    if down and response.status == 200:
+        down.clear()
         logger.warning("Redis answers again: requests are served")
     return response
 
