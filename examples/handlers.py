@@ -35,10 +35,18 @@ def reserve(event: bytes, context: Any) -> dict[str, Any]:
 
 
 def report_to_parent(event: bytes, context: Any) -> dict[str, Any]:
-    """Runs in a child flow and completes the parent's waiting task with the parent's token."""
+    """Runs in a child flow and completes the parent's waiting task with the parent's token: succeeded
+    with the sorted items, or failed (Example.MissingItems) when the parent was started without them."""
     from alibabacloud_fnf20190315 import models
 
     data = json.loads(event)
-    output = json.dumps({"confirmed": sorted(data.get("items", []))})
+    items = data.get("items")
+    if not isinstance(items, list):
+        _client(context).report_task_failed(models.ReportTaskFailedRequest(
+            task_token=data["parent_token"], error="Example.MissingItems",
+            cause='example_parent needs a list of items in its input, e.g. {"items": ["b", "a"]}',
+        ))  # fmt: skip
+        return {"reported": False}
+    output = json.dumps({"confirmed": sorted(items)})
     _client(context).report_task_succeeded(models.ReportTaskSucceededRequest(task_token=data["parent_token"], output=output))
     return {"reported": True}

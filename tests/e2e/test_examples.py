@@ -61,3 +61,47 @@ def _wait_ready(log: Path, proc: subprocess.Popen[bytes]) -> dict[str, str]:
         assert proc.poll() is None, text
         time.sleep(0.1)
     raise AssertionError(log.read_text(errors="replace"))
+
+
+def test_each_example_runs_with_its_documented_command(tmp_path: Path) -> None:
+    """README: `.venv/bin/python examples/run.py NAME [INPUT]` in a second terminal, after the export
+    line dev prints; it creates the flows it needs. `parent` without items fails with a clear error."""
+    import os
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    documented = re.findall(r"^\.venv/bin/python examples/run\.py (\w+)(?: '([^']*)')?", readme, re.M)
+    assert {name for name, _ in documented} == {"callback", "child", "parent"}
+    out = open(tmp_path / "dev.log", "ab")  # noqa: SIM115
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "openfnf", "dev", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+         "--workers", "1", "--functions", str(EXAMPLES / "functions.yaml")],
+        stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        _wait_ready(tmp_path / "dev.log", proc)
+        export = re.search(r"^\s+export (.+)$", (tmp_path / "dev.log").read_text(errors="replace"), re.M)
+        assert export, "dev prints the export line"
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("OPENFNF_")}, **dict(kv.split("=", 1) for kv in export.group(1).split())}
+
+        def run(*args: str) -> tuple[int, list[str]]:
+            done = subprocess.run([sys.executable, "examples/run.py", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False)
+            return done.returncode, done.stdout.splitlines()
+
+        expected = {
+            ("callback", ""): {"approved": True, "order": "o-42"},
+            ("child", ""): {"reserved": 2},
+            ("parent", ""): {"reserved": 2, "confirmed": ["a", "b"]},
+            ("parent", '{"items": ["x"]}'): {"reserved": 1, "confirmed": ["x"]},
+        }
+        for name, data in documented:
+            code, lines = run(name, *([data] if data else []))
+            assert (code, lines[0]) == (0, "Succeeded"), lines
+            assert json.loads(lines[1]) == expected[(name, data)]
+        code, lines = run("parent", "{}")  # no items: fails at once with a clear error, not Running forever
+        assert (code, lines[0]) == (1, "Failed"), lines
+        assert json.loads(lines[1])["error"] == "Example.MissingItems"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
