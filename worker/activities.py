@@ -142,7 +142,7 @@ class ActivityRunner:
     def run(self, tag: str, command: dict[str, Any] | list[dict[str, Any]]) -> str:
         """Execute and report one command, or a batch of them (one message); returns what was reported
         (for logs and tests): per command ActivityCompleted, ActivityFailed, TimedOut, HandedBack, or
-        Gone (a command of a batch that was reported or cancelled before it began: not run)."""
+        Gone (a command that was reported, cancelled or failed by the timers before it began: not run)."""
         if isinstance(command, list):
             return " ".join(_Batch(self, tag, command, batched=True).run())
         return _Batch(self, tag, [command]).run()[0]
@@ -161,15 +161,20 @@ class ActivityRunner:
             return {"t": "ActivityCompleted", "id": command["id"], "result": outcome.result}
         return {"t": "ActivityFailed", "id": command["id"], "error": outcome.error, "cause": outcome.cause}
 
-    def begin(self, member: str) -> None:
-        """A lone command's call is about to start: push its rescue deadline on and count the start,
-        in one round trip before the call (a call that kills this process at once is counted too:
-        the timers fail it with WORKER_CRASHED after max_activity_crashes starts that never reported)."""
+    def begin(self, member: str) -> bool:
+        """A lone command's call is about to start: whether it is still recorded (neither reported nor
+        cancelled, nor failed by the timers), its rescue deadline pushed on and the start counted, in
+        one round trip before the call (a call that kills this process at once is counted too: the
+        timers fail it with WORKER_CRASHED after max_activity_crashes starts that never reported)."""
         deadline = int(time.time() * 1000) + self.settings.activity_rescue_ms
         pipe = self.state.pipeline(transaction=False)
+        pipe.zscore(keys.ACTIVITIES, member)
         pipe.zadd(keys.ACTIVITIES, {member: deadline}, xx=True)
         pipe.hincrby(keys.ACTIVITY_STARTS, member, 1)
-        pipe.execute()
+        if pipe.execute()[0] is not None:
+            return True
+        self.state.hdel(keys.ACTIVITY_STARTS, member)  # a duplicate message of a call already over: not counted
+        return False
 
     def beat(self, members: list[str]) -> None:
         """Push the rescue deadline of these running activities on (XX: one delivered or cancelled
@@ -275,7 +280,12 @@ class _Batch:
             self.live.difference_update(self.members[i] for i in self.gone)
         else:  # likewise, and the start is counted (a batch's calls are not: one that kills its worker comes back alone)
             try:
-                self.runner.begin(self.members[0])
+                if not self.runner.begin(self.members[0]):
+                    # A duplicate message (a rescue or redelivery) of a call that was reported, cancelled
+                    # or failed meanwhile: running it again would only repeat its side effects (or kill
+                    # another worker, for a call failed with WORKER_CRASHED).
+                    self.gone = {0}
+                    self.live.clear()
             except Exception as exc:  # noqa: BLE001 - the call runs anyway; the watcher beats again
                 logger.warning("activity start not recorded: %s", exc)
         said = ["Gone" if i in self.gone else "HandedBack" for i in range(len(self.commands))]

@@ -238,6 +238,10 @@ def install_worker(app: Any, settings: Settings) -> Heartbeat:
         def start(self, parent: Any) -> None:
             beat.tick()
             beat.state = "ready"
+            try:  # at once, before any task runs: `openfnf dev` tells a crash from a failed start by it
+                beat.write()
+            except OSError as exc:
+                logger.warning("could not write the heartbeat file %s: %s", beat.path, exc)
             self.tref = parent.timer.call_repeatedly(max(0.05, interval / 2), beat.tick)
 
         def stop(self, parent: Any) -> None:

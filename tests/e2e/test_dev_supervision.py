@@ -191,11 +191,19 @@ States:
     proc, info = start_dev(data_dir, free_port(), log, "--functions", str(functions), env=env)
     try:
         sdk = _client(info)
-        done = _run(sdk, "crashes", definition, "e1")
-        assert done.status == "Succeeded", _text(log)  # the Catch saw FnF.WorkerCrashed
-        history = sdk.get_execution_history(models.GetExecutionHistoryRequest(flow_name="crashes", execution_name="e1")).body
-        assert any("FnF.WorkerCrashed" in (e.event_detail or "") for e in history.events)
-        assert len(re.findall(r"openfnf dev: worker-1 exited with 3; restarting", _text(log))) == 2  # two deaths, then no more runs
+        sdk.create_flow(models.CreateFlowRequest(name="crashes", definition=definition, description="", type="FDL"))
+        for name in ("e1", "e2"):  # two at once: a restarted worker meets the other's call as soon as it is up
+            sdk.start_execution(models.StartExecutionRequest(flow_name="crashes", execution_name=name))
+        for name in ("e1", "e2"):
+            done = sdk.describe_execution(models.DescribeExecutionRequest(flow_name="crashes", execution_name=name, wait_time_seconds=60)).body
+            if done.status == "Running":  # four deaths and restarts may take longer than one long poll
+                done = sdk.describe_execution(models.DescribeExecutionRequest(flow_name="crashes", execution_name=name, wait_time_seconds=60)).body
+            assert done.status == "Succeeded", _text(log)  # the Catch saw FnF.WorkerCrashed
+            history = sdk.get_execution_history(models.GetExecutionHistoryRequest(flow_name="crashes", execution_name=name)).body
+            assert any("FnF.WorkerCrashed" in (e.event_detail or "") for e in history.events)
+        text = _text(log)
+        assert len(re.findall(r"openfnf dev: worker-1 exited with 3; restarting", text)) == 4, text  # two deaths each, no more runs
+        assert "before it was ready" not in text
         assert proc.poll() is None
     finally:
         assert stop_dev(proc) == 0, _text(log)

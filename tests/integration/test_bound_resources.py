@@ -11,7 +11,7 @@ import redis
 
 from common import keys
 from common.settings import Settings
-from worker.activities import UNSUPPORTED, ActivityRunner
+from worker.activities import UNSUPPORTED, ActivityRunner, activity_member
 from worker.functions import UNKNOWN_FUNCTION, Binding, Functions
 from worker.outcomes import Outcome
 
@@ -118,13 +118,19 @@ def test_without_a_binding_the_kinds_behave_as_before(runner: ActivityRunner, re
     assert child.result == {"FlowName": "real", "ExecutionName": "child"} and [c["resource"] for c in rec.children] == ["acs:fnf:::flow/real"]
 
 
-def _running(r: redis.Redis) -> None:
+def _running(r: redis.Redis, *recorded: dict[str, Any]) -> None:
+    """The execution runs, and these commands are recorded as the dispatcher records them (a lone
+    command no longer recorded is a duplicate message and not run)."""
     r.hset(keys.execution(TAG), "status", "Running")
+    for c in recorded:
+        r.hset(keys.ACTIVITY_COMMANDS, activity_member(TAG, c["id"]), json.dumps(c))
+        r.zadd(keys.ACTIVITIES, {activity_member(TAG, c["id"]): 1})
 
 
 def test_results_of_bound_resources_are_delivered(r: redis.Redis, runner: ActivityRunner, rec: Recorder) -> None:
-    _running(r)
-    assert runner.run(TAG, command("other", "ECS:DescribeInstances", id="9")) == "ActivityCompleted"
+    cmd = command("other", "ECS:DescribeInstances", id="9")
+    _running(r, cmd)
+    assert runner.run(TAG, cmd) == "ActivityCompleted"
     (raw,) = r.lrange(keys.inbox(TAG), 0, -1)
     event = json.loads(raw)
     assert (event["t"], event["id"], event["result"]["resource"]) == ("ActivityCompleted", "9", "ECS:DescribeInstances")
@@ -133,6 +139,7 @@ def test_results_of_bound_resources_are_delivered(r: redis.Redis, runner: Activi
 
 def test_a_call_outliving_its_task_timeout_is_left_to_the_timer(r: redis.Redis, runner: ActivityRunner, rec: Recorder) -> None:
     """The interpreter armed the task's timeout timer with the command; the call limit only frees the worker."""
-    _running(r)
-    assert runner.run(TAG, command("fc", "acs:fc:::functions/sleeps/LATEST", timeout_ms=200)) == "TimedOut"
+    cmd = command("fc", "acs:fc:::functions/sleeps/LATEST", timeout_ms=200)
+    _running(r, cmd)
+    assert runner.run(TAG, cmd) == "TimedOut"
     assert r.llen(keys.inbox(TAG)) == 0 and rec.drives == []
