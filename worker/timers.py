@@ -181,14 +181,19 @@ class Timers:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         idle = self.settings.timers_poll_ms / 1000
+        failing = False  # said once when Redis fails, once when it answers again (not every retry)
         while not self.stopping:
             if self.on_tick is not None:
                 self.on_tick()
             try:
                 now = int(time.time() * 1000)
                 busy = self.fire_timers(now) + self.rescue(now) + self.rescue_activities(now) + self.schedules.fire(now)
+                if failing:
+                    failing = False
+                    logger.warning("timers: Redis answers again")
             except redis.RedisError as exc:
-                logger.warning("timers: Redis error, retrying: %s", exc)
+                logger.log(logging.DEBUG if failing else logging.WARNING, "timers: Redis error, retrying every 0.5 s: %s", exc)
+                failing = True
                 busy = 0
                 time.sleep(0.5)
             if not busy:
