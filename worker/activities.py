@@ -44,7 +44,16 @@ MODES = {
     "waitForCallback": CUSTOM, "WaitForCustomCallback": CUSTOM,
 }  # fmt: skip
 UNSUPPORTED = "FnF.ResourceNotSupported"
-WORKER_CRASHED = "FnF.WorkerCrashed"  # the call killed the worker running it max_activity_crashes times (worker/timers.py)
+WORKER_CRASHED = "FnF.WorkerCrashed"  # the call killed the worker running it max_activity_crashes times
+
+
+def worker_crashed(deaths: int, limit: int) -> Outcome:
+    """The failure of a call whose worker died `deaths` times while running it (limit reached)."""
+    return Outcome.failed(
+        WORKER_CRASHED,
+        f"the worker running this task's call died {deaths} times (limit OPENFNF_MAX_ACTIVITY_CRASHES={limit}): "
+        "the function may exit its process or exhaust its memory",
+    )
 
 
 def activity_member(tag: str, activity_id: str) -> str:
@@ -161,20 +170,21 @@ class ActivityRunner:
             return {"t": "ActivityCompleted", "id": command["id"], "result": outcome.result}
         return {"t": "ActivityFailed", "id": command["id"], "error": outcome.error, "cause": outcome.cause}
 
-    def begin(self, member: str) -> bool:
-        """A lone command's call is about to start: whether it is still recorded (neither reported nor
-        cancelled, nor failed by the timers), its rescue deadline pushed on and the start counted, in
-        one round trip before the call (a call that kills this process at once is counted too: the
-        timers fail it with WORKER_CRASHED after max_activity_crashes starts that never reported)."""
+    def begin(self, member: str) -> int | None:
+        """A lone command's call is about to start: its rescue deadline pushed on and the start counted,
+        in one round trip before the call (a call that kills this process at once is counted too).
+        Returns the starts so far, this one included (every earlier one died without reporting), or
+        None when the command is no longer recorded (reported, cancelled or failed meanwhile)."""
         deadline = int(time.time() * 1000) + self.settings.activity_rescue_ms
         pipe = self.state.pipeline(transaction=False)
         pipe.zscore(keys.ACTIVITIES, member)
         pipe.zadd(keys.ACTIVITIES, {member: deadline}, xx=True)
         pipe.hincrby(keys.ACTIVITY_STARTS, member, 1)
-        if pipe.execute()[0] is not None:
-            return True
+        score, _, starts = pipe.execute()
+        if score is not None:
+            return int(starts)
         self.state.hdel(keys.ACTIVITY_STARTS, member)  # a duplicate message of a call already over: not counted
-        return False
+        return None
 
     def beat(self, members: list[str]) -> None:
         """Push the rescue deadline of these running activities on (XX: one delivered or cancelled
@@ -264,7 +274,8 @@ class _Batch:
         self.commands = commands
         self.batched = batched
         self.members = [activity_member(tag, str(c["id"])) for c in commands]
-        self.gone: set[int] = set()  # indexes of commands no longer recorded (batches only)
+        self.gone: set[int] = set()  # indexes of commands no longer recorded
+        self.crashed: dict[int, Outcome] = {}  # indexes of commands not to run: their workers died too often
         self.lock = threading.Lock()
         self.started = 0  # commands started or handed back: the index of the next one
         self.call_began = 0.0  # time.monotonic() when the current call began
@@ -280,14 +291,23 @@ class _Batch:
             self.live.difference_update(self.members[i] for i in self.gone)
         else:  # likewise, and the start is counted (a batch's calls are not: one that kills its worker comes back alone)
             try:
-                if not self.runner.begin(self.members[0]):
-                    # A duplicate message (a rescue or redelivery) of a call that was reported, cancelled
-                    # or failed meanwhile: running it again would only repeat its side effects (or kill
-                    # another worker, for a call failed with WORKER_CRASHED).
-                    self.gone = {0}
-                    self.live.clear()
+                starts = self.runner.begin(self.members[0])
             except Exception as exc:  # noqa: BLE001 - the call runs anyway; the watcher beats again
                 logger.warning("activity start not recorded: %s", exc)
+                starts = 0
+            limit = self.runner.settings.max_activity_crashes
+            if starts is None:
+                # A duplicate message (a rescue or redelivery) of a call that was reported, cancelled
+                # or failed meanwhile: running it again would only repeat its side effects (or kill
+                # another worker, for a call failed with WORKER_CRASHED).
+                self.gone = {0}
+                self.live.clear()
+            elif limit > 0 and starts > limit:  # the timers have not failed it yet: do it here, never run it again
+                logger.warning(
+                    "activity %s of %s killed its worker %d times; its task fails with %s",
+                    self.commands[0].get("id"), self.tag, starts - 1, WORKER_CRASHED,
+                )  # fmt: skip
+                self.crashed[0] = worker_crashed(starts - 1, limit)
         said = ["Gone" if i in self.gone else "HandedBack" for i in range(len(self.commands))]
         watcher = threading.Thread(target=self._watch, name="activity-watch", daemon=True)
         watcher.start()
@@ -299,7 +319,7 @@ class _Batch:
                     self.started, self.call_began = i + 1, time.monotonic()
                 if i in self.gone:
                     continue
-                outcome = self.runner.execute(self.tag, command)
+                outcome = self.crashed[i] if i in self.crashed else self.runner.execute(self.tag, command)
                 fault_point(self.runner.settings, "activity.after_call")
                 event = self.runner.outcome_event(self.tag, command, outcome)
                 said[i] = "TimedOut" if event is None else event["t"]

@@ -21,7 +21,7 @@ from common.scripts import Scripts
 from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK, redis_task_message
 from worker import metrics as worker_metrics
-from worker.activities import WORKER_CRASHED
+from worker.activities import WORKER_CRASHED, worker_crashed
 from worker.dispatch import push_drives
 from worker.heartbeat import Heartbeat, heartbeat_path
 from worker.schedules import ScheduleFirer
@@ -157,11 +157,8 @@ class Timers:
                 "activity %s of %s (%s) was begun %d times and each time its worker died; the task fails with %s",
                 command.get("id"), tag, command.get("resource") or command.get("kind"), starts, WORKER_CRASHED,
             )  # fmt: skip
-            cause = (
-                f"the worker running this task's call died {starts} times (limit OPENFNF_MAX_ACTIVITY_CRASHES="
-                f"{self.settings.max_activity_crashes}): the function may exit its process or exhaust its memory"
-            )
-            event = {"t": "ActivityFailed", "id": command["id"], "error": WORKER_CRASHED, "cause": cause}
+            outcome = worker_crashed(starts, self.settings.max_activity_crashes)
+            event = {"t": "ActivityFailed", "id": command["id"], "error": outcome.error, "cause": outcome.cause}
             entries.append((tag, member, json.dumps(event)))
 
         def build(pipe: Any) -> None:

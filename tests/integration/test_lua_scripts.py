@@ -229,6 +229,30 @@ def test_a_call_whose_worker_died_max_times_fails_worker_crashed(r: redis.Redis)
     assert r.llen(settings.drive_queue) == 1  # and the execution is driven
     assert not r.exists(keys.ACTIVITIES) and not r.exists(keys.ACTIVITY_COMMANDS) and not r.exists(keys.ACTIVITY_STARTS)
 
+
+def test_a_worker_does_not_run_a_call_begun_max_times_already(r: redis.Redis) -> None:
+    """Should a message of the call reach a worker before the timers fail it (a duplicate queued while
+    no worker was up), the worker fails it with FnF.WorkerCrashed instead of running it again."""
+    from common.settings import Settings
+    from worker.activities import WORKER_CRASHED, ActivityRunner, activity_member
+    from worker.dispatch import Dispatcher
+    from worker.functions import Functions
+
+    settings = Settings(_env_file=None, activity_rescue_ms=1000, max_activity_crashes=2)
+    _claim(Scripts(r))
+    command = {"t": "RunActivity", "id": "7", "kind": "fc", "resource": "acs:fc:::services/s/functions/f", "mode": "RequestComplete"}
+    Dispatcher(r, r, settings).dispatch(TAG, [command])
+    member = activity_member(TAG, "7")
+    published: list[str] = []
+    runner = ActivityRunner(r, settings, Functions([], None), published.append)
+    r.hset(keys.ACTIVITY_STARTS, member, 2)  # begun twice, each time its worker died
+    assert runner.run(TAG, command) == "ActivityFailed"
+    event = json.loads(r.lrange(XKEYS[1], -1, -1)[0])
+    assert (event["error"], event["id"]) == (WORKER_CRASHED, "7") and "died 2 times" in event["cause"]  # not FunctionNotFound: not run
+    assert published == [TAG]
+    assert not r.exists(keys.ACTIVITIES) and not r.exists(keys.ACTIVITY_STARTS)
+    assert runner.run(TAG, command) == "Gone"  # another duplicate: nothing more
+
 def test_cancelled_activities_are_never_run_again(r: redis.Redis) -> None:
     from common.settings import Settings
     from worker.activities import activity_member
