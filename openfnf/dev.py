@@ -80,8 +80,10 @@ class DataDirBusy(RuntimeError):
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
     """Hold data_dir/dev.lock (flock) with this process's pid in it, for as long as the returned file
-    stays open; DataDirBusy naming the pid of the `openfnf dev` that holds it. Taken before anything
-    else is touched: a second instance must not rewrite keys or remove the first one's socket."""
+    stays open (here or in a child it was passed to); DataDirBusy naming the pid of the `openfnf dev`
+    that holds it. Taken before anything else is touched: a second instance must not rewrite keys or
+    remove the first one's socket. The children inherit the lock, so processes left running by a
+    supervisor that was killed (SIGKILL) still keep a new one out."""
     data_dir.mkdir(parents=True, exist_ok=True)
     handle = open(data_dir / "dev.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held for the process's life
     try:
@@ -90,6 +92,11 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
+        if holder.isdigit() and not Path(f"/proc/{holder}").exists() and Path("/proc/self").exists():
+            raise DataDirBusy(
+                f"another openfnf dev (pid {holder}) ran on data dir {data_dir.resolve()} and is gone, but processes "
+                f"it started still run (`fuser -v {data_dir.resolve() / 'dev.lock'}` lists them); stop them first"
+            ) from None
         raise DataDirBusy(
             f"another openfnf dev (pid {holder}) runs on data dir {data_dir.resolve()}; "
             "stop it first, or give this one another --data-dir"
@@ -156,7 +163,11 @@ class Supervisor:
     def _popen(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         self._heartbeat(name).unlink(missing_ok=True)  # "ready" is read from a file this start writes
         # Own session: a terminal's Ctrl-C reaches only the supervisor, which stops children in order.
-        return subprocess.Popen([sys.executable, "-m", "openfnf", *args], env=env, start_new_session=True)
+        return subprocess.Popen([sys.executable, "-m", "openfnf", *args], env=env, start_new_session=True, pass_fds=self._lock_fds())
+
+    def _lock_fds(self) -> tuple[int, ...]:
+        """The lock on the data dir, for children to inherit."""
+        return () if self.lock is None else (self.lock.fileno(),)
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
         env = {**env, "OPENFNF_HEARTBEAT_FILE": str(self._heartbeat(name))}  # one per process
@@ -213,7 +224,7 @@ class Supervisor:
             if self.stopping:
                 return True
             try:
-                self.redis = start_redis(self.opts.data_dir, port=self.redis_port)
+                self.redis = start_redis(self.opts.data_dir, port=self.redis_port, pass_fds=self._lock_fds())
             except RuntimeError as exc:
                 _say(f"redis-server did not start again: {exc}")
                 time.sleep(FIRST_BACKOFF_SECONDS * 2**attempt)
@@ -249,8 +260,9 @@ class Supervisor:
                 return 1
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)  # its terminal closed: stop cleanly, leave nothing running
         key_id, secret, cred_path = ensure_credentials(opts)
-        self.redis = start_redis(opts.data_dir)
+        self.redis = start_redis(opts.data_dir, pass_fds=self._lock_fds())
         if self.redis.url.startswith("redis://"):
             self.redis_port = int(self.redis.url.rsplit(":", 1)[1].split("/")[0])
         (opts.data_dir / "redis.url").write_text(self.redis.url + "\n", encoding="utf-8")  # for `openfnf throttle --data-dir`

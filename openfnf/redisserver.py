@@ -109,10 +109,17 @@ class RedisServer:
 
 
 def start_redis(
-    data_dir: Path, *, aof: bool = True, log_name: str = "redis.log", binary: str | None = None, port: int | None = None
+    data_dir: Path,
+    *,
+    aof: bool = True,
+    log_name: str = "redis.log",
+    binary: str | None = None,
+    port: int | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> RedisServer:
     """Start redis-server (the bundled one unless `binary` names another) with its files in data_dir,
-    on a unix socket (or, if the path is too long, TCP `port`, default a free one)."""
+    on a unix socket (or, if the path is too long, TCP `port`, default a free one); it inherits
+    `pass_fds` (`openfnf dev`'s lock on the data dir)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     sock = data_dir.resolve() / "redis.sock"
     argv = [
@@ -136,7 +143,7 @@ def start_redis(
         port = port or free_port()
         argv += ["--port", str(port), "--bind", "127.0.0.1"]
         url = f"redis://127.0.0.1:{port}/0"
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, pass_fds=pass_fds)
     server = RedisServer(process, url)
     deadline = time.monotonic() + 30
     while True:

@@ -229,3 +229,48 @@ def test_dev_credentials_file_region_and_export_lines(tmp_path: Path) -> None:
         assert [f.name for f in tenant.list_flows(models.ListFlowsRequest()).body.flows] == ["mine"]
     finally:
         assert stop_dev(proc) == 0, _text(log)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Pids whose parent is `pid` (Linux /proc)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and (p / "stat").read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                out.append(int(p.name))
+        except (OSError, IndexError):
+            continue
+    return out
+
+
+def test_processes_left_by_a_killed_dev_keep_the_data_dir_locked(tmp_path: Path) -> None:
+    data_dir, log = tmp_path / "data", tmp_path / "dev.log"
+    proc, info = start_dev(data_dir, free_port(), log)
+    orphans = _descendants(proc.pid)
+    assert len(orphans) >= 4  # redis-server, api, a worker, timers
+    try:
+        proc.kill()  # the supervisor dies without stopping anything
+        proc.wait(30)
+        second = subprocess.run(
+            [sys.executable, "-m", "openfnf", "dev", "--port", str(free_port()), "--data-dir", str(data_dir), "--workers", "1"],
+            capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+        )  # fmt: skip
+        assert second.returncode == 1
+        assert f"pid {proc.pid}) ran on data dir" in second.stderr and "still run" in second.stderr, second.stderr
+        assert _readyz(info["endpoint"]) == 200  # what was left still serves: its socket was not touched
+    finally:
+        for pid in orphans:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_sighup_stops_everything_cleanly(tmp_path: Path) -> None:
+    """A closed terminal (SIGHUP) stops dev as Ctrl-C does, leaving nothing running."""
+    data_dir, log = tmp_path / "data", tmp_path / "dev.log"
+    proc, _ = start_dev(data_dir, free_port(), log)
+    children = _descendants(proc.pid)
+    assert stop_dev(proc, signal.SIGHUP) == 0, _text(log)
+    for child in children:
+        assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
