@@ -113,6 +113,7 @@ MAX_FAILED_STARTS = 3  # exits in a row before the child was ready: it cannot st
 FIRST_BACKOFF_SECONDS = 0.5  # the first restart's delay, doubled for each crash in a row
 MAX_BACKOFF_SECONDS = 15.0
 START_TIMEOUT_SECONDS = 120.0  # every child ready within this, or everything stops
+BANNER_SETTLE_SECONDS = 1.0  # the banner waits this long after the last child is ready: Celery says "ready." just after
 MAX_REDIS_STARTS = 3  # attempts to start a dead redis-server again before everything stops
 
 
@@ -140,6 +141,7 @@ class Child:
     proc: subprocess.Popen[bytes]
     started: float  # time.monotonic() of the latest start
     ready: bool = False  # listening (front door) or its heartbeat said ready since the latest start
+    ready_at: float = 0.0  # time.monotonic() when it was first seen ready since the latest start
     crashes: int = 0  # exits in a row, none after running STAY_UP_SECONDS
     failed_starts: int = 0  # exits in a row before it was ready
     restart_at: float | None = None  # time.monotonic() at which it starts again, while it is down
@@ -197,7 +199,7 @@ class Supervisor:
             code = child.proc.poll()
             if code is None:
                 if not child.ready and self._is_ready(child):
-                    child.ready, child.failed_starts = True, 0
+                    child.ready, child.ready_at, child.failed_starts = True, now, 0
                 continue
             if now - child.started >= STAY_UP_SECONDS:
                 child.crashes = 0
@@ -312,7 +314,7 @@ class Supervisor:
                 if not (self._watch_redis() and self._watch_children(now)):
                     code = 1
                     break
-                if not shown and all(c.ready for c in self.children):
+                if not shown and all(c.ready and now - c.ready_at >= BANNER_SETTLE_SECONDS for c in self.children):
                     # Last, once every child is up: the Celery banners and start-up warnings come before it.
                     print(self._banner(key_id, secret, region, env), flush=True)
                     shown = True
