@@ -204,6 +204,8 @@ class Supervisor:
             if now - child.started >= STAY_UP_SECONDS:
                 child.crashes = 0
             child.crashes += 1
+            if not child.ready and child.args[0] != "api" and self._is_ready(child):
+                child.ready = True  # it said ready in its heartbeat, then died before the next look (its first task killed it)
             if not child.ready:
                 child.failed_starts += 1
             if child.failed_starts >= MAX_FAILED_STARTS:
