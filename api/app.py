@@ -23,10 +23,11 @@ from api.auth import verify
 from api.batching import PipelineBatcher
 from api.credentials import AccessKey, Keyring
 from api.handoff import DrivePublisher
+from api.handoff_amqp import AmqpDrivePublisher
 from api.protocol import ACTION, REQUEST_ID, parse_request, server_limits
 from api.throttle import Limiter
 from api.waiters import EndWaiters
-from common import tracing
+from common import brokers, tracing
 from common.errors import (
     ActionNotSupported,
     FnfError,
@@ -165,14 +166,19 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     state = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=256)
     broker_url = for_redis_py(settings.effective_broker_url)
-    broker = state if broker_url == for_redis_py(settings.redis_url) else aioredis.from_url(broker_url)
+    amqp = brokers.broker_kind(broker_url) == "amqp"  # RabbitMQ: api/handoff_amqp.py (refuses a cluster broker too)
+    brokers.refuse_cluster_broker(settings)
+    broker: Any = state if amqp or broker_url == for_redis_py(settings.redis_url) else aioredis.from_url(broker_url)
     # The hot path's own client: no per-command socket timeout (redis-py arms one per read and wraps
     # each write in a task); each batch has one timeout instead (api/batching.py).
     hot = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=64, socket_timeout=None, socket_connect_timeout=5)
     batcher = PipelineBatcher(hot, Scripts(hot), timeout=REDIS_TIMEOUT_SECONDS)
     app[BATCHER] = batcher
     app[STORE] = Store(state, settings, runner=batcher)
-    app[PUBLISHER] = DrivePublisher(broker, settings.drive_queue, settings.drive_batch)
+    if amqp:
+        broker = AmqpDrivePublisher(settings)  # also what /readyz pings beside the state Redis
+        await broker.start()
+    app[PUBLISHER] = broker if amqp else DrivePublisher(broker, settings.drive_queue, settings.drive_batch)
     limiter = Limiter(state, settings)
     await limiter.start()  # seeds the --throttle / --throttle-profile rules, then refreshes them in the background
     app[LIMITER] = limiter
@@ -189,7 +195,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await batcher.close()
         await hot.aclose()
         await state.aclose()
-        if broker is not state:
+        if isinstance(broker, AmqpDrivePublisher):
+            await broker.close()
+        elif broker is not state:
             await broker.aclose()
 
 

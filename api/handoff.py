@@ -34,8 +34,12 @@ class DrivePublisher:
         done, self._flushed = self._flushed, None
         assert done is not None
         try:
-            # kombu's consumer pops from the right, so LPUSH keeps arrival order.
-            await self.broker.lpush(self.queue, *drive_messages(batch, self.queue, self.per_message))
+            await self._push(drive_messages(batch, self.queue, self.per_message))
         except Exception as exc:  # noqa: BLE001 - the executions are claimed: the safety net re-drives them
             logger.warning("publishing %d drive(s) failed, the safety net will re-drive them: %s", len(batch), exc)
         done.set_result(None)  # callers answer either way: what they claimed is not lost
+
+    async def _push(self, messages: list[str]) -> None:
+        """Hand these messages to the broker (api/handoff_amqp.py does it for RabbitMQ)."""
+        # kombu's consumer pops from the right, so LPUSH keeps arrival order.
+        await self.broker.lpush(self.queue, *messages)

@@ -17,7 +17,10 @@ class Settings(BaseSettings):
 
     # Where state lives and how work reaches the workers.
     redis_url: str = "redis://127.0.0.1:6379/0"
-    broker_url: str | None = None  # Celery broker; defaults to redis_url
+    broker_url: str | None = None  # Celery broker: a Redis (redis://) or RabbitMQ (amqp://); defaults to redis_url
+    # The state Redis is a Redis Cluster (its support comes with issue 17's cluster part); the broker
+    # must then be another server (common/brokers.py refuse_cluster_broker).
+    redis_cluster: bool = False
 
     # Front door.
     host: str = "127.0.0.1"

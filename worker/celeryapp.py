@@ -8,6 +8,7 @@ from typing import Any
 import redis
 from celery import Celery, signals
 
+from common import brokers
 from common.redisurl import for_kombu, for_redis_py
 from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK, DRIVE_TASK
@@ -36,6 +37,7 @@ class _Process:
 
 def make_celery(settings: Settings) -> Celery:
     """The Celery app for these settings, with the drive task registered."""
+    brokers.refuse_cluster_broker(settings)
     app = Celery("openfnf", broker=for_kombu(settings.effective_broker_url), set_as_current=True)
     app.conf.update(
         task_serializer="json",
@@ -61,6 +63,8 @@ def make_celery(settings: Settings) -> Celery:
     _Process.settings = settings
 
     app.conf.task_routes = {ACTIVITY_TASK: {"queue": settings.activity_queue}, DRIVE_TASK: {"queue": settings.drive_queue}}
+    if brokers.broker_kind(settings.effective_broker_url) == "amqp":
+        _configure_amqp(app, settings)
 
     @app.task(name=DRIVE_TASK, ignore_result=True)
     def drive(*tags: str) -> str:
@@ -76,11 +80,78 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+def _configure_amqp(app: Celery, settings: Settings) -> None:
+    """RabbitMQ as the broker: durable quorum queues (declared as every other publisher declares them,
+    common/brokers.py), late acks as on Redis (a killed worker's messages go back to the queue as soon
+    as its connection drops), and a short timer on the consumer's event loop (AmqpLoopTimer)."""
+    from kombu.entity import Exchange as _Exchange
+    from kombu.entity import Queue as _Queue
+
+    Exchange: Any = _Exchange  # kombu's API is untyped
+    Queue: Any = _Queue
+    app.conf.update(
+        task_queues=[
+            Queue(name, Exchange(name, type="direct"), routing_key=name, durable=True, queue_arguments=dict(brokers.QUORUM))
+            for name in dict.fromkeys([settings.drive_queue, settings.activity_queue])
+        ],
+        task_create_missing_queue_type="quorum",
+        broker_transport_options={"confirm_publish": True},
+        worker_consumer="worker.celeryapp:AmqpConsumer",
+    )
+    app.steps["consumer"].add(AmqpLoopTimer)
+
+
+AMQP_POLL_SECONDS = 0.05  # longest wait of the worker's event loop on RabbitMQ (AmqpLoopTimer)
+
+
+def _make_amqp_steps() -> tuple[Any, Any]:
+    from celery import bootsteps
+    from celery.worker.consumer import Consumer  # type: ignore[import-untyped]
+
+    class Timer(bootsteps.StartStopStep):  # type: ignore[misc]
+        """A timer that fires every AMQP_POLL_SECONDS on the consumer's event loop and does nothing.
+
+        The loop sleeps in poll() until its next timer is due. py-amqp reads one frame per readable
+        event and keeps the rest of what the socket gave it in its own buffer, so a message whose frames
+        arrived together waits, unseen by poll(), until the next timer wakes the loop (the known Celery
+        issue of AMQP consumers starved by long event-loop timers). With the heartbeat's 2.5 s tick as
+        the next timer, 200 executions took 9.9 s and 55 safety-net re-drives; a short timer bounds
+        that wait."""
+
+        requires = ("celery.worker.consumer.tasks:Tasks",)
+
+        def __init__(self, parent: Any, **kwargs: Any) -> None:
+            super().__init__(parent, **kwargs)
+            self.tref: Any = None
+
+        def start(self, parent: Any) -> None:
+            self.tref = parent.timer.call_repeatedly(AMQP_POLL_SECONDS, _nothing)
+
+        def stop(self, parent: Any) -> None:
+            if self.tref is not None:
+                self.tref.cancel()
+                self.tref = None
+
+    class Consumer_(Consumer):  # type: ignore[misc]
+        """Celery's consumer without native delayed delivery, which quorum queues would switch on: it
+        declares dozens of exchanges and queues for ETA tasks, and OpenFnF sends none (timers live in Redis)."""
+
+        class Blueprint(Consumer.Blueprint):  # type: ignore[misc]
+            default_steps = [step for step in Consumer.Blueprint.default_steps if not step.endswith(":DelayedDelivery")]
+
+    return Timer, Consumer_
+
+
+def _nothing() -> None:
+    """What AmqpLoopTimer does when it fires."""
+
+
+AmqpLoopTimer, AmqpConsumer = _make_amqp_steps()
+
+
 def _clients(settings: Settings) -> tuple[Any, Any]:
     state = redis.Redis.from_url(for_redis_py(settings.redis_url))
-    broker_url = for_redis_py(settings.effective_broker_url)
-    broker = state if broker_url == for_redis_py(settings.redis_url) else redis.Redis.from_url(broker_url)
-    return state, broker
+    return state, brokers.sync_broker(settings, state)
 
 
 def _driver() -> Driver:

@@ -31,7 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from common import keys
+from common import brokers, keys
 from common.settings import Settings
 from common.taskmsg import DRIVE_TASK
 
@@ -69,12 +69,9 @@ class RedisDepthCollector(Collector):
         self.queues = queues
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        depth = GaugeMetricFamily("openfnf_queue_depth", "Messages waiting in a Celery queue (Redis list length).", labels=["queue"])
+        depth = GaugeMetricFamily("openfnf_queue_depth", "Messages waiting in a Celery queue (the broker's count: Redis list length, RabbitMQ ready messages).", labels=["queue"])
         try:
-            pipe = self.broker.pipeline(transaction=False)
-            for queue in self.queues:
-                pipe.llen(queue)
-            lengths = pipe.execute()
+            lengths = brokers.queue_lengths(self.broker, self.queues)  # the broker's own counts (Redis or RabbitMQ)
             pipe = self.state.pipeline(transaction=False)
             pipe.zcard(keys.TIMERS)
             pipe.zcard(keys.WAKE)
@@ -98,8 +95,7 @@ def serve(settings: Settings, registry: CollectorRegistry = REGISTRY) -> Any:
     from common.redisurl import for_redis_py
 
     state = redis.Redis.from_url(for_redis_py(settings.redis_url), socket_timeout=2, socket_connect_timeout=2)
-    broker_url = for_redis_py(settings.effective_broker_url)
-    broker = state if broker_url == for_redis_py(settings.redis_url) else redis.Redis.from_url(broker_url, socket_timeout=2)
+    broker = brokers.sync_broker(settings, state, socket_timeout=2)
     registry.register(RedisDepthCollector(state, broker, [settings.drive_queue, settings.activity_queue]))
     server, _thread = start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
     logger.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)

@@ -15,7 +15,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from common import keys
+from common import brokers, keys
 from common.redisurl import for_redis_py
 from common.scripts import Scripts
 from common.settings import Settings
@@ -207,8 +207,7 @@ def run_timers(settings: Settings) -> None:
     hung = {"socket_timeout": max(0.2, settings.heartbeat_stale_seconds / 6), "retry": Retry(NoBackoff(), 0)}
     hung["socket_connect_timeout"] = hung["socket_timeout"]
     state = redis.Redis.from_url(for_redis_py(settings.redis_url), **hung)
-    broker_url = for_redis_py(settings.effective_broker_url)
-    broker = state if broker_url == for_redis_py(settings.redis_url) else redis.Redis.from_url(broker_url, **hung)
+    broker = brokers.sync_broker(settings, state, **hung)  # a Redis, or RabbitMQ (common/brokers.py)
     timers = Timers(state, broker, settings)
     beat = Heartbeat(heartbeat_path(settings, "timers"), "timers", settings.heartbeat_interval_seconds, settings.redis_url)
     timers.on_tick = beat.tick  # liveness file for `openfnf timers --check`
