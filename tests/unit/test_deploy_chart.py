@@ -2,6 +2,7 @@
 that every command, setting and port the manifests name exists in OpenFnF."""
 from __future__ import annotations
 
+import base64
 import copy
 import importlib.util
 import json
@@ -24,7 +25,7 @@ CHART = ROOT / "deploy" / "helm" / "openfnf"
 EXAMPLES = ROOT / "deploy" / "helm" / "examples"
 KEDA_SCHEMA = ROOT / "deploy" / "helm" / "schemas" / "keda.sh-v1alpha1.json"
 K8S_VERSIONS = ("1.27.0", "1.33.0")  # the oldest and a current Kubernetes the chart supports
-VARIANTS = ("keda", "hpa", "fixed")
+VARIANTS = ("keda", "hpa", "fixed", "keda-rabbitmq")
 
 
 def _load_renderer() -> ModuleType:
@@ -148,7 +149,7 @@ def test_keda_objects_validate_against_the_keda_schema(variant: str) -> None:
     keda = [d for d in rendered(variant) if d["apiVersion"].startswith("keda.sh/")]
     for doc in keda:
         jsonschema.validate(doc, {**schema, "$ref": f"#/$defs/{doc['kind']}"})
-    assert bool(keda) == (variant == "keda")
+    assert bool(keda) == variant.startswith("keda")
 
 
 def test_the_validators_can_fail() -> None:
@@ -260,6 +261,32 @@ def test_keda_watches_the_queues_the_workers_consume() -> None:
     worker = one(rendered("keda"), "Deployment", "-worker")
     assert "replicas" not in worker["spec"], "an autoscaled Deployment leaves replicas to the autoscaler"
     assert one(rendered("fixed"), "Deployment", "-worker")["spec"]["replicas"] == 4
+
+
+def test_keda_reads_rabbitmq_queues_with_the_workers_broker_url() -> None:
+    """worker.autoscaling.keda.broker=rabbitmq: RabbitMQ triggers on the same queues, authenticated with
+    the broker-url the containers read as OPENFNF_BROKER_URL (an amqp:// URL in that example)."""
+    settings = Settings()
+    docs = rendered("keda-rabbitmq")
+    scaled = one(docs, "ScaledObject")
+    triggers = scaled["spec"]["triggers"]
+    assert [t["type"] for t in triggers] == ["rabbitmq", "rabbitmq"]
+    assert [t["metadata"]["queueName"] for t in triggers] == [settings.drive_queue, settings.activity_queue]
+    assert all(t["metadata"]["mode"] == "QueueLength" and t["metadata"]["protocol"] == "amqp" for t in triggers)
+    auth = one(docs, "TriggerAuthentication")
+    assert all(t["authenticationRef"]["name"] == auth["metadata"]["name"] for t in triggers)
+    ref = auth["spec"]["secretTargetRef"][0]
+    secret = one(docs, "Secret")
+    assert ref["parameter"] == "host" and ref["name"] == secret["metadata"]["name"]
+    assert base64.b64decode(secret["data"][ref["key"]]).decode().startswith("amqp://")
+    env = one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]["env"]
+    broker = next(e for e in env if e["name"] == "OPENFNF_BROKER_URL")
+    assert broker["valueFrom"]["secretKeyRef"]["key"] == ref["key"]
+    bad = copy.deepcopy(scaled)
+    bad["spec"]["triggers"][0]["metadata"]["mode"] = "Length"
+    schema = json.loads(KEDA_SCHEMA.read_text(encoding="utf-8"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, {**schema, "$ref": "#/$defs/ScaledObject"})
 
 
 def test_api_drain_fits_in_the_grace_period() -> None:
