@@ -33,9 +33,12 @@ class Batch:
 
 
 def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_input: str | None = None,
-               profile: str | None = None, timeout: float = 600.0) -> Batch:  # fmt: skip
+               profile: str | None = None, timeout: float = 600.0, env: dict[str, str] | None = None) -> Batch:  # fmt: skip
     """Start n executions of `definition` on a fresh OpenFnF with `workers` worker processes; wait for all."""
-    svc = OpenFnF(ctx.sub(f"{label}-w{workers}"), workers=workers, api_processes=ctx.sizes.front_doors).start()
+    workdir = ctx.sub(f"{label}-w{workers}")
+    if env and "OPENFNF_BROKER_URL" in env:  # queues of its own on a shared broker: no leftovers of another batch
+        env = {"OPENFNF_DRIVE_QUEUE": f"{workdir.name}.drives", "OPENFNF_ACTIVITY_QUEUE": f"{workdir.name}.activities", **env}
+    svc = OpenFnF(workdir, workers=workers, api_processes=ctx.sizes.front_doors, env=env).start()
     try:
         flow_id = svc.create_flow("f", definition)
         assert svc.r is not None
@@ -119,6 +122,30 @@ def pass10(ctx: Ctx) -> None:
         if note:
             rep.note(f"Scenario 2, {who}: {note}")
     ctx.facts["pass10"] = {"ours": o, "peer": p}
+    if ctx.broker:
+        _pass10_on_broker(ctx, o)
+
+
+def _pass10_on_broker(ctx: Ctx, on_redis: Batch) -> None:
+    """Scenario 2 again with `--broker` (RabbitMQ) as the Celery broker, the state on Redis: completed/s
+    beside the Redis broker's figure of the same run (in the "bare" column: the row's reference)."""
+    assert ctx.broker is not None
+    env = {"OPENFNF_BROKER_URL": ctx.broker}
+    a = ctx.best("10-state Pass, OpenFnF on RabbitMQ", lambda: ours_batch(ctx, "pass10-amqp", fdl_pass_chain(10), ctx.sizes.pass10,
+                 workers=2, env=env), lambda b: b.ended.rate())  # fmt: skip
+    rep = ctx.report
+    rep.add(Row("2 10-state Pass, RabbitMQ broker", f"completed/s, N={a.ended.total}, 2 workers", "/s", a.ended.rate(), None,
+                on_redis.ended.rate(), "the same on the Redis broker (this run)"))  # fmt: skip
+    rep.add(Row("2 10-state Pass, RabbitMQ broker", "start-to-end p50 under this load", "ms", a.ended.pct_ms(50), None,
+                on_redis.ended.pct_ms(50), "on the Redis broker", higher=False))  # fmt: skip
+    if a.cpu_us:
+        c = a.cpu_us
+        rep.add(Row("2 10-state Pass, RabbitMQ broker", "CPU per completed execution, OpenFnF's processes", "µs", sum(c.values()),
+                    higher=False, note=f"front door {c['api']:.0f}, workers {c['workers']:.0f}, redis-server {c['redis']:.0f}, "
+                    f"timers {c['timers']:.0f} µs; RabbitMQ's own CPU not counted"))  # fmt: skip
+    note = _status_note(a.ended)
+    if note:
+        rep.note(f"Scenario 2 on RabbitMQ: {note}")
 
 
 def scaling(ctx: Ctx) -> None:

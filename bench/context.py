@@ -50,6 +50,7 @@ class Ctx:
     moto: Moto | None = None
     profile_dir: Path | None = None  # py-spy profiles go here when set
     facts: dict[str, Any] = field(default_factory=dict)  # figures one scenario leaves for another (bare limits)
+    broker: str | None = None  # `--broker`: an AMQP URL scenario 2 also runs on, beside the Redis broker
 
     def sub(self, name: str) -> Path:
         """A fresh directory for one part's processes and logs."""

@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--front-doors", type=int, default=None, metavar="N",
                     help="front door processes sharing the port in scenarios 2 and 4 (default 2)")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (process logs, redis data)")
+    ap.add_argument("--broker", default=None, metavar="URL",
+                    help="scenario 2 also on this Celery broker (amqp://...), or `rabbitmq`: a RabbitMQ node of its own")
     ap.add_argument("--comment", default="", help="a line added under the header (e.g. why the machine was busy)")
     ap.add_argument("--tracing", action="store_true",
                     help="OpenFnF's processes export every span (100%% sampling) over OTLP/HTTP to a sink in this process")
@@ -124,7 +126,15 @@ def main(argv: list[str] | None = None) -> int:
         services.TRACING_ENV.update(sink.env())
     failed: list[str] = []
     t0 = time.monotonic()
+    rabbit = None
     try:
+        if args.broker == "rabbitmq":
+            from openfnf.rabbitserver import start_rabbitmq
+
+            rabbit = start_rabbitmq(workdir / "rabbitmq")
+            ctx.broker = rabbit.url
+        elif args.broker:
+            ctx.broker = args.broker
         for part in PARTS:  # always in this order: the bare limits first, the rows that use them after
             if part not in parts:
                 continue
@@ -140,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             ctx.moto.stop()
         if sink is not None:
             sink.stop()
+        if rabbit is not None:
+            rabbit.close()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     load_end = os.getloadavg()
