@@ -216,3 +216,44 @@ def test_the_image_installs_the_tracing_extra() -> None:
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
     assert any(d.startswith("opentelemetry-sdk") for d in extras["tracing"])
     assert "openfnf[tracing]" in extras["test"]
+
+
+def merged_compose(*files: Path) -> dict[str, Any]:
+    """`docker compose -f A -f B config` for what these files use: mappings merged, later files win."""
+
+    def merge(base: Any, over: Any) -> Any:
+        if isinstance(base, dict) and isinstance(over, dict):
+            return {k: merge(base.get(k), v) if k in base else v for k, v in over.items()} | {k: v for k, v in base.items() if k not in over}
+        return over
+
+    doc: dict[str, Any] = {}
+    for f in files:
+        doc = merge(doc, yaml.safe_load(f.read_text(encoding="utf-8")))
+    return doc
+
+
+def test_compose_rabbitmq_variant_moves_the_broker_of_every_process() -> None:
+    from urllib.parse import urlsplit
+
+    from common.brokers import broker_kind
+
+    doc = merged_compose(COMPOSE, DEPLOY / "compose.rabbitmq.yaml")
+    services = doc["services"]
+    assert {"redis", "rabbitmq", "api", "worker", "timers"} <= set(services)
+    rabbit = services["rabbitmq"]
+    assert rabbit["healthcheck"]["test"][:2] == ["CMD", "rabbitmq-diagnostics"]
+    assert any(v.endswith(":/var/lib/rabbitmq") for v in rabbit["volumes"]), "the queues live on a volume"
+    erl = rabbit["environment"]["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"].split()
+    consumer_timeout_ms = int(erl[erl.index("consumer_timeout") + 1])
+    assert consumer_timeout_ms > 30 * 60 * 1000, "above RabbitMQ's 30-minute default (docs/deploy.md)"
+    user = interpolate(rabbit["environment"]["RABBITMQ_DEFAULT_USER"])
+    for role in ("api", "worker", "timers"):
+        svc = services[role]
+        env = {k: interpolate(str(v)) for k, v in svc["environment"].items()}
+        assert set(env) <= SETTINGS
+        url = env["OPENFNF_BROKER_URL"]
+        assert broker_kind(url) == "amqp" and urlsplit(url).hostname == "rabbitmq" and urlsplit(url).username == user
+        assert env["OPENFNF_REDIS_URL"] == "redis://redis:6379/0", "the state stays on Redis"
+        assert svc["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+        assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert svc["command"] == [role]
