@@ -166,8 +166,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     state = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=256)
     broker_url = for_redis_py(settings.effective_broker_url)
-    amqp = brokers.broker_kind(broker_url) == "amqp"  # RabbitMQ: api/handoff_amqp.py (refuses a cluster broker too)
-    brokers.refuse_cluster_broker(settings)
+    brokers.refuse_cluster_broker(settings)  # a Redis Cluster cannot be the broker: stop here, saying what to set
+    amqp = brokers.broker_kind(broker_url) == "amqp"  # RabbitMQ: drives go through api/handoff_amqp.py
     broker: Any = state if amqp or broker_url == for_redis_py(settings.redis_url) else aioredis.from_url(broker_url)
     # The hot path's own client: no per-command socket timeout (redis-py arms one per read and wraps
     # each write in a task); each batch has one timeout instead (api/batching.py).
