@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
             rabbit = start_rabbitmq(workdir / "rabbitmq")
             ctx.broker = rabbit.url
+            ctx.facts["rabbitmq_pid"] = rabbit.os_pid()
         elif args.broker:
             ctx.broker = args.broker
         for part in PARTS:  # always in this order: the bare limits first, the rows that use them after

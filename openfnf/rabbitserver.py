@@ -102,6 +102,13 @@ class RabbitServer:
             pass
         return True
 
+    def os_pid(self) -> int | None:
+        """The Erlang VM's process id (from the node's pid file), for CPU accounting."""
+        try:
+            return int((self.base / "rabbitmq.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
     def stop(self, timeout: float = 60) -> None:
         """Stop the node (SIGTERM: RabbitMQ shuts down cleanly; its data stays for `start`)."""
         proc, self.proc = self.proc, None

@@ -273,3 +273,62 @@ def test_drives_and_activities_travel_through_rabbitmq(service: Service, rabbit:
         conn.close()
     r = redis.Redis.from_url(service.redis_url)
     assert not r.exists(env["OPENFNF_DRIVE_QUEUE"], env["OPENFNF_ACTIVITY_QUEUE"], "unacked", "unacked_index")
+
+
+SLOW_TASK = """Type: StateMachine
+SpecVersion: v1
+StartAt: Work
+States:
+  - Type: Task
+    Name: Work
+    Action: FC:InvokeFunction
+    Parameters:
+      resourceArn: acs:fc:cn-hangzhou:123:functions/announce/LATEST
+      body:
+        n.$: $Input.n
+        seconds.$: $Input.seconds
+    End: true
+"""
+
+
+def test_activity_rescue_covers_a_worker_killed_mid_call_and_its_message_lost(tmp_path: Path, rabbit: RabbitServer) -> None:
+    """RabbitMQ gives a killed worker's unacknowledged message back at once; here that message is lost
+    too (taken off the queue), so only the timers' activity rescue can run the call again, on RabbitMQ."""
+    import amqp
+
+    with amqp_service(tmp_path, rabbit, workers=0, OPENFNF_ACTIVITY_RESCUE_MS="3000") as svc:
+        sdk = svc.client()
+        r = redis.Redis.from_url(svc.redis_url)
+        create(sdk, "slow", SLOW_TASK)
+        victim = svc.start("victim", "worker", "--hostname", "victim@%h")
+        start(sdk, "slow", "e1", {"n": 1, "seconds": 6})
+        assert r.blpop("test:running", timeout=60) is not None  # the function is running inside the victim
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(30)
+        svc.procs.pop("victim")
+        queue = svc.env()["OPENFNF_ACTIVITY_QUEUE"]
+        conn = amqp.Connection(f"127.0.0.1:{rabbit.port}", userid="guest", password="guest")
+        conn.connect()
+        try:
+            channel = conn.channel()
+            lost = []
+            deadline = time.monotonic() + 30
+            while not lost:  # RabbitMQ requeues it once it sees the victim's connection closed
+                assert time.monotonic() < deadline, "the killed worker's activity message never came back"
+                message = channel.basic_get(queue)
+                if message is None:
+                    time.sleep(0.1)
+                    continue
+                channel.basic_ack(message.delivery_tag)
+                lost.append(message)
+            assert lost[0].headers["task"] == "openfnf.activity"
+        finally:
+            conn.close()
+        svc.start("rescuer", "worker", "--hostname", "rescuer@%h")
+        done = wait_end(sdk, "slow", "e1")
+        assert done.status == "Succeeded" and json.loads(done.output)["Body"] == {"n": 1, "done": True}
+        assert "safety net: running 1 activit" in svc.log("timers0")
+        assert int(r.get("test:calls") or 0) >= 2
+        events = history(sdk, "slow", "e1")
+        assert [e.type for e in events].count("TaskSucceeded") == 1
+        assert_ended_once(events)
