@@ -97,6 +97,10 @@ def _configure_amqp(app: Celery, settings: Settings) -> None:
         task_create_missing_queue_type="quorum",
         broker_transport_options={"confirm_publish": True},
         worker_consumer="worker.celeryapp:AmqpConsumer",
+        # No remote control (OpenFnF never uses it): its per-worker exclusive pidbox queue made a
+        # worker that reconnected after a broker restart fail with RESOURCE_LOCKED when another worker
+        # had the same node name, and it is one more queue per worker on the broker.
+        worker_enable_remote_control=False,
     )
     app.steps["consumer"].add(AmqpLoopTimer)
 

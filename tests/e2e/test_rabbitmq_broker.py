@@ -302,7 +302,8 @@ def test_activity_rescue_covers_a_worker_killed_mid_call_and_its_message_lost(tm
         create(sdk, "slow", SLOW_TASK)
         victim = svc.start("victim", "worker", "--hostname", "victim@%h")
         start(sdk, "slow", "e1", {"n": 1, "seconds": 6})
-        assert r.blpop("test:running", timeout=60) is not None  # the function is running inside the victim
+        # The function is running inside the victim (polled: redis-py's own socket timeout is shorter than a BLPOP here).
+        wait_for(lambda: r.llen("test:running") > 0, 60, "the call to start in the victim")
         victim.send_signal(signal.SIGKILL)
         victim.wait(30)
         svc.procs.pop("victim")

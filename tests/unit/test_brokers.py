@@ -86,4 +86,5 @@ def test_the_worker_consumes_quorum_queues_without_delayed_delivery_on_rabbitmq(
     assert app.conf.worker_consumer == "worker.celeryapp:AmqpConsumer"
     assert not any(step.endswith(":DelayedDelivery") for step in AmqpConsumer.Blueprint.default_steps)
     assert AmqpLoopTimer in app.steps["consumer"]
+    assert app.conf.worker_enable_remote_control is False  # no exclusive pidbox queue per worker
     assert make_celery(Settings(_env_file=None)).conf.task_queues is None  # Redis: as before
