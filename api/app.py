@@ -165,20 +165,18 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     """Open Redis clients, the drive publisher and the long-poll listener; close them on shutdown."""
     settings = app[SETTINGS]
     state = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=256)
-    broker_url = for_redis_py(settings.effective_broker_url)
-    brokers.refuse_cluster_broker(settings)  # a Redis Cluster cannot be the broker: stop here, saying what to set
-    amqp = brokers.broker_kind(broker_url) == "amqp"  # RabbitMQ: drives go through api/handoff_amqp.py
-    broker: Any = state if amqp or broker_url == for_redis_py(settings.redis_url) else aioredis.from_url(broker_url)
+    broker = brokers.async_broker(settings, state)  # the state client, another Redis, or RabbitMQ (refuses a cluster)
     # The hot path's own client: no per-command socket timeout (redis-py arms one per read and wraps
     # each write in a task); each batch has one timeout instead (api/batching.py).
     hot = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=64, socket_timeout=None, socket_connect_timeout=5)
     batcher = PipelineBatcher(hot, Scripts(hot), timeout=REDIS_TIMEOUT_SECONDS)
     app[BATCHER] = batcher
     app[STORE] = Store(state, settings, runner=batcher)
-    if amqp:
-        broker = AmqpDrivePublisher(settings)  # also what /readyz pings beside the state Redis
+    if isinstance(broker, brokers.AsyncAmqpQueues):
         await broker.start()
-    app[PUBLISHER] = broker if amqp else DrivePublisher(broker, settings.drive_queue, settings.drive_batch)
+        app[PUBLISHER] = AmqpDrivePublisher(settings, broker)  # publisher confirms (api/handoff_amqp.py)
+    else:
+        app[PUBLISHER] = DrivePublisher(broker, settings.drive_queue, settings.drive_batch)
     limiter = Limiter(state, settings)
     await limiter.start()  # seeds the --throttle / --throttle-profile rules, then refreshes them in the background
     app[LIMITER] = limiter
@@ -195,9 +193,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await batcher.close()
         await hot.aclose()
         await state.aclose()
-        if isinstance(broker, AmqpDrivePublisher):
-            await broker.close()
-        elif broker is not state:
+        if broker is not state:
             await broker.aclose()
 
 

@@ -22,6 +22,7 @@ The Celery broker cannot live on a Redis Cluster (kombu's Redis transport speaks
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -193,6 +194,95 @@ class AmqpQueues:
         """Close the connection."""
         with self._lock:
             self._drop()
+
+
+class AsyncAmqpQueues:
+    """`lpush` of a redis.asyncio client on RabbitMQ, for an event loop (the front door, the console):
+    aio-pika on one robust connection (it reconnects by itself) whose channel has publisher confirms,
+    so `lpush` returns once RabbitMQ has confirmed every message, or raises (a failure, or more than
+    `timeout` seconds). Also `ping` (for /readyz) and `aclose`, as the Redis client has."""
+
+    def __init__(self, url: str, queues: list[str], timeout: float = 5.0) -> None:
+        self.url = url.replace("pyamqp://", "amqp://", 1)
+        self.queues = list(dict.fromkeys(queues))  # declared (quorum) when connecting
+        self.timeout = timeout
+        self._connection: Any = None
+        self._channel: Any = None
+        self._connecting: asyncio.Lock | None = None
+
+    async def _ready_channel(self) -> Any:
+        """The confirming channel, connecting (once, by one caller) if there is none yet."""
+        if self._channel is not None:
+            return self._channel
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._channel is None:
+                import aio_pika
+
+                connection = await aio_pika.connect_robust(self.url, timeout=self.timeout)
+                try:
+                    channel = await connection.channel(publisher_confirms=True)
+                    for queue in self.queues:  # declared again by the robust channel after a reconnect
+                        await channel.declare_queue(queue, durable=True, arguments=dict(QUORUM))
+                except BaseException:
+                    await connection.close()
+                    raise
+                self._connection, self._channel = connection, channel
+        return self._channel
+
+    async def start(self) -> None:
+        """Connect now if RabbitMQ answers (a process still starts when it does not; publishes then retry)."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._ready_channel()
+        except Exception as exc:  # noqa: BLE001 - retried by the first publish
+            logger.warning("RabbitMQ at %s is not reachable yet: %s", _safe(self.url), exc)
+
+    async def lpush(self, queue: str, *messages: str | bytes) -> int:
+        """Publish `messages` onto `queue` (all at once, each confirmed); raises when any is not."""
+        import aio_pika
+
+        async with asyncio.timeout(self.timeout):
+            channel = await self._ready_channel()
+            sends = []
+            for raw in messages:
+                body, headers, props = amqp_parts(raw)
+                message = aio_pika.Message(
+                    body, headers=headers, content_type=props["content_type"], content_encoding=props["content_encoding"],
+                    correlation_id=props["correlation_id"], priority=props["priority"], delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                )  # fmt: skip
+                sends.append(channel.default_exchange.publish(message, routing_key=queue))
+            await asyncio.gather(*sends)  # each returns once RabbitMQ confirmed it (or raises)
+        return len(messages)
+
+    async def ping(self) -> bool:
+        """Whether the connection to RabbitMQ is up (raises when it is not)."""
+        channel = await self._ready_channel()
+        if channel.is_closed or self._connection is None or self._connection.is_closed:
+            raise ConnectionError("the connection to RabbitMQ is closed")
+        return True
+
+    async def aclose(self) -> None:
+        """Close the connection (publishes still in flight fail)."""
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            await connection.close()
+
+
+def async_broker(settings: Settings, state: Any, **redis_options: Any) -> Any:
+    """The broker client of an event loop: the redis.asyncio state client itself when the broker is the
+    state Redis, another redis.asyncio client for another Redis, AsyncAmqpQueues for RabbitMQ (call
+    its `start` to connect early)."""
+    refuse_cluster_broker(settings)
+    url = settings.effective_broker_url
+    if broker_kind(url) == "amqp":
+        return AsyncAmqpQueues(url, [settings.drive_queue, settings.activity_queue])
+    import redis.asyncio as aioredis
+
+    if for_redis_py(url) == for_redis_py(settings.redis_url):
+        return state
+    return aioredis.from_url(for_redis_py(url), **redis_options)
 
 
 def sync_broker(settings: Settings, state: Any, **redis_options: Any) -> Any:

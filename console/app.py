@@ -19,6 +19,7 @@ import jinja2
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from common import brokers
 from common.credentials import AccessKey, Keyring
 from common.redisurl import for_redis_py
 from common.settings import Settings
@@ -138,8 +139,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     """The console's own Redis clients, store, sessions and credentials watcher (no SIGHUP hook: the API owns it)."""
     settings = app[SETTINGS]
     state = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=32, socket_timeout=10, socket_connect_timeout=5)
-    broker_url = for_redis_py(settings.effective_broker_url)
-    broker = state if broker_url == for_redis_py(settings.redis_url) else aioredis.from_url(broker_url, max_connections=8)
+    broker = brokers.async_broker(settings, state, max_connections=8)  # a Redis, or RabbitMQ (common/brokers.py)
     app[STORE] = Store(state, settings)
     app[SESSIONS] = Sessions(state, settings.console_session_seconds, settings.console_signin_attempts)
     app[PUBLISH] = Drives(broker, settings.drive_queue)

@@ -10,6 +10,8 @@ import itertools
 import json
 import signal
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -190,6 +192,15 @@ def wait_for(condition: Any, seconds: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def readyz(svc: Service) -> int:
+    """The front door's /readyz status (it pings the state Redis and RabbitMQ)."""
+    try:
+        with urllib.request.urlopen(f"http://{svc.endpoint}/readyz", timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
 def assert_mixed_outputs(sdk: Any, flow: str, total: int) -> None:
     for i in range(total):
         body = wait_end(sdk, flow, f"e{i}")
@@ -223,13 +234,16 @@ def test_broker_restarted_mid_run_loses_no_accepted_execution(tmp_path: Path, ra
     with amqp_service(tmp_path, rabbit, workers=1) as svc:
         sdk = svc.client()
         create(sdk, "mixed", MIXED)
+        assert readyz(svc) == 200
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda i: start(sdk, "mixed", f"e{i}", {"n": i, "slow": True}), range(100)))
             rabbit.stop()  # the waits are pending, drives and activities queued or in flight
+            wait_for(lambda: readyz(svc) == 503, 30, "/readyz to report the broker gone")
             # Accepted while the broker is down: answered once the publish gave up, driven later by the safety net.
             list(pool.map(lambda i: start(sdk, "mixed", f"e{i}", {"n": i, "slow": False}), range(100, 116)))
         rabbit.start()
         assert_mixed_outputs(sdk, "mixed", 116)
+        wait_for(lambda: readyz(svc) == 200, 60, "/readyz to be ready again")
 
 
 def test_front_door_killed_between_claim_and_broker_confirm(tmp_path: Path, rabbit: RabbitServer) -> None:

@@ -102,3 +102,22 @@ def test_the_safety_net_holds_back_while_the_rabbitmq_queue_is_backlogged(
     assert len(take_all(rabbit, drives)) == 3
     assert timers.rescue(20_000) == 1
     assert [json.loads(m.body)[0] for m in take_all(rabbit, drives)] == [[tag]]  # the queue is short again: re-driven
+
+
+async def test_the_event_loop_client_publishes_confirmed_messages_in_order(rabbit: RabbitServer) -> None:
+    """AsyncAmqpQueues (the front door's and the console's broker): lpush returns after the confirms."""
+    from common.brokers import AsyncAmqpQueues, async_broker
+
+    settings = Settings(_env_file=None, broker_url=rabbit.url, drive_queue="async.drives", activity_queue="async.activities")
+    client = async_broker(settings, state=object())
+    assert isinstance(client, AsyncAmqpQueues)
+    try:
+        await client.start()
+        assert await client.ping()
+        assert await client.lpush("async.drives", *drive_messages(["a", "b", "c"], "async.drives", 1)) == 3
+        got = take_all(rabbit, "async.drives")  # confirmed: on the queue when lpush returned
+        assert [json.loads(m.body)[0] for m in got] == [["a"], ["b"], ["c"]]
+    finally:
+        await client.aclose()
+    state = object()
+    assert async_broker(Settings(_env_file=None), state) is state  # no broker URL: the state Redis itself

@@ -250,7 +250,7 @@ def test_compose_rabbitmq_variant_moves_the_broker_of_every_process() -> None:
     for role in ("api", "worker", "timers"):
         svc = services[role]
         env = {k: interpolate(str(v)) for k, v in svc["environment"].items()}
-        assert set(env) <= SETTINGS
+        assert set(env) <= SETTINGS | OTEL
         url = env["OPENFNF_BROKER_URL"]
         assert broker_kind(url) == "amqp" and urlsplit(url).hostname == "rabbitmq" and urlsplit(url).username == user
         assert env["OPENFNF_REDIS_URL"] == "redis://redis:6379/0", "the state stays on Redis"
