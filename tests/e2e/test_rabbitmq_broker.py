@@ -6,6 +6,7 @@ names on it, so no test sees another's messages.
 from __future__ import annotations
 
 import contextlib
+import os
 import itertools
 import json
 import signal
@@ -347,3 +348,16 @@ def test_activity_rescue_covers_a_worker_killed_mid_call_and_its_message_lost(tm
         events = history(sdk, "slow", "e1")
         assert [e.type for e in events].count("TaskSucceeded") == 1
         assert_ended_once(events)
+
+
+@pytest.mark.parametrize("role", ["api", "worker", "timers"])
+def test_a_cluster_state_without_a_broker_of_its_own_refuses_to_start(role: str) -> None:
+    """OPENFNF_REDIS_CLUSTER=true and no separate OPENFNF_BROKER_URL: every process exits at start, saying what to set."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENFNF_")}
+    env.update(OPENFNF_REDIS_CLUSTER="true", OPENFNF_REDIS_URL="redis://127.0.0.1:1/0", OPENFNF_PORT="1")
+    done = subprocess.run([sys.executable, "-m", "openfnf", role], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "cannot use a cluster as its broker. Set OPENFNF_BROKER_URL" in done.stderr
