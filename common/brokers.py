@@ -123,7 +123,10 @@ class AmqpQueues:
         from kombu.connection import Connection
 
         connection: Any = Connection  # kombu's API is untyped
-        conn = connection(self.url, connect_timeout=self.timeout, transport_options={"confirm_publish": True})
+        # A socket timeout on every read and write: a confirm that never comes (a half-dead connection)
+        # fails the call after `timeout` instead of hanging the timers loop.
+        options = {"confirm_publish": True, "read_timeout": self.timeout, "write_timeout": self.timeout}
+        conn = connection(self.url, connect_timeout=self.timeout, transport_options=options)
         conn.connect()
         channel = conn.default_channel
         for queue in self.queues:

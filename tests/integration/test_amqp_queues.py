@@ -121,3 +121,26 @@ async def test_the_event_loop_client_publishes_confirmed_messages_in_order(rabbi
         await client.aclose()
     state = object()
     assert async_broker(Settings(_env_file=None), state) is state  # no broker URL: the state Redis itself
+
+
+def test_a_frozen_broker_fails_a_publish_instead_of_hanging_it(rabbit: RabbitServer) -> None:
+    """The timers' loop must survive a RabbitMQ that stops answering: the call raises (a redis-py
+    ConnectionError, which the loop already retries on) once the socket timeout passes."""
+    import os
+    import signal
+
+    from common.brokers import BrokerUnavailable
+
+    client = AmqpQueues(rabbit.url, ["frozen.drives"], timeout=1.0)
+    pid = rabbit.os_pid()
+    assert pid is not None
+    try:
+        assert client.llen("frozen.drives") == 0  # connected
+        os.kill(pid, signal.SIGSTOP)
+        with pytest.raises(BrokerUnavailable):
+            client.lpush("frozen.drives", *drive_messages(["a"], "frozen.drives", 1))
+        assert isinstance(BrokerUnavailable("x"), redis.ConnectionError)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        client.close()
+    assert client.lpush("frozen.drives", *drive_messages(["b"], "frozen.drives", 1)) == 1  # and it recovers
