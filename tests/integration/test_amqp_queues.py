@@ -144,3 +144,13 @@ def test_a_frozen_broker_fails_a_publish_instead_of_hanging_it(rabbit: RabbitSer
         os.kill(pid, signal.SIGCONT)
         client.close()
     assert client.lpush("frozen.drives", *drive_messages(["b"], "frozen.drives", 1)) == 1  # and it recovers
+
+
+def test_the_queue_depth_metric_reads_rabbitmqs_counts(rabbit: RabbitServer, queues: tuple[AmqpQueues, str, str], r: redis.Redis) -> None:
+    from worker.metrics import RedisDepthCollector
+
+    client, drives, activities = queues
+    client.lpush(drives, *drive_messages(["a", "b"], drives, 1))
+    families = {f.name: f for f in RedisDepthCollector(r, client, [drives, activities]).collect()}
+    depth = {s.labels["queue"]: s.value for s in families["openfnf_queue_depth"].samples}
+    assert depth == {drives: 2.0, activities: 0.0}
