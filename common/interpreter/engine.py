@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from common.fdl.model import FlowDef, StateDef
-from common.interpreter import states
+from common.interpreter import redrive, states
 from common.interpreter.data import NewRules, OldRules, Sizes
 from common.interpreter.model import (
     DEFAULT_LIMITS,
@@ -123,6 +123,10 @@ class Run:
         self.commands: list[dict[str, Any]] = []
         self.rules = OldRules(self) if flow.syntax == "old" else NewRules(self)
         self.sizes = Sizes()
+        # Frames that died in this decision (failed or cancelled), kept so that an end that is not a
+        # success leaves a resumable snapshot for RedriveExecution (redrive.py).
+        self.graveyard: dict[str, dict[str, Any]] = {}
+        self.failing: dict[str, dict[str, Any]] = {}  # frame id -> its state's record when it failed uncaught
 
     # ------------------------------------------------------------ bookkeeping
 
@@ -200,6 +204,7 @@ class Run:
         frame = self.frames.pop(fid, None)
         if frame is None:
             return
+        self.graveyard[fid] = frame
         self._drop_waits(fid)
         wait = frame.get("wait") or {}
         for child in list((wait.get("kids") or {}).values()):
@@ -234,9 +239,16 @@ class Run:
 
     def apply(self, event: dict[str, Any]) -> None:
         """Apply one inbox event; anything that does not apply is dropped."""
-        if self.ended or not isinstance(event, dict):
-            return  # late events after the end are dropped (deterministically)
+        if not isinstance(event, dict):
+            return
         kind = event.get("t")
+        if self.ended:
+            if kind == redrive.REDRIVEN:
+                try:
+                    redrive.reopen(self, event)
+                except Fatal as fatal:
+                    self.end("ExecutionFailed", Status.FAILED, fatal.error, fatal.cause, int(self.state["seq"]))
+            return  # other late events after the end are dropped (deterministically)
         try:
             starting = self.state["status"] == Status.STARTING.value
             if kind == EventType.STARTED:
@@ -357,16 +369,20 @@ class Run:
                     cid = f"{rec['e']}/retry/{count}"
                     frame["wait"] = {**rec, "r": retries, "rc": count, "bo": cid}
                     self.start_timer(fid, cid, self.now + policy.delay_ms(used + 1))
+                    redrive.forget_under(self, fid)
                     return BLOCKED
                 break  # only the first matching rule counts
         self.emit(frame, "StepFailed", state.name, {"error": error, "cause": cause})
         frame["wait"] = None
+        self.failing[fid] = rec
         for rule in state.catch:
             if rule.matches(error):
                 try:
                     self.rules.caught(frame, state, rule, effective, error, cause, rec)
                 except StateError as err:
                     return Failed(err.error, err.cause)
+                self.failing.pop(fid, None)
+                redrive.forget_under(self, fid)
                 return Done(goto=rule.goto)
         return Failed(error, cause)
 
@@ -379,6 +395,7 @@ class Run:
             try:
                 output = self.rules.flow_output(frame["data"])
             except (StateError, ValueError, TypeError) as exc:
+                self.graveyard[fid] = {**frame, "at": None, "wait": None}  # a redrive only computes the output again
                 self.end("ExecutionFailed", Status.FAILED, Errors.RUNTIME, f"flow outputMappings: {exc}", int(frame["last"]))
                 return
             self.end("ExecutionSucceeded", Status.SUCCEEDED, None, None, int(frame["last"]), output=output)
@@ -398,6 +415,7 @@ class Run:
     def frame_failed(self, fid: str, failed: Failed) -> None:
         """A scope failed: the execution fails (root), or the parent state fails with the child's error."""
         frame = self.frames.pop(fid)
+        self.graveyard[fid] = {**frame, "wait": self.failing.pop(fid, frame.get("wait"))}
         self._drop_waits(fid)
         parent_id = frame["parent"]
         if parent_id is None:
@@ -416,9 +434,15 @@ class Run:
         if status == Status.SUCCEEDED:
             self._emit(type_, "", {"output": output}, sched)
             self.state.update(status=status.value, output=output)
+            self.state.pop("resume", None)
         else:
             self._emit(type_, "", {"error": error or "", "cause": cause or ""}, sched)
             self.state.update(status=status.value, error=error or "", cause=cause or "")
+            resume = redrive.snapshot(self)
+            if resume is not None:
+                self.state["resume"] = resume
+            else:
+                self.state.pop("resume", None)
         self.frames.clear()
         self.waits.clear()
 

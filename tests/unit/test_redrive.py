@@ -1,0 +1,290 @@
+"""Redrive in the pure interpreter (issue 18): a Redriven event reopens a Failed/Stopped/TimedOut execution
+and resumes it from what did not succeed; replayed one event at a time or in one batch, it gives the same."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from common.fdl import FlowDef, parse_definition
+from common.interpreter import Decision, advance
+
+NOW = 1_700_000_000_000
+REDRIVEN = {"t": "Redriven"}
+
+PARALLEL = """
+Type: StateMachine
+SpecVersion: v1
+StartAt: Both
+States:
+  - Type: Parallel
+    Name: Both
+    End: true
+    Branches:
+      - StartAt: A
+        States:
+          - Type: Task
+            Name: A
+            Action: FC:InvokeFunction
+            Parameters: {resourceArn: "acs:fc:cn-hangzhou:1:functions/a"}
+            End: true
+      - StartAt: B
+        States:
+          - Type: Task
+            Name: B
+            Action: FC:InvokeFunction
+            Parameters: {resourceArn: "acs:fc:cn-hangzhou:1:functions/b"}
+            Retry:
+              - Errors: [Boom]
+                MaxAttempts: 1
+                IntervalSeconds: 1
+            End: true
+"""
+
+MAP = """
+Type: StateMachine
+SpecVersion: v1
+StartAt: Each
+States:
+  - Type: Map
+    Name: Each
+    ItemsPath: $Input.items
+    End: true
+    Processor:
+      StartAt: Work
+      States:
+        - Type: Task
+          Name: Work
+          Action: FC:InvokeFunction
+          Parameters: {resourceArn: "acs:fc:cn-hangzhou:1:functions/work"}
+          End: true
+"""
+
+TIMED = """
+Type: StateMachine
+SpecVersion: v1
+Timeout: 5
+StartAt: First
+States:
+  - Type: Pass
+    Name: First
+    Next: Slow
+  - Type: Task
+    Name: Slow
+    Action: FC:InvokeFunction
+    Parameters: {resourceArn: "acs:fc:cn-hangzhou:1:functions/slow"}
+    End: true
+"""
+
+
+class Driven:
+    """An execution fed event by event (state through JSON in between), keeping every event and decision."""
+
+    def __init__(self, definition: str, exec_input: dict[str, Any] | None = None) -> None:
+        self.flow: FlowDef = parse_definition(definition)
+        self.state: dict[str, Any] | None = None
+        self.events: list[tuple[int, dict[str, Any]]] = []
+        self.history: list[Any] = []
+        self.last: Decision | None = None
+        self.feed({"t": "Started", "input": exec_input or {}, "name": "e1", "flow": "f1"})
+
+    def feed(self, event: dict[str, Any], now: int = NOW) -> Decision:
+        state = json.loads(json.dumps(self.state)) if self.state is not None else None
+        decision = advance(self.flow, state, [event], now)
+        self.events.append((now, event))
+        self.state = decision.state
+        self.history.extend(decision.history)
+        self.last = decision
+        return decision
+
+    def activities(self, decision: Decision) -> list[dict[str, Any]]:
+        return [c for c in decision.commands if c["t"] == "RunActivity"]
+
+
+def _ok(cid: str, result: Any) -> dict[str, Any]:
+    return {"t": "ActivityCompleted", "id": cid, "result": result}
+
+
+def _fail(cid: str) -> dict[str, Any]:
+    return {"t": "ActivityFailed", "id": cid, "error": "Boom", "cause": "it broke"}
+
+
+def _types(history: list[Any]) -> list[str]:
+    return [e.type for e in history]
+
+
+def test_parallel_redrive_runs_only_the_failed_branch_with_its_retry_budget_reset() -> None:
+    run = Driven(PARALLEL)
+    first = run.activities(run.last)  # type: ignore[arg-type]
+    by_resource = {c["resource"]: c for c in first}
+    a, b = by_resource["acs:fc:cn-hangzhou:1:functions/a"], by_resource["acs:fc:cn-hangzhou:1:functions/b"]
+    run.feed(_ok(a["id"], '"from-a"'))
+    backoff = run.feed(_fail(b["id"]))
+    timer = next(c for c in backoff.commands if c["t"] == "StartTimer")
+    retry = run.feed({"t": "TimerFired", "id": timer["id"]}, NOW + 1000)
+    (b2,) = run.activities(retry)
+    assert b2["attempt"] == 2
+    ended = run.feed(_fail(b2["id"]), NOW + 1000)
+    assert ended.status == "Failed" and ended.error == "Boom"
+
+    redriven = run.feed(REDRIVEN, NOW + 5000)
+    assert redriven.status == "Running"
+    assert redriven.history[0].type == "ExecutionRedriven" and redriven.history[0].detail == {"redriveCount": 1}
+    again = run.activities(redriven)
+    assert [c["resource"] for c in again] == ["acs:fc:cn-hangzhou:1:functions/b"]  # A succeeded: not run again
+    assert again[0]["attempt"] == 1  # a failed Task starts from its first attempt
+    late = run.feed(_ok(b2["id"], '"stale"'), NOW + 5000)  # a late result for the old attempt is dropped
+    assert not late.history
+    # the Retry budget is whole again: one more failure backs off instead of failing
+    backoff = run.feed(_fail(again[0]["id"]), NOW + 5000)
+    assert backoff.status == "Running" and [c["t"] for c in backoff.commands] == ["StartTimer"]
+    retry = run.feed({"t": "TimerFired", "id": backoff.commands[0]["id"]}, NOW + 6000)
+    done = run.feed(_ok(run.activities(retry)[0]["id"], '"from-b"'), NOW + 6000)
+    assert done.status == "Succeeded"
+    assert json.dumps(done.output).count("from-a") == 1 and "from-b" in json.dumps(done.output)  # A's result kept
+    assert "resume" not in done.state
+    _replays_the_same(run)
+
+
+def test_map_redrive_runs_only_the_failed_iterations() -> None:
+    run = Driven(MAP, {"items": list(range(50))})
+    cmds = run.activities(run.last)  # type: ignore[arg-type]
+    assert len(cmds) == 50
+    failing = {7, 21, 40}
+    ids = [c["id"] for c in cmds]
+    for slot, cid in enumerate(ids):
+        if slot not in failing:
+            run.feed(_ok(cid, json.dumps(slot * 10)))
+    ended = run.feed(_fail(ids[7]))
+    assert ended.status == "Failed"
+    cancelled = {c["id"] for c in ended.commands if c["t"] == "CancelActivity"}
+    assert cancelled == {ids[21], ids[40]}
+    redriven = run.feed(REDRIVEN)
+    again = run.activities(redriven)
+    assert len(again) == 3
+    done = None
+    for cmd in again:
+        done = run.feed(_ok(cmd["id"], json.dumps(cmd["input"] * 10 if isinstance(cmd["input"], int) else 0)))
+    assert done is not None and done.status == "Succeeded"
+    items = done.output["Items"]
+    assert len(items) == 50
+    assert [items[i]["Body"] for i in sorted(failing)] == [70, 210, 400]
+    assert [o["Body"] for i, o in enumerate(items) if i not in failing] == [i * 10 for i in range(50) if i not in failing]
+    _replays_the_same(run)
+
+
+def test_map_with_a_concurrency_limit_starts_the_items_it_never_started_after_a_redrive() -> None:
+    run = Driven(MAP.replace("    End: true\n    Processor:", "    End: true\n    MaxConcurrency: 2\n    Processor:"), {"items": [0, 1, 2, 3, 4]})
+    first = run.activities(run.last)  # type: ignore[arg-type]
+    assert len(first) == 2
+    run.feed(_ok(first[0]["id"], "0"))
+    (third,) = run.activities(run.last)  # type: ignore[arg-type]
+    ended = run.feed(_fail(first[1]["id"]))
+    assert ended.status == "Failed"
+    redriven = run.feed(REDRIVEN)
+    again = run.activities(redriven)
+    assert sorted(c["input"] for c in again) == [1, 2]  # the failed item and the cancelled one, within the limit
+    pending, rest = list(again), []
+    while pending:
+        cmd = pending.pop(0)
+        if cmd["input"] not in (1, 2):
+            rest.append(cmd["input"])
+        pending += run.activities(run.feed(_ok(cmd["id"], json.dumps(cmd["input"]))))
+    assert sorted(rest) == [3, 4]
+    assert run.last is not None and run.last.status == "Succeeded"
+    assert [o["Body"] for o in run.last.output["Items"]] == [0, 1, 2, 3, 4]
+    _replays_the_same(run)
+
+
+def test_stopped_execution_redrives_the_task_it_was_in() -> None:
+    run = Driven(TIMED)
+    (slow,) = run.activities(run.last)  # type: ignore[arg-type]
+    stopped = run.feed({"t": "StopRequested", "error": "Halt", "cause": "by hand"})
+    assert stopped.status == "Stopped"
+    redriven = run.feed(REDRIVEN, NOW + 100)
+    (again,) = run.activities(redriven)
+    assert again["step"] == "Slow" and again["id"] != slow["id"]
+    assert not any(e.step == "First" for e in redriven.history)  # the Pass before it is not run again
+    timer = next(c for c in redriven.commands if c["t"] == "StartTimer")
+    assert timer == {"t": "StartTimer", "id": "flow/timeout/1", "fire_at": NOW + 100 + 5000}  # the timeout starts afresh
+    old_timer = run.feed({"t": "TimerFired", "id": "flow/timeout"}, NOW + 5000)  # the first run's timer: dropped
+    assert old_timer.status == "Running" and not old_timer.history
+    done = run.feed(_ok(again["id"], "{}"), NOW + 200)
+    assert done.status == "Succeeded"
+    _replays_the_same(run)
+
+
+def test_timed_out_execution_redrives_and_can_time_out_again() -> None:
+    run = Driven(TIMED)
+    timed_out = run.feed({"t": "TimerFired", "id": "flow/timeout"}, NOW + 5000)
+    assert timed_out.status == "TimedOut"
+    redriven = run.feed(REDRIVEN, NOW + 6000)
+    assert [c["t"] for c in redriven.commands] == ["StartTimer", "RunActivity"]
+    again = run.feed({"t": "TimerFired", "id": "flow/timeout/1"}, NOW + 11000)
+    assert again.status == "TimedOut"
+    second = run.feed(REDRIVEN, NOW + 12000)
+    assert second.history[0].detail == {"redriveCount": 2}
+    assert any(c["id"] == "flow/timeout/2" for c in second.commands)
+    _replays_the_same(run)
+
+
+@pytest.mark.parametrize("status", ["Succeeded", "Running"])
+def test_redriven_is_dropped_unless_the_execution_failed_stopped_or_timed_out(status: str) -> None:
+    run = Driven(TIMED)
+    (slow,) = run.activities(run.last)  # type: ignore[arg-type]
+    if status == "Succeeded":
+        run.feed(_ok(slow["id"], "{}"))
+    before = run.state
+    decision = run.feed(REDRIVEN)
+    assert decision.status == status and not decision.history and not decision.commands
+    assert decision.state == before
+
+
+def test_a_caught_failure_leaves_no_stale_frames_to_resume() -> None:
+    flow = """
+Type: StateMachine
+SpecVersion: v1
+StartAt: Both
+States:
+  - Type: Parallel
+    Name: Both
+    Next: After
+    Catch:
+      - Errors: [FnF.ALL]
+        Next: Broken
+    Branches:
+      - StartAt: A
+        States:
+          - {Type: Task, Name: A, Action: FC:InvokeFunction, Parameters: {resourceArn: "acs:fc:cn-hangzhou:1:functions/a"}, End: true}
+  - {Type: Pass, Name: After, End: true}
+  - {Type: Fail, Name: Broken, Code: Caught}
+"""
+    run = Driven(flow)
+    (a,) = run.activities(run.last)  # type: ignore[arg-type]
+    ended = run.feed(_fail(a["id"]))
+    assert ended.status == "Failed" and ended.error == "Caught"
+    assert list(ended.state["resume"]["frames"]) == ["1"]  # only the root, at the Fail state
+    again = run.feed(REDRIVEN)
+    assert again.status == "Failed" and again.error == "Caught"  # the Fail state fails again
+    assert _types(again.history)[0] == "ExecutionRedriven"
+
+
+def _replays_the_same(run: Driven) -> None:
+    """The recorded events in one advance() give the same state and history as one at a time."""
+    state = None
+    history: list[Any] = []
+    flow = run.flow
+    # batch by timestamp (advance takes one `now`); event by event is the reference
+    groups: list[tuple[int, list[dict[str, Any]]]] = []
+    for now, event in run.events:
+        if groups and groups[-1][0] == now:
+            groups[-1][1].append(event)
+        else:
+            groups.append((now, [event]))
+    for now, events in groups:
+        decision = advance(flow, state, events, now)
+        state = json.loads(json.dumps(decision.state))
+        history.extend(decision.history)
+    assert state == json.loads(json.dumps(run.state))
+    assert [e.to_json() for e in history] == [e.to_json() for e in run.history]
