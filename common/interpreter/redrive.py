@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from common.interpreter.model import Status
+from common.interpreter.model import Errors, Status
 from common.interpreter.outcomes import StateError
 
 if TYPE_CHECKING:
@@ -110,15 +110,13 @@ def reopen(run: Run, event: dict[str, Any]) -> None:
     for fid in sorted(leaves, key=_order):
         if run.ended:
             return
-        frame = run.frames.get(fid)
-        if frame is None or frame["wait"] is not None:
+        leaf = run.frames.get(fid)
+        if leaf is None or leaf["wait"] is not None:
             continue  # cancelled by a sibling that failed again at once, or already running
         run.run_frame(fid)
 
 
 def _from_start(run: Run, redriven: int) -> None:
-    from common.interpreter.engine import Errors
-
     try:
         data = run.rules.flow_data(run.ctx.get("input") if run.ctx.get("input") is not None else {})
     except (StateError, ValueError, TypeError) as exc:
