@@ -173,6 +173,8 @@ SPECS: dict[str, ActionSpec] = {
         scope=Scope.EXECUTION,
     ),
     "DescribeRegions": ActionSpec({"AcceptLanguage": OPT}, scope=Scope.ACCOUNT),
+    # OpenFnF extension (issue 18): not in the cloud's API; policies name it fnf:RedriveExecution.
+    "RedriveExecution": ActionSpec({"FlowName": REQ, "ExecutionName": REQ}, scope=Scope.EXECUTION),
 }
 
 _INT_RE = re.compile(r"^[+-]?[0-9]{1,18}$")

@@ -1,4 +1,4 @@
-"""What acts on executions: start, stop and report a task, shared by the API's actions and the console.
+"""What acts on executions: start, stop, redrive and report a task, shared by the API's actions and the console.
 
 Each function takes the store, a `publish(tag)` that hands an execution to the workers, and what
 the caller has already checked (who may act is decided by the caller's policy check); it raises
@@ -17,6 +17,7 @@ from common.errors import (
     ExecutionAlreadyCompleted,
     ExecutionAlreadyExists,
     ExecutionNotExists,
+    ExecutionNotRedrivable,
     FlowAliasNotExists,
     FlowVersionNotExists,
     InvalidArgument,
@@ -113,6 +114,37 @@ async def stop(store: Store, publish: Publish, flow: dict[str, str], fields: dic
     tag = keys.execution_tag(flow["Id"], fields["name"])
     await asyncio.gather(*(publish(t) for t in dict.fromkeys([tag, *more])))
     return fields["status"] or Status.RUNNING.value
+
+
+REDRIVEN_EVENT = {"t": "Redriven"}  # the inbox event reopen.lua queues (common/interpreter/redrive.py)
+
+
+async def redrive(store: Store, publish: Publish, settings: Settings, *, account: str, flow: dict[str, str], name: str, now: int) -> int:
+    """RedriveExecution (an OpenFnF extension, issue 18): reopen a Failed, Stopped or TimedOut execution; its redrive count.
+
+    reopen.lua decides atomically (two redrives at once make one); the wake-up is recorded in the
+    same round trip before it, so a front door that dies before publishing the drive loses nothing.
+    """
+    tag = keys.execution_tag(flow["Id"], name)
+
+    def build(pipe: Any) -> None:
+        pipe.zadd(keys.WAKE, {tag: now + settings.wake_after_ms})
+        store.scripts.queue(pipe, "reopen", [*keys.execution_keys(tag), keys.tasks(tag)], [dumps(REDRIVEN_EVENT), settings.max_redrives, now])
+
+    _, result = await store.scripts.pipeline(build)
+    code = int(result[0])
+    if code == -1:
+        raise ExecutionNotExists(name, flow["Name"])
+    if code == 0:
+        status = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
+        why = "it has succeeded" if status == Status.SUCCEEDED.value else f"it is {status}, not Failed, Stopped or TimedOut"
+        raise ExecutionNotRedrivable(name, flow["Name"], why)
+    if code == -2:
+        raise ExecutionNotRedrivable(name, flow["Name"], f"it has been redriven {int(result[1])} times, the most allowed (OPENFNF_MAX_REDRIVES)")
+    await store.redis.incr(keys.running(account))  # running again: the cap of issue 7 counts it until it ends again
+    fault_point(settings, "api.after_reopen")
+    await publish(tag)
+    return int(result[1])
 
 
 async def report(

@@ -186,6 +186,13 @@ class ExecutionAlreadyCompleted(FnfError):
     template = "Execution '%s' for flow '%s' has already completed."
 
 
+class ExecutionNotRedrivable(FnfError):
+    """RedriveExecution (an OpenFnF extension) on an execution that is not Failed, Stopped or TimedOut, or redriven the most times allowed."""
+
+    code, http_status = "ExecutionNotRedrivable", 400
+    template = "Execution '%s' for flow '%s' cannot be redriven: %s."
+
+
 class TaskAlreadyCompleted(FnfError):
     """A second report for a task token."""
 

@@ -28,6 +28,7 @@ NAMES = (
     "arm_schedule",
     "adopt",  # child flows (issue 14)
     "stop_child",
+    "reopen",  # RedriveExecution (issue 18)
 )
 
 

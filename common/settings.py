@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     console_signin_attempts: int = 10  # sign-in attempts per client address per minute; more -> 429
     console_secure_cookie: bool = False  # mark the session cookie Secure (set it when the console is served over HTTPS)
 
+    # Redrive (issue 18): RedriveExecution reopens a Failed, Stopped or TimedOut execution.
+    max_redrives: int = 1000  # redrives per execution; one more is 400 ExecutionNotRedrivable
+
     # Test-only fault points (never set in production): names of places to os._exit(137).
     fault_points: list[str] = Field(default_factory=list)
 

@@ -7,6 +7,7 @@ from typing import Any
 from api.actions import (  # regions, schedules, sync: issue 8
     executions,
     flows,
+    redrive,
     regions,
     schedules,
     sync,
@@ -25,6 +26,7 @@ ALL_ACTIONS = (
     "GetExecutionHistory", "ReportTaskSucceeded", "ReportTaskFailed",
     "CreateSchedule", "UpdateSchedule", "DeleteSchedule", "DescribeSchedule", "ListSchedules",
     "DescribeMapRun", "UpdateMapRun", "DescribeRegions",
+    "RedriveExecution",  # an OpenFnF extension (issue 18)
 )  # fmt: skip
 
 HANDLERS: dict[str, Handler] = {
@@ -56,4 +58,5 @@ HANDLERS: dict[str, Handler] = {
     "ListSchedules": schedules.list_schedules,
     "StartSyncExecution": sync.start_sync_execution,
     "DescribeRegions": regions.describe_regions,
+    "RedriveExecution": redrive.redrive_execution,  # an OpenFnF extension (issue 18)
 }

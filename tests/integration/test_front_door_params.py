@@ -45,6 +45,7 @@ REQUIRED: dict[str, list[str]] = {
     "DescribeMapRun": ["FlowName", "ExecutionName", "MapRunName"],
     "UpdateMapRun": ["FlowName", "ExecutionName", "MapRunName"],
     "DescribeRegions": [],
+    "RedriveExecution": ["FlowName", "ExecutionName"],  # an OpenFnF extension (issue 18), not in Appendix A
 }
 
 # (action, parameter, bad value): every typed parameter of Appendix A, each with a value that must be refused.

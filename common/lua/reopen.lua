@@ -1,0 +1,31 @@
+-- reopen.lua: RedriveExecution's atomic reopening of a Failed, Stopped or TimedOut execution (issue 18).
+-- KEYS[1] execution record   KEYS[2] inbox   KEYS[3] history   KEYS[4] lease   KEYS[5] tasks hash
+--   (one execution: one hash tag, one slot)
+-- ARGV[1] the Redriven inbox event (JSON)
+-- ARGV[2] the most redrives one execution may have (OPENFNF_MAX_REDRIVES)
+-- ARGV[3] now (ms): the record's `dq` mark (a drive is queued, as append.lua sets it)
+-- Returns {-1} if there is no such execution (never was, or past its retention),
+--         {0, status} if it is not Failed, Stopped or TimedOut (Succeeded, Running: nothing changed),
+--         {-2, redrives} if it has been redriven the most times allowed (nothing changed),
+--         {1, redrives} when reopened: status Running, the retention TTL undone on every key, the
+--         Redriven event queued; the caller restores the wake-up, the running count, and publishes a drive.
+-- The script is the arbiter of concurrent redrives: the first turns the status to Running, the
+-- others then find it Running. Taking the fence (HINCRBY fence, DEL lease) makes a drive still
+-- holding the ended execution's lease lose it: its commit (commit.lua) writes nothing, so it can
+-- neither put the TTL back nor overwrite the reopened status.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'Failed' and status ~= 'Stopped' and status ~= 'TimedOut' then return {0, status} end
+local count = tonumber(redis.call('HGET', KEYS[1], 'redrives') or '0')
+if count >= tonumber(ARGV[2]) then return {-2, count} end
+count = count + 1
+redis.call('HINCRBY', KEYS[1], 'fence', 1)
+redis.call('DEL', KEYS[4])
+redis.call('HSET', KEYS[1], 'status', 'Running', 'redrives', count, 'dq', ARGV[3])
+redis.call('HDEL', KEYS[1], 'stopped', 'output', 'error', 'cause')
+redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', KEYS[2])
+redis.call('PERSIST', KEYS[3])
+redis.call('PERSIST', KEYS[5])
+redis.call('RPUSH', KEYS[2], ARGV[1])
+return {1, count}
