@@ -44,6 +44,16 @@ class Api:
         body.pop("RequestId", None)
         return body
 
+    def extension(self, action: str, **params: Any) -> dict[str, Any]:
+        """Call an OpenFnF extension action (no SDK method: the SDK's generic call_api); the body (RequestId dropped)."""
+        from openfnf.extensions import call_action
+
+        if self._sdk is None:
+            self._sdk = sdk_client(self.target)
+        body = call(self.target, lambda: call_action(self._sdk, action, params))
+        body.pop("RequestId", None)
+        return body
+
     def show(self, body: Any, human: Callable[[], str]) -> None:
         """Print the body as JSON under --json, else the human form."""
         if self.as_json:
@@ -314,6 +324,19 @@ def executions_stop(api: Api, name: str, flow: str, error: str | None, cause: st
     body = api("StopExecution", flow_name=flow, execution_name=name, error=error, cause=cause)
     status = str(body.get("Status", ""))
     api.show(body, lambda: f"stopped {flow}/{name}" if status in ENDED else f"stop requested for {flow}/{name} ({tables.styled_status(status)})")
+
+
+@executions.command("redrive")
+@click.argument("name")
+@flow_option
+@click.option("--wait", "wait_", is_flag=True, help="Then wait for its end (exit 3 if it does not succeed).")
+@connected
+def executions_redrive(api: Api, name: str, flow: str, wait_: bool) -> None:
+    """Redrive a Failed, Stopped or TimedOut execution from where it failed (an OpenFnF extension)."""
+    body = api.extension("RedriveExecution", FlowName=flow, ExecutionName=name)
+    api.show(body, lambda: f"redriven {flow}/{name} (redrive {body.get('RedriveCount')}, {tables.styled_status(str(body.get('Status', '')))})")
+    if wait_:
+        _wait(api, flow, name, None)
 
 
 @executions.command("wait")

@@ -272,3 +272,26 @@ States:
     assert ended(sdk, "racy", "e1").status == "Succeeded"
     assert [e.type for e in history(sdk, "racy", "e1")].count("ExecutionRedriven") == 1
     assert calls(box, "once") == 2
+
+
+def test_terminal_client_redrives(engine: Service, sdk: Any, box: Path) -> None:
+    from click.testing import CliRunner
+
+    from openfnf.cli import main
+
+    env = {"OPENFNF_ENDPOINT": f"http://{engine.endpoint}", "OPENFNF_ACCESS_KEY_ID": engine.key_id,
+           "OPENFNF_ACCESS_KEY_SECRET": engine.secret, "NO_COLOR": "1"}  # fmt: skip
+    flow = f"""Type: StateMachine
+SpecVersion: v1
+StartAt: Flaky
+States:
+{task("Flaky", "flaky", fail_until=1, indent=2)}"""
+    create(sdk, "cli_flaky", flow)
+    start(sdk, "cli_flaky", "e1", {"dir": str(box)})
+    assert ended(sdk, "cli_flaky", "e1").status == "Failed"
+    result = CliRunner().invoke(main, ["executions", "redrive", "e1", "--flow", "cli_flaky", "--wait"], env=env)
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "redriven cli_flaky/e1 (redrive 1" in result.stdout
+    assert ended(sdk, "cli_flaky", "e1").status == "Succeeded"
+    again = CliRunner().invoke(main, ["executions", "redrive", "e1", "--flow", "cli_flaky", "--json"], env=env)
+    assert again.exit_code != 0 and "ExecutionNotRedrivable" in again.stderr
