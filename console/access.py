@@ -30,6 +30,7 @@ ROUTES = (
     Route("execution", "GET", "DescribeExecution", "execution"),
     Route("live", "GET", "DescribeExecution", "execution"),
     Route("stop", "POST", "StopExecution", "execution"),
+    Route("redrive", "POST", "RedriveExecution", "execution"),  # the OpenFnF extension (issue 18)
     Route("restart", "POST", "StartExecution", "flow"),
     Route("report", "POST", "ReportTaskSucceeded", "task"),  # ReportTaskFailed for a failure report
 )

@@ -13,6 +13,7 @@ from common import browse, control, keys
 from common.credentials import AccessKey
 from common.errors import FnfError
 from common.interpreter import TERMINAL, Status
+from common.interpreter.redrive import REDRIVABLE
 from common.reports import failed_event, succeeded_event
 from common.schedules import ScheduleStore, schedule_view
 from common.store import ExecutionFilter, Store
@@ -57,6 +58,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/flows/{flow}/executions/{execution}", execution_page, name="execution")
     r.add_get("/flows/{flow}/executions/{execution}/live", live, name="live")
     r.add_post("/flows/{flow}/executions/{execution}/stop", stop, name="stop")
+    r.add_post("/flows/{flow}/executions/{execution}/redrive", redrive, name="redrive")
     r.add_post("/flows/{flow}/executions/{execution}/restart", restart, name="restart")
     r.add_post("/flows/{flow}/executions/{execution}/report", report, name="report")
 
@@ -329,6 +331,9 @@ async def execution_page(request: web.Request) -> web.StreamResponse:
         history_allowed=history_allowed,
         type_filter=type_filter,
         can_stop=_may(request, "StopExecution", "execution", flow_name, name),
+        redrivable=fields["status"] in REDRIVABLE,
+        can_redrive=_may(request, "RedriveExecution", "execution", flow_name, name),
+        redrive_url=link(*base, "redrive"),
         can_start=_may(request, "StartExecution", "flow", flow_name),
         flow_url=link("flows", flow_name),
         stop_url=link(*base, "stop"),
@@ -385,6 +390,21 @@ async def stop(request: web.Request) -> web.StreamResponse:
     error, cause = str(form.get("error", ""))[:128], str(form.get("cause", ""))[:4096]
     try:
         await control.stop(request.app[STORE], request.app[PUBLISH], flow, fields, error, cause, now_ms())
+    except FnfError as exc:
+        raise _fail(exc) from None
+    raise web.HTTPSeeOther(link("flows", flow_name, "executions", name))
+
+
+async def redrive(request: web.Request) -> web.StreamResponse:
+    """Redrive a Failed, Stopped or TimedOut execution from where it failed (RedriveExecution, issue 18)."""
+    flow_name, name = request.match_info["flow"], request.match_info["execution"]
+    flow = await _flow(request, flow_name)
+    _require(request, "redrive", flow_name, name)
+    settings = request.app[SETTINGS]
+    try:
+        await control.redrive(
+            request.app[STORE], request.app[PUBLISH], settings, account=_key(request).account, flow=flow, name=name, now=now_ms()
+        )
     except FnfError as exc:
         raise _fail(exc) from None
     raise web.HTTPSeeOther(link("flows", flow_name, "executions", name))

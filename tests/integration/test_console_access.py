@@ -49,11 +49,12 @@ async def _seed(settings: Settings, r: Any) -> dict[str, str]:
               "CreatedTime": "1700000000000", "LastModifiedTime": "1700000000000"}  # fmt: skip
     await store.create_flow(ACCOUNT, "f", def_id, FLOW, fields)
     names = {}
-    for i in range(3):
+    for i in range(4):
         claim = await store.claim_execution(
             account=ACCOUNT, flow=fields, name=f"x{i}", raw_input="{}", input_obj={}, def_id=def_id, qualifier="", callback="", now=1700000000000 + i
         )
         names[f"x{i}"] = claim.fields["name"]
+    await client.hset(f"fnf:x:{{flow-id-1/x3}}", mapping={"status": "Failed", "error": "E", "cause": "C"})  # x3 ended: redrivable
     await client.aclose()
     return names
 
@@ -91,6 +92,7 @@ PATHS = {
     "live": ("GET", "/console/flows/f/executions/x0/live", {}),
     "stop": ("POST", "/console/flows/f/executions/x1/stop", {"error": "E", "cause": "C"}),
     "restart": ("POST", "/console/flows/f/executions/x0/restart", {}),
+    "redrive": ("POST", "/console/flows/f/executions/x3/redrive", {}),
     "report": ("POST", "/console/flows/f/executions/x0/report", {"token": "bm90LWEtdG9rZW4=", "outcome": "succeeded", "output": "{}"}),
 }
 # route -> key kind -> status. 403: the policy refuses; 404: another account's flow does not exist for it;
@@ -264,3 +266,24 @@ async def test_the_flow_page_lists_versions_and_aliases(console: tuple[TestClien
     page = await (await client.get("/console/flows/f")).text()
     assert "<td>1</td><td>first cut</td><td>2023-11-14 22:13:20.000 UTC</td>" in page
     assert "<td>live</td><td>v1 (100%) </td>" in page
+
+
+async def test_redrive_button_reopens_a_failed_execution_through_control(console: tuple[TestClient, Settings], r: Any) -> None:
+    from common import keys
+
+    client, _ = console
+    await _sign_in(client, "read-only")
+    page = await (await client.get("/console/flows/f/executions/x3")).text()
+    assert 'id="redrive"' in page and 'id="redrive-not-allowed"' in page  # shown, but this key may not
+    csrf = await _sign_in(client, "full")
+    running = await (await client.get("/console/flows/f/executions/x0")).text()
+    assert 'id="redrive"' not in running  # a Running execution has no redrive button
+    page = await (await client.get("/console/flows/f/executions/x3")).text()
+    assert 'id="redrive"' in page and "redrive-not-allowed" not in page
+    resp = await client.post("/console/flows/f/executions/x3/redrive", data={"csrf": csrf}, allow_redirects=False)
+    assert resp.status == 303
+    tag = keys.execution_tag("flow-id-1", "x3")
+    assert r.hget(keys.execution(tag), "status") == b"Running" and r.hget(keys.execution(tag), "redrives") == b"1"
+    assert r.lrange(keys.inbox(tag), -1, -1) == [b'{"t":"Redriven"}']
+    again = await client.post("/console/flows/f/executions/x3/redrive", data={"csrf": csrf}, allow_redirects=False)
+    assert again.status == 400 and "ExecutionNotRedrivable" in await again.text()
