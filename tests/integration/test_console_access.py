@@ -10,6 +10,7 @@ import yaml
 from aiohttp import CookieJar, web
 from aiohttp.test_utils import TestClient
 
+from common import keys
 from common.records import definition_id
 from common.settings import Settings
 from common.store import Store
@@ -54,7 +55,7 @@ async def _seed(settings: Settings, r: Any) -> dict[str, str]:
             account=ACCOUNT, flow=fields, name=f"x{i}", raw_input="{}", input_obj={}, def_id=def_id, qualifier="", callback="", now=1700000000000 + i
         )
         names[f"x{i}"] = claim.fields["name"]
-    await client.hset(f"fnf:x:{{flow-id-1/x3}}", mapping={"status": "Failed", "error": "E", "cause": "C"})  # x3 ended: redrivable
+    await client.hset(keys.execution(keys.execution_tag("flow-id-1", "x3")), mapping={"status": "Failed", "error": "E", "cause": "C"})  # x3 ended: redrivable
     await client.aclose()
     return names
 
@@ -190,7 +191,6 @@ async def test_wrong_credentials_say_nothing_about_which_part_and_attempts_are_l
 async def test_the_overview_lists_heartbeats_throttling_rules_and_executions_per_minute(console: tuple[TestClient, Settings], r: Any) -> None:
     import time
 
-    from common import keys
     from common.throttle_rules import Rule, encode
 
     client, _ = console
@@ -230,7 +230,6 @@ async def test_after_sign_in_the_page_asked_for_opens_and_only_console_pages(con
 async def test_report_delivers_the_task_event_once(console: tuple[TestClient, Settings], r: Any, outcome: str) -> None:
     import json as _json
 
-    from common import keys
     from common.tokens import make_token
 
     client, settings = console
@@ -269,7 +268,6 @@ async def test_the_flow_page_lists_versions_and_aliases(console: tuple[TestClien
 
 
 async def test_redrive_button_reopens_a_failed_execution_through_control(console: tuple[TestClient, Settings], r: Any) -> None:
-    from common import keys
 
     client, _ = console
     await _sign_in(client, "read-only")
