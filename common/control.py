@@ -126,6 +126,8 @@ async def redrive(store: Store, publish: Publish, settings: Settings, *, account
     same round trip before it, so a front door that dies before publishing the drive loses nothing.
     """
     tag = keys.execution_tag(flow["Id"], name)
+    if flow.get("ExecutionMode") == "Express":  # a flow's mode never changes: its executions are Express ones
+        raise ExecutionNotRedrivable(name, flow["Name"], "it is an Express execution (only Standard ones are redriven)")
 
     def build(pipe: Any) -> None:
         pipe.zadd(keys.WAKE, {tag: now + settings.wake_after_ms})

@@ -239,6 +239,11 @@ States:
     err = refused(sdk, "always", "e1")
     assert err.code == "ExecutionNotRedrivable" and "most allowed" in err.message and err.statusCode == 400
     assert calls(box, "bad") == MAX_REDRIVES + 1
+    sdk.create_flow(models.CreateFlowRequest(name="express_bad", definition=always, description="", type="FDL", execution_mode="Express"))
+    sync = sdk.start_sync_execution(models.StartSyncExecutionRequest(flow_name="express_bad", execution_name="x", input=json.dumps({"dir": str(box)})))
+    assert sync.body.status == "Failed"
+    err = refused(sdk, "express_bad", sync.body.name)
+    assert err.code == "ExecutionNotRedrivable" and "Express" in err.message
 
 
 def test_two_redrives_at_once_make_one(sdk: Any, box: Path) -> None:
