@@ -147,7 +147,9 @@ class _Reader:
         for e in events:
             if not e.step:
                 self.scope_of[e.id] = root
-                if e.type.startswith("Execution") and e.type != "ExecutionStarted":
+                if e.type == "ExecutionRedriven":  # reopened (issue 18): running again after its end
+                    self.ended, self.end_type = None, ""
+                elif e.type.startswith("Execution") and e.type != "ExecutionStarted":
                     self.ended, self.end_type = e.time, e.type
                 continue
             if e.type == "StepEntered":

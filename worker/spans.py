@@ -48,7 +48,7 @@ def traced_decide(decide: Callable[..., T]) -> Callable[..., T]:
             done = decide(self, tag, token, rec, inbox)
             history = getattr(done, "history", None) or []
             steps = list(dict.fromkeys(e.step for e in history if e.step))
-            ended = [e.type for e in history if e.type.startswith("Execution") and e.type != "ExecutionStarted"]
+            ended = [e.type for e in history if e.type.startswith("Execution") and e.type not in ("ExecutionStarted", "ExecutionRedriven")]
             tracing.annotate(span, {tracing.STATE: ",".join(steps), "openfnf.drive.history": len(history), "openfnf.ended": ",".join(ended)})
             return done
 

@@ -300,3 +300,52 @@ States:
     assert ended(sdk, "cli_flaky", "e1").status == "Succeeded"
     again = CliRunner().invoke(main, ["executions", "redrive", "e1", "--flow", "cli_flaky", "--json"], env=env)
     assert again.exit_code != 0 and "ExecutionNotRedrivable" in again.stderr
+
+
+FLAKY = f"""Type: StateMachine
+SpecVersion: v1
+StartAt: Flaky
+States:
+{task("Flaky", "flaky", fail_until=1, indent=2)}"""
+
+
+def test_a_worker_killed_while_it_drives_the_redrive_loses_nothing(engine: Service, sdk: Any, box: Path) -> None:
+    create(sdk, "crashy", FLAKY)
+    start(sdk, "crashy", "e1", {"dir": str(box)})
+    assert ended(sdk, "crashy", "e1").status == "Failed"
+    drive_queue = str(Settings.model_fields["drive_queue"].default)
+    engine.stop("drives")
+    try:
+        doomed = engine.start("doomed", "worker", "--queues", drive_queue, "--hostname", "doomed@%h",
+                              env={"OPENFNF_FAULT_POINTS": '["driver.before_commit"]'})  # fmt: skip
+        redrive_execution(sdk, "crashy", "e1")
+        assert doomed.wait(60) == 137  # it died after deciding the redrive, before writing it
+        engine.procs.pop("doomed")
+        assert sdk.describe_execution(models.DescribeExecutionRequest(flow_name="crashy", execution_name="e1")).body.status == "Running"
+    finally:
+        engine.start("drives", "worker", "--queues", drive_queue, "--hostname", "d@%h")
+    done = ended(sdk, "crashy", "e1")
+    assert done.status == "Succeeded", done.to_map()
+    types = [e.type for e in history(sdk, "crashy", "e1")]
+    assert types.count("ExecutionRedriven") == 1 and types.count("ExecutionFailed") == 1
+    assert calls(box, "flaky") == 2
+
+
+def test_a_front_door_killed_after_reopening_loses_nothing(engine: Service, sdk: Any, box: Path) -> None:
+    from openfnf.redisserver import free_port
+    from tests.conftest import new_sdk_client
+
+    create(sdk, "crashy_api", FLAKY)
+    start(sdk, "crashy_api", "e1", {"dir": str(box)})
+    assert ended(sdk, "crashy_api", "e1").status == "Failed"
+    port = free_port()
+    doomed = engine.start("doomed_api", "api", "--port", str(port), env={"OPENFNF_FAULT_POINTS": '["api.after_reopen"]'})
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - the connection drops: the process died mid-request
+            redrive_execution(new_sdk_client(f"127.0.0.1:{port}", engine.key_id, engine.secret), "crashy_api", "e1")
+        assert doomed.wait(30) == 137  # reopened, then died before handing the drive to the workers
+    finally:
+        engine.procs.pop("doomed_api", None)
+    done = ended(sdk, "crashy_api", "e1")  # the safety net (timers) drives it
+    assert done.status == "Succeeded", done.to_map()
+    assert calls(box, "flaky") == 2

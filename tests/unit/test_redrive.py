@@ -288,3 +288,23 @@ def _replays_the_same(run: Driven) -> None:
         history.extend(decision.history)
     assert state == json.loads(json.dumps(run.state))
     assert [e.to_json() for e in history] == [e.to_json() for e in run.history]
+
+
+def test_the_console_overlay_reads_a_redriven_history() -> None:
+    from common.graph import build_graph
+    from common.overlay import StateStatus, read_history
+
+    run = Driven(TIMED)
+    (slow,) = run.activities(run.last)  # type: ignore[arg-type]
+    run.feed({"t": "StopRequested", "error": "Halt", "cause": "by hand"})
+    stopped = read_history(run.flow, build_graph(run.flow), run.history)
+    assert stopped.end_type == "ExecutionStopped"
+    redriven = run.feed(REDRIVEN, NOW + 100)
+    reopened = read_history(run.flow, build_graph(run.flow), run.history)
+    assert reopened.ended is None and reopened.end_type == ""  # running again
+    (again,) = run.activities(redriven)
+    run.feed(_ok(again["id"], "{}"), NOW + 200)
+    done = read_history(run.flow, build_graph(run.flow), run.history)
+    assert done.end_type == "ExecutionSucceeded"
+    slow_node = "n2"  # the graph numbers the nodes: First n1, Slow n2
+    assert done.states[slow_node].status == StateStatus.SUCCEEDED and len(done.states[slow_node].visits) == 2
