@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests import redrive_scenarios
 from tests.flowcases import load_cases, run_case
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
@@ -18,11 +19,14 @@ RECORDED = [
     "old_task_retry", "old_task_catch_error_mappings", "old_task_timeout", "old_task_callback", "old_foreach_tasks",
     "old_choice_steps", "old_flow_timeout", "old_stop", "new_task_catch", "new_task_submit_failed", "new_parallel_retry",
     "new_map_concurrency", "new_nested_scopes", "new_late_results", "new_stop",
+    *redrive_scenarios.SCENARIOS,  # redrive (issue 18): scripted scenarios, not fixtures
 ]  # fmt: skip
 
 
 def record(name: str) -> dict[str, Any]:
     """A fixture's run as a JSON-able recording."""
+    if name in redrive_scenarios.SCENARIOS:
+        return redrive_scenarios.record(name)
     case = next(c for c in load_cases() if c.name == name)
     run = run_case(case)
     return {
