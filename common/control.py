@@ -131,7 +131,7 @@ async def redrive(store: Store, publish: Publish, settings: Settings, *, account
 
     def build(pipe: Any) -> None:
         pipe.zadd(keys.WAKE, {tag: now + settings.wake_after_ms})
-        store.scripts.queue(pipe, "reopen", [*keys.execution_keys(tag), keys.tasks(tag)], [dumps(REDRIVEN_EVENT), settings.max_redrives, now])
+        store.scripts.queue(pipe, "reopen", [*keys.execution_keys(tag), keys.tasks(tag)], [dumps(REDRIVEN_EVENT), settings.max_redrives, now, settings.max_history_events])
 
     _, result = await store.scripts.pipeline(build)
     code = int(result[0])
@@ -143,6 +143,8 @@ async def redrive(store: Store, publish: Publish, settings: Settings, *, account
         raise ExecutionNotRedrivable(name, flow["Name"], why)
     if code == -2:
         raise ExecutionNotRedrivable(name, flow["Name"], f"it has been redriven {int(result[1])} times, the most allowed (OPENFNF_MAX_REDRIVES)")
+    if code == -3:
+        raise ExecutionNotRedrivable(name, flow["Name"], f"its history has reached the limit of {settings.max_history_events} events")
     await store.redis.incr(keys.running(account))  # running again: the cap of issue 7 counts it until it ends again
     fault_point(settings, "api.after_reopen")
     await publish(tag)

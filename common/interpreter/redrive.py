@@ -16,7 +16,6 @@ Pure: a function of (state, event, now), like the rest of the interpreter.
 """
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 
 from common.interpreter.model import Errors, Status
@@ -68,6 +67,8 @@ def reopen(run: Run, event: dict[str, Any]) -> None:
     state = run.state
     if state["status"] not in REDRIVABLE:
         return  # a Succeeded execution is never reopened
+    if run.next_event_id() + 1 >= run.max_events:
+        return  # no room for ExecutionRedriven and a step (reopen.lua refuses this; a late event changes nothing)
     resume = state.pop("resume", None)
     count = int(state.get("redrives", 0)) + 1
     for key in ("output", "error", "cause"):
@@ -80,7 +81,7 @@ def reopen(run: Run, event: dict[str, Any]) -> None:
     if not resume or not resume.get("frames"):
         _from_start(run, redriven)
         return
-    frames: dict[str, dict[str, Any]] = copy.deepcopy(resume["frames"])
+    frames = {fid: _copy_frame(frame) for fid, frame in resume["frames"].items()}
     kids: dict[str, dict[str, str]] = {}
     for fid, frame in frames.items():
         if frame["parent"] is not None:
@@ -124,6 +125,21 @@ def _from_start(run: Run, redriven: int) -> None:
         return
     fid = run.new_frame(None, 0, run.flow.root.key, data, redriven, "root")
     run.run_frame(fid)
+
+
+def _copy_frame(frame: dict[str, Any]) -> dict[str, Any]:
+    """A frame's bookkeeping copied (as engine._copy_state does); its data objects are never mutated, so shared."""
+    out = dict(frame)
+    wait = out.get("wait")
+    if isinstance(wait, dict):
+        w = dict(wait)
+        for key in ("kids", "r"):
+            if isinstance(w.get(key), dict):
+                w[key] = dict(w[key])
+        if isinstance(w.get("res"), list):
+            w["res"] = list(w["res"])
+        out["wait"] = w
+    return out
 
 
 def _order(fid: str) -> tuple[int, str]:

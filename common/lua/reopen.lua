@@ -4,9 +4,11 @@
 -- ARGV[1] the Redriven inbox event (JSON)
 -- ARGV[2] the most redrives one execution may have (OPENFNF_MAX_REDRIVES)
 -- ARGV[3] now (ms): the record's `dq` mark (a drive is queued, as append.lua sets it)
+-- ARGV[4] the most history events of an execution (OPENFNF_MAX_HISTORY_EVENTS)
 -- Returns {-1} if there is no such execution (never was, or past its retention),
 --         {0, status} if it is not Failed, Stopped or TimedOut (Succeeded, Running: nothing changed),
 --         {-2, redrives} if it has been redriven the most times allowed (nothing changed),
+--         {-3, history length} if its history has no room for ExecutionRedriven and a step (nothing changed),
 --         {1, redrives} when reopened: status Running, the retention TTL undone on every key, the
 --         Redriven event queued; the caller restores the wake-up, the running count, and publishes a drive.
 -- The script is the arbiter of concurrent redrives: the first turns the status to Running, the
@@ -18,6 +20,8 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'Failed' and status ~= 'Stopped' and status ~= 'TimedOut' then return {0, status} end
 local count = tonumber(redis.call('HGET', KEYS[1], 'redrives') or '0')
 if count >= tonumber(ARGV[2]) then return {-2, count} end
+local hseq = tonumber(redis.call('HGET', KEYS[1], 'hseq') or '0')
+if hseq + 2 >= tonumber(ARGV[4]) then return {-3, hseq} end
 count = count + 1
 redis.call('HINCRBY', KEYS[1], 'fence', 1)
 redis.call('DEL', KEYS[4])

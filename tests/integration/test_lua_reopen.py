@@ -28,7 +28,7 @@ def test_reopen_undoes_the_retention_and_queues_the_event(r: redis.Redis) -> Non
     s = Scripts(r)
     _ended(s, r, "TimedOut")
     assert r.ttl(XKEYS[0]) > 0 and r.ttl(XKEYS[2]) > 0  # (the inbox is empty: no key)
-    assert s.reopen(keys=RKEYS, args=[EVENT, 1000, 5000]) == [1, 1]
+    assert s.reopen(keys=RKEYS, args=[EVENT, 1000, 5000, 5000]) == [1, 1]
     assert [r.ttl(k) for k in (*XKEYS[:3], keys.tasks(TAG))] == [-1, -1, -1, -1]  # kept for as long as it runs
     rec = r.hgetall(XKEYS[0])
     assert rec[b"status"] == b"Running" and rec[b"redrives"] == b"1" and rec[b"dq"] == b"5000"
@@ -42,7 +42,7 @@ def test_two_redrives_make_one(r: redis.Redis) -> None:
     _ended(s, r)
     pipe = r.pipeline(transaction=False)
     for _ in range(5):
-        s.queue(pipe, "reopen", RKEYS, [EVENT, 1000, 5000])
+        s.queue(pipe, "reopen", RKEYS, [EVENT, 1000, 5000, 5000])
     answers = pipe.execute()
     assert answers[0] == [1, 1] and answers[1:] == [[0, b"Running"]] * 4
     assert r.llen(XKEYS[1]) == 1
@@ -50,30 +50,40 @@ def test_two_redrives_make_one(r: redis.Redis) -> None:
 
 def test_refusals_change_nothing(r: redis.Redis) -> None:
     s = Scripts(r)
-    assert s.reopen(keys=RKEYS, args=[EVENT, 1000, 5000]) == [-1]  # never existed, or past its retention
+    assert s.reopen(keys=RKEYS, args=[EVENT, 1000, 5000, 5000]) == [-1]  # never existed, or past its retention
     _ended(s, r, "Succeeded")
     before = r.hgetall(XKEYS[0])
-    assert s.reopen(keys=RKEYS, args=[EVENT, 1000, 5000]) == [0, b"Succeeded"]
+    assert s.reopen(keys=RKEYS, args=[EVENT, 1000, 5000, 5000]) == [0, b"Succeeded"]
     assert r.hgetall(XKEYS[0]) == before and r.ttl(XKEYS[0]) > 0 and r.llen(XKEYS[1]) == 0
 
 
 def test_the_most_redrives_allowed(r: redis.Redis) -> None:
     s = Scripts(r)
     _ended(s, r, "Stopped")
-    assert s.reopen(keys=RKEYS, args=[EVENT, 1, 5000]) == [1, 1]
+    assert s.reopen(keys=RKEYS, args=[EVENT, 1, 5000, 5000]) == [1, 1]
     r.hset(XKEYS[0], "status", "Failed")  # ended again
-    assert s.reopen(keys=RKEYS, args=[EVENT, 1, 5000]) == [-2, 1]
+    assert s.reopen(keys=RKEYS, args=[EVENT, 1, 5000, 5000]) == [-2, 1]
     assert r.hget(XKEYS[0], "status") == b"Failed"
-    assert s.reopen(keys=RKEYS, args=[EVENT, 2, 5000]) == [1, 2]
+    assert s.reopen(keys=RKEYS, args=[EVENT, 2, 5000, 5000]) == [1, 2]
 
 
 def test_a_drive_holding_the_ended_execution_loses_its_fence(r: redis.Redis) -> None:
     s = Scripts(r)
     _ended(s, r)
     token = int(s.acquire(keys=XKEYS, args=[5000])[0])  # e.g. the safety net drives the ended execution
-    assert s.reopen(keys=RKEYS, args=[EVENT, 1000, 5000]) == [1, 1]
+    assert s.reopen(keys=RKEYS, args=[EVENT, 1000, 5000, 5000]) == [1, 1]
     # its commit would put the TTL back and the ended state over the reopened one: it is fenced out
     fields = ["status", "Failed"]
     assert s.commit(keys=XKEYS, args=[token, 0, '{"status":"Failed"}', "", 2, 3600, keys.DONE_CHANNEL, TAG, *fields]) == -1
     assert r.hget(XKEYS[0], "status") == b"Running" and r.ttl(XKEYS[0]) == -1
     assert s.acquire(keys=XKEYS, args=[5000])[0] == token + 2  # (reopen took one) the next drive takes it and reads the Redriven event
+
+
+def test_a_full_history_is_refused(r: redis.Redis) -> None:
+    s = Scripts(r)
+    _ended(s, r)
+    r.hset(XKEYS[0], "hseq", 4998)  # 4,998 events of at most 5,000: no room for ExecutionRedriven and a step
+    assert s.reopen(keys=RKEYS, args=[EVENT, 1000, 5000, 5000]) == [-3, 4998]
+    assert r.hget(XKEYS[0], "status") == b"Failed" and r.llen(XKEYS[1]) == 0
+    r.hset(XKEYS[0], "hseq", 4997)
+    assert s.reopen(keys=RKEYS, args=[EVENT, 1000, 5000, 5000]) == [1, 1]

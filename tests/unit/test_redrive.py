@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from common.fdl import FlowDef, parse_definition
-from common.interpreter import Decision, advance
+from common.interpreter import Decision, Limits, advance
 
 NOW = 1_700_000_000_000
 REDRIVEN = {"t": "Redriven"}
@@ -308,3 +308,51 @@ def test_the_console_overlay_reads_a_redriven_history() -> None:
     assert done.end_type == "ExecutionSucceeded"
     slow_node = "n2"  # the graph numbers the nodes: First n1, Slow n2
     assert done.states[slow_node].status == StateStatus.SUCCEEDED and len(done.states[slow_node].visits) == 2
+
+
+def _not_succeeded_cases() -> list[Any]:
+    from tests.flowcases import load_cases
+
+    return [c for c in load_cases() if c.expect.get("status") in ("Failed", "Stopped", "TimedOut")]
+
+
+@pytest.mark.parametrize("case", _not_succeeded_cases(), ids=lambda c: c.name)
+def test_every_fixture_that_does_not_succeed_can_be_redriven(case: Any) -> None:
+    """Over every fixture flow that ends Failed, Stopped or TimedOut: a Redriven event reopens it, and
+    with the same scripted answers it runs to an end again (or waits on a call that never answers)."""
+    import heapq
+
+    from tests.flowcases import run_case, scripted
+
+    first = run_case(case)
+    flow = parse_definition(case.definition)
+    state = json.loads(json.dumps(first.final.state))
+    clock = first.clock + 1000
+    decision = advance(flow, state, [REDRIVEN], clock)
+    if state["seq"] + 2 >= Limits().max_history_events:  # a full history: reopen.lua refuses; the event changes nothing
+        assert not decision.history and decision.state == state
+        return
+    assert decision.history[0].type == "ExecutionRedriven" and decision.history[0].sched == first.final.state["seq"]
+    assert decision.history[0].id == first.final.state["seq"] + 1
+    respond = scripted(case.activities)
+    queue: list[tuple[int, int, dict[str, Any]]] = []
+    seq = 0
+    for step in range(2000):
+        for cmd in decision.commands:
+            if cmd["t"] == "RunActivity":
+                for when, answer in respond(cmd, clock):
+                    seq += 1
+                    heapq.heappush(queue, (when, seq, answer))
+            elif cmd["t"] == "StartTimer":
+                seq += 1
+                heapq.heappush(queue, (max(int(cmd["fire_at"]), clock), seq, {"t": "TimerFired", "id": cmd["id"]}))
+        if decision.ended or not queue:
+            break
+        at, _, event = heapq.heappop(queue)
+        clock = max(clock, at)
+        decision = advance(flow, json.loads(json.dumps(decision.state)), [event], clock)
+    else:
+        raise AssertionError("no end after 2000 decisions")
+    assert decision.ended or decision.state["waits"], "neither ended nor waiting: stuck"
+    if decision.ended and decision.status != "Succeeded":
+        assert "resume" in decision.state or not decision.state.get("frames")
