@@ -349,3 +349,36 @@ def test_a_front_door_killed_after_reopening_loses_nothing(engine: Service, sdk:
     done = ended(sdk, "crashy_api", "e1")  # the safety net (timers) drives it
     assert done.status == "Succeeded", done.to_map()
     assert calls(box, "flaky") == 2
+
+
+def test_child_flows_and_redrive(sdk: Any, box: Path) -> None:
+    """A parent failed because its child did. Redriving the child reports its end to a task that is done
+    already (the parent is not told twice); redriving the parent starts a new child for the re-entered task."""
+    create(sdk, "kid", FLAKY)
+    parent = """version: v1
+type: flow
+steps:
+  - type: task
+    name: run_kid
+    resourceArn: acs:fnf:::flow/kid
+    pattern: sync
+    inputMappings: [{target: dir, source: $input.dir}]
+    serviceParams:
+      Input: $
+"""
+    create(sdk, "parent", parent)
+    start(sdk, "parent", "p1", {"dir": str(box)})
+    assert ended(sdk, "parent", "p1").status == "Failed"
+    parent_events = len(history(sdk, "parent", "p1"))
+    (kid,) = sdk.list_executions(models.ListExecutionsRequest(flow_name="kid")).body.executions
+    assert kid.status == "Failed"
+    redrive_execution(sdk, "kid", kid.name)
+    assert ended(sdk, "kid", kid.name).status == "Succeeded"
+    assert sdk.describe_execution(models.DescribeExecutionRequest(flow_name="parent", execution_name="p1")).body.status == "Failed"
+    assert len(history(sdk, "parent", "p1")) == parent_events  # its task had its report: nothing more reached it
+    redrive_execution(sdk, "parent", "p1")
+    done = ended(sdk, "parent", "p1")
+    assert done.status == "Succeeded", done.to_map()
+    kids = sdk.list_executions(models.ListExecutionsRequest(flow_name="kid")).body.executions
+    assert len(kids) == 2 and all(k.status == "Succeeded" for k in kids)
+    assert calls(box, "flaky") == 3
