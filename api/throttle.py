@@ -31,6 +31,7 @@ from common.throttle_rules import (
 logger = logging.getLogger(__name__)
 
 START = "StartExecution"
+RUNNING_CAP_ACTIONS = frozenset({START, "RedriveExecution"})  # actions that make an execution run: the running cap applies (issue 18 adds the redrive)
 NAME_IS_FLOW = frozenset({"CreateFlow", "DescribeFlow", "UpdateFlow", "DeleteFlow"})  # flow named by `Name`
 
 ADMITTED, THROTTLED, CAPPED, REPLAYED = 0, 1, 2, 3  # gcra.lua verdicts
@@ -156,7 +157,7 @@ class Limiter:
         """What gcra.lua must check for this request, or None when no rule and no cap applies (no round trip)."""
         account = key.account
         buckets = self.rules.buckets(action, account, key.id, flow_of(action, params))
-        cap = self.settings.max_running_executions if action == START else 0
+        cap = self.settings.max_running_executions if action in RUNNING_CAP_ACTIONS else 0
         if not buckets and cap <= 0:
             return None
         bucket_keys = [keys.gcra_bucket(account, b.scope.value, b.subject, action) for b in buckets]
