@@ -3,7 +3,7 @@
 An end that is not a success keeps a resumable snapshot in the state, `state["resume"] = {"frames":
 {frame id: frame}}`: the frames that were running, failed or were cancelled at the end, each at the
 state it had reached (see engine.py for the frame layout). A `Redriven` inbox event
-    {"t": "Redriven"}
+    {"t": "Redriven", "n": redrive count}     (n as reopen.lua counted it; absent: the state's count + 1)
 reopens such an execution (any other status drops it): ExecutionRedriven {redriveCount} is appended,
 the status is Running again, and the snapshot resumes:
   - a Parallel / Map / old choice step (a "fan" frame) keeps the results of the children that
@@ -70,7 +70,8 @@ def reopen(run: Run, event: dict[str, Any]) -> None:
     if run.next_event_id() + 1 >= run.max_events:
         return  # no room for ExecutionRedriven and a step (reopen.lua refuses this; a late event changes nothing)
     resume = state.pop("resume", None)
-    count = int(state.get("redrives", 0)) + 1
+    given = event.get("n")
+    count = given if isinstance(given, int) and not isinstance(given, bool) and given > 0 else int(state.get("redrives", 0)) + 1
     for key in ("output", "error", "cause"):
         state.pop(key, None)
     state["status"] = Status.RUNNING.value

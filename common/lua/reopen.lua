@@ -1,7 +1,7 @@
 -- reopen.lua: RedriveExecution's atomic reopening of a Failed, Stopped or TimedOut execution (issue 18).
 -- KEYS[1] execution record   KEYS[2] inbox   KEYS[3] history   KEYS[4] lease   KEYS[5] tasks hash
 --   (one execution: one hash tag, one slot)
--- ARGV[1] the Redriven inbox event (JSON)
+-- ARGV[1] the Redriven inbox event (a JSON object); the script adds `n`, the redrive count, to it
 -- ARGV[2] the most redrives one execution may have (OPENFNF_MAX_REDRIVES)
 -- ARGV[3] now (ms): the record's `dq` mark (a drive is queued, as append.lua sets it)
 -- ARGV[4] the most history events of an execution (OPENFNF_MAX_HISTORY_EVENTS)
@@ -31,5 +31,7 @@ redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 redis.call('PERSIST', KEYS[3])
 redis.call('PERSIST', KEYS[5])
-redis.call('RPUSH', KEYS[2], ARGV[1])
+local event = cjson.decode(ARGV[1])
+event['n'] = count
+redis.call('RPUSH', KEYS[2], cjson.encode(event))
 return {1, count}

@@ -1,6 +1,7 @@
 """Console authorisation (every route x key kind), CSRF refusal, sessions and the sign-in limit, on a real redis-server."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,6 @@ async def test_redrive_button_reopens_a_failed_execution_through_control(console
     assert resp.status == 303
     tag = keys.execution_tag("flow-id-1", "x3")
     assert r.hget(keys.execution(tag), "status") == b"Running" and r.hget(keys.execution(tag), "redrives") == b"1"
-    assert r.lrange(keys.inbox(tag), -1, -1) == [b'{"t":"Redriven"}']
+    assert [json.loads(e) for e in r.lrange(keys.inbox(tag), -1, -1)] == [{"t": "Redriven", "n": 1}]
     again = await client.post("/console/flows/f/executions/x3/redrive", data={"csrf": csrf}, allow_redirects=False)
     assert again.status == 400 and "ExecutionNotRedrivable" in await again.text()

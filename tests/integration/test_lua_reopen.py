@@ -33,7 +33,7 @@ def test_reopen_undoes_the_retention_and_queues_the_event(r: redis.Redis) -> Non
     rec = r.hgetall(XKEYS[0])
     assert rec[b"status"] == b"Running" and rec[b"redrives"] == b"1" and rec[b"dq"] == b"5000"
     assert b"stopped" not in rec and b"error" not in rec and b"cause" not in rec
-    assert r.lrange(XKEYS[1], 0, -1) == [EVENT.encode()]
+    assert [json.loads(e) for e in r.lrange(XKEYS[1], 0, -1)] == [{"t": "Redriven", "n": 1}]  # the count added
     assert r.lrange(XKEYS[2], 0, -1) == [b'[["e"]]']  # the history is kept
 
 
