@@ -356,3 +356,48 @@ def test_every_fixture_that_does_not_succeed_can_be_redriven(case: Any) -> None:
     assert decision.ended or decision.state["waits"], "neither ended nor waiting: stuck"
     if decision.ended and decision.status != "Succeeded":
         assert "resume" in decision.state or not decision.state.get("frames")
+
+
+NESTED = """
+Type: StateMachine
+SpecVersion: v1
+StartAt: Both
+States:
+  - Type: Parallel
+    Name: Both
+    End: true
+    Branches:
+      - StartAt: Each
+        States:
+          - Type: Map
+            Name: Each
+            ItemsPath: $Input.items
+            End: true
+            Processor:
+              StartAt: Work
+              States:
+                - {Type: Task, Name: Work, Action: FC:InvokeFunction, Parameters: {resourceArn: "acs:fc:cn-hangzhou:1:functions/work"}, End: true}
+      - StartAt: Other
+        States:
+          - {Type: Task, Name: Other, Action: FC:InvokeFunction, Parameters: {resourceArn: "acs:fc:cn-hangzhou:1:functions/other"}, End: true}
+"""
+
+
+def test_a_map_inside_a_parallel_resumes_only_its_unfinished_iterations() -> None:
+    run = Driven(NESTED, {"items": [10, 11, 12]})
+    cmds = run.activities(run.last)  # type: ignore[arg-type]
+    work = {c["input"]: c for c in cmds if c["resource"].endswith("/work")}
+    (other,) = [c for c in cmds if c["resource"].endswith("/other")]
+    run.feed(_ok(other["id"], '"other"'))
+    run.feed(_ok(work[10]["id"], "100"))
+    ended = run.feed(_fail(work[11]["id"]))
+    assert ended.status == "Failed" and {c["id"] for c in ended.commands if c["t"] == "CancelActivity"} == {work[12]["id"]}
+    redriven = run.feed(REDRIVEN)
+    again = {c["input"]: c for c in run.activities(redriven)}
+    assert sorted(again) == [11, 12]  # not item 10, not the other branch
+    run.feed(_ok(again[11]["id"], "110"))
+    done = run.feed(_ok(again[12]["id"], "120"))
+    assert done.status == "Succeeded"
+    text = json.dumps(done.output)
+    assert all(v in text for v in ('"other"', "100", "110", "120"))
+    _replays_the_same(run)
