@@ -382,3 +382,15 @@ steps:
     kids = sdk.list_executions(models.ListExecutionsRequest(flow_name="kid")).body.executions
     assert len(kids) == 2 and all(k.status == "Succeeded" for k in kids)
     assert calls(box, "flaky") == 3
+
+
+def test_redrive_runs_the_executions_own_definition_not_the_flows_current_one(sdk: Any, box: Path) -> None:
+    create(sdk, "changing", FLAKY)
+    start(sdk, "changing", "e1", {"dir": str(box)})
+    assert ended(sdk, "changing", "e1").status == "Failed"
+    replaced = "Type: StateMachine\nSpecVersion: v1\nStartAt: Nope\nStates:\n  - {Type: Fail, Name: Nope, Code: Replaced}\n"
+    sdk.update_flow(models.UpdateFlowRequest(name="changing", definition=replaced))
+    redrive_execution(sdk, "changing", "e1")
+    done = ended(sdk, "changing", "e1")
+    assert done.status == "Succeeded", done.to_map()  # the Flaky task ran again, not the new Fail state
+    assert calls(box, "flaky") == 2 and "Flaky" in done.flow_definition
