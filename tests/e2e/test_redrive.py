@@ -394,3 +394,19 @@ def test_redrive_runs_the_executions_own_definition_not_the_flows_current_one(sd
     done = ended(sdk, "changing", "e1")
     assert done.status == "Succeeded", done.to_map()  # the Flaky task ran again, not the new Fail state
     assert calls(box, "flaky") == 2 and "Flaky" in done.flow_definition
+
+
+def test_the_older_sdk_redrives_through_its_common_request(engine: Service, sdk: Any, box: Path) -> None:
+    from aliyunsdkcore.request import CommonRequest
+
+    create(sdk, "old_sdk_flaky", FLAKY)
+    start(sdk, "old_sdk_flaky", "e1", {"dir": str(box)})
+    assert ended(sdk, "old_sdk_flaky", "e1").status == "Failed"
+    request = CommonRequest(domain=engine.endpoint, version="2019-03-15", action_name="RedriveExecution")
+    request.set_method("POST")
+    request.set_protocol_type("http")
+    request.add_body_params("FlowName", "old_sdk_flaky")
+    request.add_body_params("ExecutionName", "e1")
+    body = json.loads(engine.old_client().do_action_with_exception(request))
+    assert body["Status"] == "Running" and body["RedriveCount"] == 1
+    assert ended(sdk, "old_sdk_flaky", "e1").status == "Succeeded"
