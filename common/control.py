@@ -136,6 +136,9 @@ async def redrive(store: Store, publish: Publish, settings: Settings, *, account
     _, result = await store.scripts.pipeline(build)
     code = int(result[0])
     if code == -1:
+        # The flow's executions index keeps a name after its record expired: past retention, not unknown.
+        if await store.redis.zscore(keys.executions_index(flow["Id"]), name) is not None:
+            raise ExecutionNotRedrivable(name, flow["Name"], f"it is past its retention period ({settings.retention_days} days)")
         raise ExecutionNotExists(name, flow["Name"])
     if code == 0:
         status = result[1].decode() if isinstance(result[1], bytes) else str(result[1])

@@ -222,7 +222,7 @@ def test_redrive_after_a_flow_timeout(sdk: Any, box: Path) -> None:
     assert calls(box, "first") == 1 and calls(box, "slow") == 2
 
 
-def test_refusals_and_the_most_redrives(sdk: Any, box: Path) -> None:
+def test_refusals_and_the_most_redrives(engine: Service, sdk: Any, box: Path) -> None:
     always = f"""Type: StateMachine
 SpecVersion: v1
 StartAt: Bad
@@ -232,13 +232,25 @@ States:
     start(sdk, "always", "e1", {"dir": str(box)})
     assert ended(sdk, "always", "e1").status == "Failed"
     assert refused(sdk, "always", "nope").code == "ExecutionNotExists"
+    start(sdk, "always", "expired", {"dir": str(box)})
+    assert ended(sdk, "always", "expired").status == "Failed"
+    import redis as redis_py
+
+    from common import keys
+
+    flow_id = redis_py.Redis.from_url(engine.redis_url).hget(keys.flow(Settings.model_fields["account_id"].default, "always"), "Id")
+    assert flow_id is not None
+    tag = keys.execution_tag(flow_id.decode(), "expired")
+    redis_py.Redis.from_url(engine.redis_url).delete(*keys.execution_keys(tag))  # what its retention TTL does
+    err = refused(sdk, "always", "expired")
+    assert err.code == "ExecutionNotRedrivable" and "retention" in err.message and err.statusCode == 400
     assert refused(sdk, "no_such_flow", "e1").code == "FlowNotExists"
     for n in range(1, MAX_REDRIVES + 1):
         assert redrive_execution(sdk, "always", "e1")["RedriveCount"] == n
         assert ended(sdk, "always", "e1").status == "Failed"
     err = refused(sdk, "always", "e1")
     assert err.code == "ExecutionNotRedrivable" and "most allowed" in err.message and err.statusCode == 400
-    assert calls(box, "bad") == MAX_REDRIVES + 1
+    assert calls(box, "bad") == MAX_REDRIVES + 2  # e1 first and after each redrive, and `expired` once
     sdk.create_flow(models.CreateFlowRequest(name="express_bad", definition=always, description="", type="FDL", execution_mode="Express"))
     sync = sdk.start_sync_execution(models.StartSyncExecutionRequest(flow_name="express_bad", execution_name="x", input=json.dumps({"dir": str(box)})))
     assert sync.body.status == "Failed"
