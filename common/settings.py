@@ -114,6 +114,19 @@ class Settings(BaseSettings):
     # Redrive (issue 18): RedriveExecution reopens a Failed, Stopped or TimedOut execution.
     max_redrives: int = 1000  # redrives per execution; one more is 400 ExecutionNotRedrivable
 
+    # Distributed Map (issue 16): the object store and the MapRun quotas.
+    oss_endpoint: str = ""  # OSS or any S3-compatible endpoint URL, e.g. https://oss-cn-hangzhou.aliyuncs.com
+    oss_region: str = ""  # the store's region; default the service's `region`
+    oss_access_key_id: str = ""
+    oss_access_key_secret: str = ""
+    oss_addressing_style: Literal["virtual", "path"] = "virtual"  # OSS accepts only virtual-host style
+    buckets_dir: Path | None = None  # directory buckets (`openfnf dev --buckets DIR`): a bucket is a subdirectory; wins over oss_endpoint
+    maprun_max_items: int = 10_000  # items one MapRun may process (the cloud's default quota); more without MaxItems fails it
+    maprun_max_concurrency: int = 300  # children of one MapRun in flight at most; MaxConcurrency / UpdateMapRun above it are clamped
+    maprun_default_concurrency: int = 100  # children in flight when the Map gives no MaxConcurrency
+    maprun_page_items: int = 500  # items read from the store per page; bounds what one MapRun holds in memory and in Redis
+    maprun_result_file_items: int = 1000  # results per ResultWriter file (SUCCEEDED_n.json, FAILED_n.json)
+
     # Test-only fault points (never set in production): names of places to os._exit(137).
     fault_points: list[str] = Field(default_factory=list)
 

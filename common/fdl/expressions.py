@@ -36,6 +36,7 @@ MAX_CALL_DEPTH = 10
 MAX_NESTING = 64  # parentheses, brackets, braces and prefix operators, one inside another
 
 NEW_ROOTS = {"$Input": "$Input", "$Output": "$Output", "$Context": "$Context", "$input": "$Input", "$output": "$Output", "$context": "$Context"}
+NEW_ROOTS |= {"$Item": "$Item", "$item": "$Item"}  # a distributed Map's ItemConstructor (common/fdl/distributed.py)
 OLD_ROOTS = {"$": "$", "$input": "$"}
 
 _TOKEN = re.compile(

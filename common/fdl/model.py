@@ -129,6 +129,7 @@ class StateDef:
     task: TaskSpec | None = None
     wait: WaitSpec | None = None
     fan: FanSpec | None = None
+    dmap: Any = None  # a distributed Map: common.fdl.distributed.DistributedSpec (type "dmap")
     choices: tuple[ChoiceRule, ...] = ()
     default: ChoiceRule | None = None
     retry: tuple[RetryPolicy, ...] = ()

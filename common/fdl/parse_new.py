@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 from common.fdl import fields as f
+from common.fdl.distributed import DISTRIBUTED_FIELDS, DistributedSpec, execution_mode, inline_only_fields, parse_distributed
 from common.fdl.errors import FdlError
 from common.fdl.model import (
     REQUEST_COMPLETE,
@@ -34,7 +35,9 @@ FIELDS = {
     "Task": COMMON | {"Action", "TaskMode", "Parameters", "Timeout", "Retry", "Catch"},
     "Choice": (COMMON - {"Next", "End"}) | {"Branches", "Default"},
     "Parallel": COMMON | {"Branches", "Retry", "Catch"},
-    "Map": COMMON | {"ItemsPath", "Processor", "MaxConcuccency", "MaxConcurrency", "ProcessorConfig", "Retry", "Catch"},
+    "Map": COMMON
+    | {"ItemsPath", "Processor", "MaxConcuccency", "MaxConcurrency", "ProcessorConfig", "Retry", "Catch"}
+    | DISTRIBUTED_FIELDS,
     "Wait": COMMON | {"Seconds", "Seconds.$", "UntilDateTime", "UntilDateTime.$"},
     "Succeed": COMMON - {"Next"},  # End is pointless on a Succeed, but harmless
     "Fail": (COMMON - {"Next"}) | {"Code", "Detail"},  # the docs' own example puts End on a Fail
@@ -119,7 +122,10 @@ class _NewParser:
             extra = self.choice(raw, label, names, scope_name)
         elif kind == "Parallel":
             extra = {"fan": self.parallel(raw, where, label), **self.errors(raw, label, names, scope_name)}
+        elif kind == "Map" and execution_mode(raw, label) is not None:
+            extra = {"dmap": self.dmap(raw, where, label), **self.errors(raw, label, names, scope_name)}
         elif kind == "Map":
+            inline_only_fields(raw, label)
             extra = {"fan": self.map(raw, where, label), **self.errors(raw, label, names, scope_name)}
         elif kind == "Wait":
             extra = {"wait": self.wait(raw, label)}
@@ -127,7 +133,7 @@ class _NewParser:
             extra = {"error": f.opt_str(raw, "Code", label), "cause": f.opt_str(raw, "Detail", label)}
         return StateDef(
             name=name,
-            type=kind.lower(),
+            type="dmap" if "dmap" in extra else kind.lower(),
             path=where,
             next=nxt if kind in NEEDS_NEXT_OR_END else None,
             uses_context=_mentions_context(raw),
@@ -263,6 +269,14 @@ class _NewParser:
         key = "MaxConcuccency" if raw.get("MaxConcuccency") is not None else "MaxConcurrency"
         limit = f.opt_number(raw, key, label, minimum=0, maximum=MAX_CONCURRENCY, integer=True)
         return FanSpec(scopes=(f"{at}.States",), items_expr=items, max_concurrency=int(limit or 0), items_fn=items_fn)
+
+    def dmap(self, raw: dict[str, Any], where: str, label: str) -> DistributedSpec:
+        """A Map in distributed mode: its Processor is checked here, and runs as child executions."""
+        spec = parse_distributed(raw, label, execution_mode(raw, label) or "Standard")
+        at = f"{where}.Processor"
+        f.no_unknown(spec.processor, {"StartAt", "States", "ProcessorConfig"}, f"{label}.Processor")
+        self.scope(spec.processor, f"{at}.States", f"{at}.")
+        return spec
 
     def wait(self, raw: dict[str, Any], label: str) -> WaitSpec:
         given = [k for k in ("Seconds", "Seconds.$", "UntilDateTime", "UntilDateTime.$") if raw.get(k) is not None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from common.fdl.model import StateDef
-from common.interpreter.states import choice, fanout, simple, task, wait
+from common.interpreter.states import choice, dmap, fanout, simple, task, wait
 
 _HANDLERS: dict[str, Any] = {
     "pass": simple,
@@ -16,6 +16,7 @@ _HANDLERS: dict[str, Any] = {
     "parallel": fanout,
     "map": fanout,
     "foreach": fanout,
+    "dmap": dmap,
 }
 
 
@@ -24,4 +25,4 @@ def handler(state: StateDef) -> Any:
     return _HANDLERS[state.type]
 
 
-__all__ = ["choice", "fanout", "handler", "simple", "task", "wait"]
+__all__ = ["choice", "dmap", "fanout", "handler", "simple", "task", "wait"]
