@@ -193,6 +193,20 @@ class ExecutionNotRedrivable(FnfError):
     template = "Execution '%s' for flow '%s' cannot be redriven: %s."
 
 
+class MapRunNotExists(FnfError):
+    """The named MapRun does not exist for the execution (distributed Map, issue 16)."""
+
+    code, http_status = "MapRunNotExists", 404
+    template = "MapRun %s for execution %s does not exist."
+
+
+class MapRunAlreadyCompleted(FnfError):
+    """UpdateMapRun on a MapRun that has ended."""
+
+    code, http_status = "MapRunAlreadyCompleted", 400
+    template = "MapRun %s for execution %s has already completed."
+
+
 class TaskAlreadyCompleted(FnfError):
     """A second report for a task token."""
 

@@ -151,3 +151,38 @@ def console_signin_attempts(client: str, minute: int) -> str:
 
 
 HEARTBEATS = PREFIX + "alive"  # zset: "<worker|timers>:<process name>" -> last heartbeat ms (the console's liveness view)
+
+
+# Distributed Map (issue 16). A MapRun is addressed like an execution, `<flow id>/<MapRun name>`, so
+# ListExecutions(FlowName, MapRunName) finds it without its parent; its keys share that hash tag.
+MAPRUN_WAKE = PREFIX + "mrwake"  # zset: MapRun tag -> when the timers drive it again if nothing else did (ms)
+
+
+def maprun(tag: str) -> str:
+    """Hash: the MapRun record (parent, status, counts, concurrency, tolerances, reader cursor, fence)."""
+    return f"{PREFIX}mr:{{{tag}}}"
+
+
+def maprun_inbox(tag: str) -> str:
+    """List: MapRun events not yet seen by its driver (ChildEnded, Updated, Abort)."""
+    return f"{PREFIX}mri:{{{tag}}}"
+
+
+def maprun_lease(tag: str) -> str:
+    """String: the fencing token of the driver holding the MapRun, with a TTL."""
+    return f"{PREFIX}mrl:{{{tag}}}"
+
+
+def maprun_running(tag: str) -> str:
+    """Hash: child index -> items in it, for the children in flight."""
+    return f"{PREFIX}mrr:{{{tag}}}"
+
+
+def maprun_children(tag: str) -> str:
+    """Zset: child execution name -> child index, for ListExecutions with MapRunName."""
+    return f"{PREFIX}mrc:{{{tag}}}"
+
+
+def maprun_keys(tag: str) -> list[str]:
+    """[record, inbox, lease, running]: the KEYS of maprun_acquire / maprun_commit, in this order."""
+    return [maprun(tag), maprun_inbox(tag), maprun_lease(tag), maprun_running(tag)]

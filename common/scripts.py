@@ -29,6 +29,10 @@ NAMES = (
     "adopt",  # child flows (issue 14)
     "stop_child",
     "reopen",  # RedriveExecution (issue 18)
+    "maprun_acquire",  # distributed Map (issue 16)
+    "maprun_commit",
+    "maprun_child_end",
+    "maprun_update",
 )
 
 

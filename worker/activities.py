@@ -121,6 +121,7 @@ class ActivityRunner:
         self.publish_drive = publish_drive
         self.start_child = start_child
         self.broker = state if broker is None else broker
+        self.mapruns: Any = None  # worker.mapruns.MapRuns: starts a distributed Map's MapRun (kind `maprun`)
 
     @traced_activity  # an openfnf.activity span when tracing is on (worker/spans.py)
     def execute(self, tag: str, command: dict[str, Any]) -> Outcome:
@@ -140,6 +141,8 @@ class ActivityRunner:
         timeout_s = float(timeout_ms) / 1000 if timeout_ms else None
         params = command.get("params") or {}
         resource = str(command.get("resource") or "")
+        if kind == "maprun" and self.mapruns is not None:
+            return self.mapruns.start(tag, command)  # type: ignore[no-any-return]
         if kind == "fc" or self.functions.binding(resource) is not None:
             return self.functions.invoke(resource, handler_event(command), timeout_s, invocation_of(tag, command))
         if kind == "http":

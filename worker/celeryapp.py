@@ -9,6 +9,7 @@ import redis
 from celery import Celery, signals
 
 from common import brokers
+from common.mapruns import MAPRUN_TASK
 from common.redisurl import for_kombu, for_redis_py
 from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK, DRIVE_TASK
@@ -20,6 +21,7 @@ from worker.dispatch import Dispatcher
 from worker.driver import Driver
 from worker.account_keys import AccountKeys
 from worker.functions import Caller, Functions, load_functions
+from worker.mapruns import MapRuns
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ class _Process:
     settings: Settings | None = None
     driver: Driver | None = None
     activities: ActivityRunner | None = None
+    mapruns: MapRuns | None = None
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -65,6 +68,7 @@ def make_celery(settings: Settings) -> Celery:
     app.conf.task_routes = {ACTIVITY_TASK: {"queue": settings.activity_queue}, DRIVE_TASK: {"queue": settings.drive_queue}}
     if brokers.broker_kind(settings.effective_broker_url) == "amqp":
         _configure_amqp(app, settings)
+    app.conf.task_routes[MAPRUN_TASK] = {"queue": settings.activity_queue}
 
     @app.task(name=DRIVE_TASK, ignore_result=True)
     def drive(*tags: str) -> str:
@@ -76,6 +80,11 @@ def make_celery(settings: Settings) -> Celery:
     @app.task(name=ACTIVITY_TASK, ignore_result=True)
     def activity(tag: str, command: dict[str, Any] | list[dict[str, Any]]) -> str:
         return _activities().run(tag, command)
+
+    @app.task(name=MAPRUN_TASK, ignore_result=True)
+    def maprun(tag: str) -> str:
+        """Drive one MapRun of a distributed Map (worker/mapruns.py)."""
+        return _mapruns().drive(tag)
 
     return app
 
@@ -153,6 +162,14 @@ def _nothing() -> None:
 AmqpLoopTimer, AmqpConsumer = _make_amqp_steps()
 
 
+def _mapruns() -> MapRuns:
+    if _Process.mapruns is None:
+        assert _Process.settings is not None
+        state, broker = _clients(_Process.settings)
+        _Process.mapruns = MapRuns(state, broker, _Process.settings)
+    return _Process.mapruns
+
+
 def _clients(settings: Settings) -> tuple[Any, Any]:
     state = redis.Redis.from_url(for_redis_py(settings.redis_url))
     return state, brokers.sync_broker(settings, state)
@@ -180,6 +197,7 @@ def _activities() -> ActivityRunner:
         functions = Functions(load_functions(settings.functions), caller, account_keys)
         publish = lambda tag: dispatcher.publish_drives([tag])  # noqa: E731
         _Process.activities = ActivityRunner(state, settings, functions, publish, ChildStarter(state, settings, publish), broker=broker)
+        _Process.activities.mapruns = _mapruns()
     return _Process.activities
 
 

@@ -24,6 +24,7 @@ from common.settings import Settings
 from common.taskmsg import drive_messages
 from common.tokens import InvalidToken, parse_token
 from worker.activities import activity_member, activity_messages, waits_for_report
+from worker.mapruns import abort_runs, child_ended
 from worker.spans import report_span, with_trace
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ class Dispatcher:
             kids_at = len(pipe)  # read after the tasks are marked done: adopt.lua adopts no child of theirs from now on
             pipe.hgetall(keys.children(tag))
         results = pipe.execute()
+        # A distributed Map's MapRun is aborted with its activity (worker/mapruns.py).
+        abort_runs(self.scripts, self.broker, self.settings, tag, sorted(cancelled), int(time.time() * 1000))
         if kids_at >= 0 and orphaned is not None:
             self._stop_orphans(tag, orphans(results[kids_at], cancelled), orphaned)
         if activities:
@@ -113,7 +116,10 @@ class Dispatcher:
 
     def notify_parent(self, callback_token: str, decision: Decision, now: int, tag: str = "") -> None:
         """A finished execution (`tag`) started with CallbackFnFTaskToken reports its end to that token
-        and leaves its parent's children hash (common/lineage.py)."""
+        and leaves its parent's children hash (common/lineage.py); a MapRun's child reports to its run
+        (worker/mapruns.py)."""
+        if child_ended(self.scripts, self.broker, self.settings, callback_token, decision.status.value, now):
+            return
         try:
             ref = parse_token(self.settings.token_secret, callback_token)
         except InvalidToken:

@@ -16,6 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from common import brokers, keys
+from common.mapruns import drive_message as maprun_drive_message
 from common.redisurl import for_redis_py
 from common.scripts import Scripts
 from common.settings import Settings
@@ -173,6 +174,18 @@ class Timers:
         appended = results[1::5]
         self.publish_drives([tag for (tag, _, _), got in zip(entries, appended, strict=True) if len(got) > 2 and int(got[2]) == 1])
 
+    def rescue_mapruns(self, now: int) -> int:
+        """Drive again the MapRuns whose wake-up passed (a drive message lost with a killed worker, or a
+        batched refill, worker/mapruns.py); each drive arms its run again, and an ended run is forgotten.
+        Their drives go to the end of the activities queue served next (issue 16)."""
+        claimed = self.scripts.claim_due(keys=[keys.MAPRUN_WAKE], args=[now, BATCH, self.settings.wake_after_ms])
+        if not claimed:
+            return 0
+        tags = [m.decode() if isinstance(m, bytes) else str(m) for m in claimed[::2]]
+        queue = self.settings.activity_queue
+        self.broker.rpush(queue, *(maprun_drive_message(t, queue) for t in tags))
+        return len(tags)
+
     def run(self) -> None:
         """Loop until SIGTERM/SIGINT."""
         signal.signal(signal.SIGTERM, self._stop)
@@ -185,6 +198,7 @@ class Timers:
             try:
                 now = int(time.time() * 1000)
                 busy = self.fire_timers(now) + self.rescue(now) + self.rescue_activities(now) + self.schedules.fire(now)
+                busy += self.rescue_mapruns(now)
                 if failing:
                     failing = False
                     logger.warning("timers: Redis answers again")

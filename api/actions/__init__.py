@@ -7,6 +7,7 @@ from typing import Any
 from api.actions import (  # regions, schedules, sync: issue 8
     executions,
     flows,
+    mapruns,
     redrive,
     regions,
     schedules,
@@ -59,4 +60,6 @@ HANDLERS: dict[str, Handler] = {
     "StartSyncExecution": sync.start_sync_execution,
     "DescribeRegions": regions.describe_regions,
     "RedriveExecution": redrive.redrive_execution,  # an OpenFnF extension (issue 18)
+    "DescribeMapRun": mapruns.describe_map_run,  # issue 16
+    "UpdateMapRun": mapruns.update_map_run,
 }

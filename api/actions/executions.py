@@ -8,6 +8,7 @@ from typing import Any
 
 from api.actions.context import Call
 from api.actions.flows import get_flow
+from api.actions.mapruns import map_run_children
 from api.actions.versions import resolve_qualifier
 from api.params import boolean, integer, json_object, optional, required, resource_name
 from common import control, keys
@@ -143,9 +144,11 @@ async def list_executions(call: Call) -> dict[str, Any]:
     )
     metadata_only = boolean(p, "MetadataOnly")
     flow = await get_flow(call, required(p, "FlowName"))
-    if optional(p, "MapRunName"):  # no distributed Map runs exist here, so none of their executions
-        return {"Executions": []}
-    rows, nxt = await call.store.list_executions(flow["Id"], optional(p, "NextToken") or None, limit, match)
+    if optional(p, "MapRunName"):  # a distributed Map's children (issue 16), in item order
+        rows, nxt = await map_run_children(call, flow["Id"], optional(p, "MapRunName"), optional(p, "NextToken") or None, limit)
+        rows = [r for r in rows if match.accepts(r)]
+    else:
+        rows, nxt = await call.store.list_executions(flow["Id"], optional(p, "NextToken") or None, limit, match)
     executions = []
     for row in rows:
         view = execution_view(row, "" if metadata_only else await call.store.definition(row["defid"]))

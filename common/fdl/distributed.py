@@ -67,8 +67,8 @@ class DistributedSpec:
     writer: WriterSpec | None = None
     max_items: Param | None = None
     max_concurrency: int = 0  # 0: the quota (OPENFNF_MAPRUN_MAX_CONCURRENCY, default 100)
-    tolerated_count: int = 0
-    tolerated_percentage: float = 0.0
+    tolerated_count: int | None = None  # None: not set (with neither set, the first failure fails the run)
+    tolerated_percentage: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def child_definition(self, flow_name: str | None) -> str:
@@ -137,8 +137,8 @@ def parse_distributed(raw: dict[str, Any], label: str, mode: str) -> Distributed
         writer=_writer(raw.get("ResultWriter"), f"{label}.ResultWriter"),
         max_items=_max_items(raw, label),
         max_concurrency=int(concurrency or 0),
-        tolerated_count=int(count or 0),
-        tolerated_percentage=float(percentage or 0),
+        tolerated_count=None if count is None else int(count),
+        tolerated_percentage=None if percentage is None else float(percentage),
         raw=raw,
     )
 

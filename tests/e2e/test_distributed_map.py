@@ -1,0 +1,248 @@
+"""Distributed Map through the official SDK: directory buckets and a real S3 API (moto's server), every
+source type, batching, constructors, result files, tolerances, MapRun actions, stop (issue 16)."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alibabacloud_fnf20190315 import models
+
+from openfnf.redisserver import free_port, wait_for_port
+from tests.conftest import Service, running_service
+
+pytestmark = pytest.mark.e2e
+
+def _flow(state: str, name: str = "M") -> str:
+    """A flow whose one state is the Map given as YAML lines (indented by 4)."""
+    return f"Type: StateMachine\nStartAt: {name}\nStates:\n{state}"
+
+
+def _map(extra: str, processor: str = "{StartAt: P, States: [{Type: Pass, Name: P, End: true}]}", mode: str = "Express") -> str:
+    lines = [
+        "  - Type: Map",
+        "    Name: M",
+        f"    ProcessorConfig: {{ExecutionMode: {mode}}}",
+        f"    Processor: {processor}",
+        "    End: true",
+    ]
+    return "\n".join(lines + ["    " + line for line in extra.strip().splitlines()]) + "\n"
+
+
+_counter = {"n": 0}
+
+
+def create(sdk: Any, definition: str) -> str:
+    _counter["n"] += 1
+    name = f"dmap{_counter['n']}_{os.getpid()}"
+    sdk.create_flow(models.CreateFlowRequest(name=name, definition=definition, description="", type="FDL"))
+    return name
+
+
+def start(sdk: Any, flow: str, data: dict[str, Any] | None = None) -> str:
+    return str(sdk.start_execution(models.StartExecutionRequest(flow_name=flow, input=json.dumps(data or {}))).body.name)
+
+
+def wait(sdk: Any, flow: str, name: str) -> Any:
+    deadline = time.monotonic() + 120
+    while True:
+        body = sdk.describe_execution(models.DescribeExecutionRequest(flow_name=flow, execution_name=name, wait_time_seconds=20)).body
+        if body.status not in ("Running", "Starting") or time.monotonic() > deadline:
+            return body
+
+
+def history(sdk: Any, flow: str, name: str) -> list[Any]:
+    return list(sdk.get_execution_history(models.GetExecutionHistoryRequest(flow_name=flow, execution_name=name, limit=1000)).body.events)
+
+
+def map_run_name(sdk: Any, flow: str, name: str) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for event in history(sdk, flow, name):
+            if event.type == "MapRunStarted":
+                return str(json.loads(event.event_detail)["output"]["MapRunName"])
+        time.sleep(0.05)
+    raise AssertionError("no MapRunStarted")
+
+
+def describe_run(sdk: Any, flow: str, name: str, run: str) -> Any:
+    return sdk.describe_map_run(models.DescribeMapRunRequest(flow_name=flow, execution_name=name, map_run_name=run)).body
+
+
+def run_ok(sdk: Any, definition: str, data: dict[str, Any] | None = None) -> Any:
+    flow = create(sdk, definition)
+    name = start(sdk, flow, data)
+    body = wait(sdk, flow, name)
+    assert body.status == "Succeeded", (body.status, body.error_code if hasattr(body, "error_code") else "", body.output)
+    return json.loads(body.output)
+
+
+# ---------------------------------------------------------------- services
+
+
+@pytest.fixture(scope="module")
+def buckets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("buckets")
+    (root / "data").mkdir()
+    (root / "out").mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def dir_service(tmp_path_factory: pytest.TempPathFactory, buckets: Path) -> Iterator[Service]:
+    tmp = tmp_path_factory.mktemp("dmapsvc")
+    with running_service(tmp, workers=1, timers=1, OPENFNF_BUCKETS_DIR=str(buckets)) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def sdk(dir_service: Service) -> Any:
+    return dir_service.client()
+
+
+def put(buckets: Path, key: str, data: bytes | str) -> None:
+    path = buckets / "data" / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+# ---------------------------------------------------------------- directory buckets
+
+
+def test_items_path_express_children_output_in_item_order(sdk: Any) -> None:
+    out = run_ok(sdk, _flow(_map("ItemsPath: $Input.xs\nItemConstructor: {v.$: $Item, k.$: $Input.k}")), {"xs": [3, 1, 2], "k": "K"})
+    assert out == {"Items": [{"v": 3, "k": "K"}, {"v": 1, "k": "K"}, {"v": 2, "k": "K"}]}
+
+
+def test_csv_with_header_row_standard_children_and_map_run_events(sdk: Any, buckets: Path) -> None:
+    put(buckets, "rows.csv", 'id,name\n1,"a,b"\n2,"x\ny"\n3,c\n')
+    definition = _flow(_map("ItemReader: {SourceType: OSS_CSV, SourceParameters: {Bucket: data, ObjectName: rows.csv}}", mode="Standard"))
+    flow = create(sdk, definition)
+    name = start(sdk, flow)
+    body = wait(sdk, flow, name)
+    assert body.status == "Succeeded"
+    assert json.loads(body.output) == {"Items": [{"id": "1", "name": "a,b"}, {"id": "2", "name": "x\ny"}, {"id": "3", "name": "c"}]}
+    events = history(sdk, flow, name)
+    types = [e.type for e in events]
+    assert "MapRunStarted" in types and "MapRunSucceeded" in types
+    run = map_run_name(sdk, flow, name)
+    assert len(run) == 32 and all(c in "0123456789abcdef" for c in run)
+    got = describe_run(sdk, flow, name, run)
+    assert got.status == "Succeeded" and got.map_run_name == run and got.execution_name == name
+    counts = got.item_counts
+    assert (counts.total, counts.succeed, counts.failed, counts.pending, counts.running, counts.aborted) == (3, 3, 0, 0, 0, 0)
+    children = sdk.list_executions(models.ListExecutionsRequest(flow_name=flow, map_run_name=run)).body.executions
+    assert [c.name for c in children] == [f"m{run}-{i}" for i in range(3)]
+    assert json.loads(children[1].input) == {"id": "2", "name": "x\ny"}
+    top = sdk.list_executions(models.ListExecutionsRequest(flow_name=flow)).body.executions
+    assert [e.name for e in top] == [name]  # children are listed only by MapRunName
+    child = sdk.describe_execution(models.DescribeExecutionRequest(flow_name=flow, execution_name=f"m{run}-2")).body
+    assert child.status == "Succeeded" and json.loads(child.output) == {"id": "3", "name": "c"}
+
+
+def test_csv_given_headers_json_list_objects_and_inventory(sdk: Any, buckets: Path) -> None:
+    put(buckets, "plain.csv", "1,a\n2,b\n")
+    out = run_ok(sdk, _flow(_map("ItemReader: {SourceType: OSS_CSV, SourceParameters: {Bucket: data, ObjectName: plain.csv}, ReaderConfig: {CSVHeaders: [n, s]}}")))
+    assert out == {"Items": [{"n": "1", "s": "a"}, {"n": "2", "s": "b"}]}
+    put(buckets, "list.json", json.dumps([1, {"a": [1, 2]}, "é", None]))
+    out = run_ok(sdk, _flow(_map("ItemReader: {SourceType: OSS_JSON_LIST, SourceParameters: {Bucket: data, ObjectName: list.json}}\nItemConstructor: {x.$: $Item}")))
+    assert out == {"Items": [{"x": 1}, {"x": {"a": [1, 2]}}, {"x": "é"}, {"x": None}]}
+    for key in ("objs/b.txt", "objs/a.txt", "objs/sub/c.txt", "other.txt"):
+        put(buckets, key, key)
+    out = run_ok(sdk, _flow(_map("ItemReader: {SourceType: OSS_OBJECTS, SourceParameters: {Bucket: data, Prefix: objs/}}\nItemConstructor: {k.$: $Item.Key, s.$: $Item.Size}")))
+    assert out == {"Items": [{"k": "objs/a.txt", "s": 10}, {"k": "objs/b.txt", "s": 10}, {"k": "objs/sub/c.txt", "s": 14}]}
+    put(buckets, "inv/data/0.csv.gz", gzip.compress(b'"data","x%2Fy.txt","5"\n"data","z.txt","7"\n'))
+    put(buckets, "inv/manifest.json", json.dumps({"fileSchema": "Bucket, Key, Size", "files": [{"key": "inv/data/0.csv.gz"}]}))
+    out = run_ok(sdk, _flow(_map("ItemReader: {SourceType: OSS_INVENTORY_FILES, SourceParameters: {Bucket: data, ObjectName: inv/manifest.json}}")))
+    assert out == {"Items": [{"Bucket": "data", "Key": "x/y.txt", "Size": 5}, {"Bucket": "data", "Key": "z.txt", "Size": 7}]}
+
+
+def test_batches_by_count_and_bytes_with_batch_input_and_max_items(sdk: Any) -> None:
+    xs = list(range(7))
+    out = run_ok(sdk, _flow(_map("ItemsPath: $Input.xs\nItemBatcher: {MaxItemsPerBatch: 3, BatchInput: {r.$: $Input.r}}")), {"xs": xs, "r": 1})
+    assert out == {"Items": [{"Items": [0, 1, 2], "BatchInput": {"r": 1}}, {"Items": [3, 4, 5], "BatchInput": {"r": 1}}, {"Items": [6], "BatchInput": {"r": 1}}]}
+    # "aaaa" is 6 bytes as JSON (+1 separator); 20 bytes hold 2 of them beside the brackets
+    out = run_ok(sdk, _flow(_map("ItemsPath: $Input.xs\nItemBatcher: {MaxInputBytesPerBatch: 20}")), {"xs": ["aaaa"] * 5})
+    assert out == {"Items": [{"Items": ["aaaa", "aaaa"]}, {"Items": ["aaaa", "aaaa"]}, {"Items": ["aaaa"]}]}
+    out = run_ok(sdk, _flow(_map("ItemsPath: $Input.xs\nMaxItems: 2")), {"xs": xs})
+    assert out == {"Items": [0, 1]}
+
+
+def test_result_writer_files_split_by_status_and_manifest(sdk: Any, buckets: Path) -> None:
+    processor = "{StartAt: C, States: [{Type: Choice, Name: C, Branches: [{Condition: '$Input.x == 2', Next: F}], Default: P}, {Type: Pass, Name: P, End: true}, {Type: Fail, Name: F, Code: Bad, Detail: two}]}"
+    extra = "ItemsPath: $Input.xs\nItemConstructor: {x.$: $Item}\nToleratedFailureCount: 1\nResultWriter: {Parameters: {Bucket: out, Prefix: res/}}"
+    flow = create(sdk, _flow(_map(extra, processor=processor)))
+    name = start(sdk, flow, {"xs": [1, 2, 3]})
+    body = wait(sdk, flow, name)
+    assert body.status == "Succeeded", body.status
+    out = json.loads(body.output)
+    run = out["MapRunName"]
+    assert out["ResultWriterDetails"] == {"Bucket": "out", "Key": f"res/{run}/manifest.json"}
+    manifest = json.loads((buckets / "out" / "res" / run / "manifest.json").read_text())
+    assert manifest["MapRunName"] == run and manifest["DestinationBucket"] == "out"
+    assert [f["Key"] for f in manifest["ResultFiles"]["SUCCEEDED"]] == [f"res/{run}/SUCCEEDED_0.json"]
+    ok = json.loads((buckets / "out" / "res" / run / "SUCCEEDED_0.json").read_text())
+    bad = json.loads((buckets / "out" / "res" / run / "FAILED_0.json").read_text())
+    assert [json.loads(e["Output"]) for e in ok] == [{"x": 1}, {"x": 3}]
+    assert [(e["Error"], e["Cause"], e["Status"]) for e in bad] == [("Bad", "two", "Failed")]
+    counts = describe_run(sdk, flow, name, run).item_counts
+    assert (counts.total, counts.succeed, counts.failed) == (3, 2, 1)
+
+
+FAILING = "{StartAt: C, States: [{Type: Choice, Name: C, Branches: [{Condition: '$Input.ok', Next: P}], Default: F}, {Type: Pass, Name: P, End: true}, {Type: Fail, Name: F, Code: Bad}]}"
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "failures", "ends"),
+    [
+        ("", 0, "Succeeded"),
+        ("", 1, "Failed"),
+        ("ToleratedFailureCount: 2", 2, "Succeeded"),
+        ("ToleratedFailureCount: 2", 3, "Failed"),
+        ("ToleratedFailurePercentage: 50", 5, "Succeeded"),
+        ("ToleratedFailurePercentage: 50", 6, "Failed"),
+    ],
+)
+def test_tolerated_failures_both_ways(sdk: Any, tolerance: str, failures: int, ends: str) -> None:
+    xs = [{"ok": i >= failures} for i in range(10)]
+    flow = create(sdk, _flow(_map(f"ItemsPath: $Input.xs\nMaxConcurrency: 1\n{tolerance}", processor=FAILING)))
+    name = start(sdk, flow, {"xs": xs})
+    body = wait(sdk, flow, name)
+    assert body.status == ends
+    run = map_run_name(sdk, flow, name)
+    got = describe_run(sdk, flow, name, run)
+    counts = got.item_counts
+    assert counts.total == 10
+    assert counts.pending + counts.running + counts.succeed + counts.failed + counts.aborted == 10
+    if ends == "Failed":
+        assert body.error_code == "FnF.ExceedToleratedFailureThreshold" if hasattr(body, "error_code") else True
+        assert got.status == "Failed"
+        types = [e.type for e in history(sdk, flow, name)]
+        assert "MapRunFailed" in types
+    else:
+        assert got.status == "Succeeded" and counts.failed == failures and counts.succeed == 10 - failures
+
+
+def test_store_error_is_caught_and_retried(sdk: Any) -> None:
+    extra = (
+        "ItemReader: {SourceType: OSS_CSV, SourceParameters: {Bucket: data, ObjectName: missing.csv}}\n"
+        "Retry: [{Errors: [FnF.ItemReaderFailed], MaxAttempts: 1, IntervalSeconds: 0}]\n"
+        "Catch: [{Errors: [FnF.ItemReaderFailed], Next: Caught, OutputConstructor: {code.$: $Output.Code, detail.$: $Output.Detail}}]"
+    )
+    state = _map(extra).replace("    End: true\n", "    Next: Caught\n", 1) + "  - {Type: Pass, Name: Caught, End: true}\n"
+    flow = create(sdk, _flow(state))
+    name = start(sdk, flow)
+    body = wait(sdk, flow, name)
+    assert body.status == "Succeeded"
+    out = json.loads(body.output)
+    assert out["code"] == "FnF.ItemReaderFailed" and "NoSuchKey" in out["detail"]
+    starts = [e for e in history(sdk, flow, name) if e.type == "MapRunStarted"]
+    assert len(starts) == 2  # the retry is a new MapRun
+    assert len({json.loads(e.event_detail)["output"]["MapRunName"] for e in starts}) == 2

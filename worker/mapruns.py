@@ -1,0 +1,528 @@
+"""The MapRun actor (distributed Map, issue 16): its start, its driver, its children's ends, its abort.
+
+A MapRun has its own record and inbox (common/keys.py maprun_*), driven by one fenced driver at a
+time like an execution. A drive: take the lease (maprun_acquire.lua); on the first drive count the
+items (streamed from the store, nothing kept: Total is exact from then on); fail the run if failed
+items pass a threshold; otherwise start children up to the concurrency, reading just the items they
+need from the reader's cursor. Starting is two-phase so no crash loses or doubles one: a fenced
+commit reserves the children (their items move to Running, the cursor moves on, and the children to
+claim are recorded), then each child is claimed under its deterministic name (claiming again finds
+it), then the reservation is cleared. A child's end is counted by maprun_child_end.lua, which also
+appends ChildEnded to the run's inbox and wakes the driver; so the counts DescribeMapRun reads always
+add up to Total. When every item has ended, the results go back to the parent's task token, as a
+JSON array or through the ResultWriter, and the run ends.
+
+The safety net: every live run sits in keys.MAPRUN_WAKE; the timers drive a run whose deadline
+passed (a drive message lost with a killed worker), and each drive arms it again.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from common import keys
+from common.claims import queue_express_timeout
+from common.fdl.errors import ExpressionError
+from common.fdl.expressions import compile_constructor
+from common.fdl.functions import Env
+from common.interpreter.model import Errors
+from common.mapruns import (
+    ABORTED,
+    ITEM_READER_FAILED,
+    ITEMS_EXCEEDED,
+    RESULT_TOO_LARGE,
+    RESULT_WRITER_FAILED,
+    TERMINAL,
+    TOLERANCE_EXCEEDED,
+    child_callback,
+    child_name,
+    drive_message,
+    parse_callback,
+    run_name,
+    run_tag,
+    tolerance_exceeded,
+)
+from common.objectstore import ObjectStore, StoreError
+from common.records import decode_pairs, definition_id, dumps, new_execution_fields
+from common.reports import failed_event, report_keys, succeeded_event
+from common.scripts import Scripts
+from common.settings import Settings
+from common.taskmsg import drive_messages
+from common.timefmt import rfc3339_ms
+from common.tokens import InvalidToken, parse_token
+from worker.itemreader import ReaderError, count, iterate
+from worker.objectstores import make_store
+from worker.outcomes import Outcome
+
+logger = logging.getLogger(__name__)
+
+MAX_ROUNDS = 100
+READ_PAGE = 500  # child records read per round trip when the results are collected
+
+
+def push_drives(broker: Any, settings: Settings, tags: list[str]) -> None:
+    """Drive messages for these executions (worker/dispatch.py's, without importing it: it imports this)."""
+    if tags:
+        broker.lpush(settings.drive_queue, *drive_messages(tags, settings.drive_queue, settings.drive_batch))
+
+
+def now_ms() -> int:
+    """The clock of the MapRun driver."""
+    return int(time.time() * 1000)
+
+
+class _RunFailed(Exception):
+    def __init__(self, error: str, cause: str) -> None:
+        super().__init__(cause)
+        self.error = error
+        self.cause = cause
+
+
+class MapRuns:
+    """Starts and drives MapRuns (sync redis-py clients for state and broker)."""
+
+    def __init__(self, state: Any, broker: Any, settings: Settings, store: ObjectStore | None = None) -> None:
+        self.state = state
+        self.broker = broker
+        self.settings = settings
+        self.scripts = Scripts(state)
+        self.store = store if store is not None else make_store(settings)
+        self._constructors: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ start (the Map's activity)
+
+    def publish(self, tags: list[str]) -> None:
+        """Queue a drive of these MapRuns on the activities queue."""
+        if tags:
+            queue = self.settings.activity_queue
+            self.broker.lpush(queue, *(drive_message(t, queue) for t in tags))
+
+    def concurrency(self, wanted: Any) -> int:
+        """A concurrency within the quota (absent or 0: the default)."""
+        value = int(wanted or 0) or self.settings.maprun_default_concurrency
+        return max(1, min(value, self.settings.maprun_max_concurrency))
+
+    def start(self, parent_tag: str, command: dict[str, Any]) -> Outcome:
+        """Create the MapRun of a Map's attempt (idempotent: a redelivered command finds its run)."""
+        params = command.get("params") or {}
+        flow_id, parent_name = keys.split_tag(parent_tag)
+        name = run_name(parent_tag, str(command["id"]))
+        tag = run_tag(flow_id, name)
+        acct, flow = (_s(v) for v in self.state.hmget(keys.execution(parent_tag), "acct", "flow"))
+        definition = str(params.get("definition") or "")
+        def_id = definition_id(definition)
+        spec = {k: v for k, v in params.items() if k != "definition"}
+        now = now_ms()
+        tcount, tpct = params.get("tcount"), params.get("tpct")
+        fields = [
+            "parent", parent_tag, "pname", parent_name, "aid", str(command["id"]), "token", str(command.get("token") or ""),
+            "acct", acct, "flow", flow, "fid", flow_id, "name", name, "status", "Pending", "started", str(now),
+            "conc", str(self.concurrency(params.get("concurrency"))),
+            "tcount", "" if tcount is None else str(int(tcount)), "tpct", "" if tpct is None else repr(float(tpct)),
+            "mode", str(params.get("mode") or "Standard"), "defid", def_id, "total", "0", "running", "0", "kids", "0",
+            "succeeded", "0", "failed", "0", "aborted", "0", "next", "0", "pos", "0", "cursor", "", "spec", dumps(spec),
+        ]  # fmt: skip
+
+        def build(pipe: Any) -> None:
+            pipe.set(keys.definition(def_id), definition, nx=True)
+            pipe.zadd(keys.MAPRUN_WAKE, {tag: now + self.settings.wake_after_ms})
+            self.scripts.queue(pipe, "claim", [keys.maprun(tag), keys.maprun_inbox(tag)], [dumps({"t": "Start"}), *fields])
+
+        self.scripts.pipeline_sync(build)
+        self.publish([tag])
+        return Outcome.ok({"MapRunName": name})
+
+    # ------------------------------------------------------------ the driver
+
+    def drive(self, tag: str) -> str:
+        """Advance one MapRun as far as its inbox allows; what happened (for logs and tests)."""
+        outcome = "idle"
+        for _ in range(MAX_ROUNDS):
+            got = self.scripts.maprun_acquire(keys=keys.maprun_keys(tag)[:3], args=[self.settings.lease_ms])
+            token = int(got[0])
+            if token == -1:
+                self.state.zrem(keys.MAPRUN_WAKE, tag)
+                return "missing"
+            if token == 0:
+                return "busy"
+            fields = decode_pairs(got[1])
+            inbox = [json.loads(_s(e)) for e in got[2]]
+            left = self._round(tag, token, fields, inbox)
+            outcome = "fenced" if left < 0 else "driven"
+            if left <= 0:
+                break
+        return outcome
+
+    def _round(self, tag: str, token: int, fields: dict[str, str], inbox: list[dict[str, Any]]) -> int:
+        consumed = len(inbox)
+        if fields.get("status") in TERMINAL:
+            return self._commit(tag, token, consumed, {}, [], release=True)
+        if any(isinstance(e, dict) and e.get("t") == "Abort" for e in inbox):
+            self._stop_children(tag, fields)
+            return self._end(tag, token, consumed, fields, "Aborted", ABORTED, "the parent execution no longer waits for this MapRun")
+        self.state.zadd(keys.MAPRUN_WAKE, {tag: now_ms() + self.settings.wake_after_ms})
+        spec = json.loads(fields.get("spec") or "{}")
+        updates: dict[str, str] = {}
+        if fields.get("claiming"):  # a drive died between reserving children and claiming them
+            self._claim(tag, fields, json.loads(fields["claiming"]))
+            updates["claiming"] = ""
+            fields["claiming"] = ""
+        try:
+            if fields.get("status") == "Pending":
+                total = self._count(spec)
+                updates.update(status="Running", total=str(total))
+                fields.update(updates)
+            if tolerance_exceeded(fields):
+                self._stop_children(tag, fields)
+                failed, total = fields.get("failed"), fields.get("total")
+                return self._end(tag, token, consumed, fields, "Failed", TOLERANCE_EXCEEDED,
+                                 f"{failed} of {total} items failed, more than the MapRun tolerates", updates)  # fmt: skip
+            free = int(fields.get("conc") or 1) - int(fields.get("kids") or 0)
+            pos, total = int(fields.get("pos") or 0), int(fields.get("total") or 0)
+            if free > 0 and pos < total:
+                children, cursor, pos, nxt, total = self._next_children(spec, fields, free)
+                updates.update(pos=str(pos), next=str(nxt), total=str(total), cursor=dumps(cursor) if cursor is not None else "")
+                if children:
+                    updates["claiming"] = dumps(children)
+                    if self._commit(tag, token, 0, updates, [(c[0], c[1]) for c in children], release=False) < 0:
+                        return -1
+                    self._claim(tag, fields, children)
+                    updates = {"claiming": ""}
+                fields.update(pos=str(pos), total=str(total))
+                if children or pos < total:
+                    return self._commit(tag, token, consumed, updates, [], release=True)
+            if int(fields.get("pos") or 0) >= int(fields.get("total") or 0) and int(fields.get("kids") or 0) == 0:
+                output = self._results(tag, fields, spec)
+                return self._end(tag, token, consumed, fields, "Succeeded", "", "", updates, output)
+        except _RunFailed as exc:
+            self._stop_children(tag, fields)
+            return self._end(tag, token, consumed, fields, "Failed", exc.error, exc.cause, updates)
+        return self._commit(tag, token, consumed, updates, [], release=True)
+
+    def _commit(self, tag: str, token: int, consumed: int, updates: dict[str, str], starts: list[tuple[int, int]], release: bool) -> int:
+        pairs = [x for k, v in updates.items() for x in (k, v)]
+        args: list[Any] = [token, consumed, "1" if release else "0", len(updates), *pairs]
+        for index, items in starts:
+            args += [index, items]
+        left = int(self.scripts.maprun_commit(keys=keys.maprun_keys(tag), args=args))
+        if left < 0:
+            logger.warning("lost the lease of MapRun %s while driving it", tag)
+        return left
+
+    def _end(self, tag: str, token: int, consumed: int, fields: dict[str, str], status: str, error: str, cause: str,
+             updates: dict[str, str] | None = None, output: Any = None) -> int:  # fmt: skip
+        """End the run: report to the parent's task first (a repeat is TaskAlreadyCompleted), then record it."""
+        now = now_ms()
+        if status == "Succeeded":
+            self._report(fields, succeeded_event("", output), now)
+        elif status == "Failed":
+            self._report(fields, failed_event("", error, cause), now)
+        final = dict(updates or {})
+        final.update(status=status, stopped=str(now), error=error, cause=cause[:4096], claiming="")
+        left = self._commit(tag, token, consumed, final, [], release=True)
+        if left >= 0:
+            ttl = self.settings.retention_days * 86400
+            pipe = self.state.pipeline(transaction=False)
+            for key in (keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_children(tag), keys.maprun_running(tag)):
+                pipe.expire(key, ttl)
+            pipe.zrem(keys.MAPRUN_WAKE, tag)
+            pipe.execute()
+        return min(left, 0)
+
+    def _report(self, fields: dict[str, str], event: dict[str, Any], now: int) -> None:
+        try:
+            ref = parse_token(self.settings.token_secret, fields.get("token", ""))
+        except InvalidToken:
+            logger.warning("MapRun %s has no valid parent token; nobody is told it ended", fields.get("name"))
+            return
+        event["id"] = ref.task_id
+        wake = self.settings.wake_after_ms
+        result = self.scripts.pipeline_sync(
+            lambda pipe: (
+                pipe.zadd(keys.WAKE, {ref.tag: now + wake}),
+                self.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), "", now, wake]),
+            )
+        )[-1]
+        if int(result[0]) == 1 and int(result[2]) == 1:
+            push_drives(self.broker, self.settings, [ref.tag])
+
+    # ------------------------------------------------------------ items
+
+    def _count(self, spec: dict[str, Any]) -> int:
+        """Total items of the run: the source counted up to MaxItems; more than the quota fails it."""
+        quota = self.settings.maprun_max_items
+        wanted = spec.get("max_items")
+        cap = min(int(wanted), quota) if wanted else quota
+        if "items" in spec:
+            n = len(spec["items"])
+        else:
+            try:
+                n = count(self.store, spec["source"], cap)
+            except (StoreError, ReaderError) as exc:
+                raise _RunFailed(ITEM_READER_FAILED, str(exc)) from None
+        if wanted:
+            n = min(n, int(wanted))
+        if n > quota:
+            raise _RunFailed(ITEMS_EXCEEDED, f"the Map has more than {quota} items (OPENFNF_MAPRUN_MAX_ITEMS); give it MaxItems")
+        return n
+
+    def _iterate(self, spec: dict[str, Any], cursor: dict[str, Any] | None) -> Iterator[tuple[Any, dict[str, Any]]]:
+        if "items" in spec:
+            items = spec["items"]
+            start = int(cursor["i"]) if cursor else 0
+            return ((items[i], {"i": i + 1}) for i in range(start, len(items)))
+        return iterate(self.store, spec["source"], cursor)
+
+    def _construct(self, spec: dict[str, Any], item: Any, index: int) -> Any:
+        template = spec.get("constructor")
+        if not template:
+            return item
+        text = dumps(template)
+        build = self._constructors.get(text)
+        if build is None:
+            build = self._constructors[text] = compile_constructor(template)
+        roots = dict(spec.get("roots") or {})
+        roots["$Item"] = item
+        try:
+            return build(Env(roots, ("item", index)))
+        except ExpressionError as exc:
+            raise _RunFailed(Errors.RUNTIME, f"ItemConstructor, item {index}: {exc}") from None
+
+    def _next_children(self, spec: dict[str, Any], fields: dict[str, str], free: int) -> tuple[list[list[Any]], Any, int, int, int]:
+        """The next `free` children: [[index, items, input], ...], and the cursor, items read, next index, total after them."""
+        cursor = json.loads(fields["cursor"]) if fields.get("cursor") else None
+        pos, nxt, total = int(fields.get("pos") or 0), int(fields.get("next") or 0), int(fields.get("total") or 0)
+        batch = spec.get("batch")
+        per = int(batch.get("items") or 0) if batch else 1
+        per = per or math.inf  # type: ignore[assignment]
+        max_bytes = int(batch.get("bytes") or 0) if batch else 0
+        children: list[list[Any]] = []
+        source = self._iterate(spec, cursor)
+        pending: tuple[Any, dict[str, Any]] | None = None
+        try:
+            while len(children) < free and pos < total:
+                items: list[Any] = []
+                size = 2
+                while pos < total and len(items) < per:
+                    if pending is None:
+                        pending = next(source, None)
+                        if pending is None:  # the source shrank since it was counted: so does the run
+                            total = pos
+                            break
+                    item = self._construct(spec, pending[0], pos)
+                    if max_bytes:
+                        bytes_ = len(dumps(item).encode("utf-8")) + 1
+                        if bytes_ + 2 > max_bytes:
+                            raise _RunFailed(ITEM_READER_FAILED, f"item {pos} is larger than MaxInputBytesPerBatch ({max_bytes} bytes)")
+                        if items and size + bytes_ > max_bytes:
+                            break
+                        size += bytes_
+                    items.append(item)
+                    pos, cursor, pending = pos + 1, pending[1], None
+                if not items:
+                    break
+                if batch:
+                    child_input: Any = {"Items": items}
+                    if "input" in batch:
+                        child_input["BatchInput"] = batch["input"]
+                else:
+                    child_input = items[0]
+                children.append([nxt, len(items), child_input])
+                nxt += 1
+        except (StoreError, ReaderError) as exc:
+            raise _RunFailed(ITEM_READER_FAILED, str(exc)) from None
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+        return children, cursor, pos, nxt, total
+
+    # ------------------------------------------------------------ children
+
+    def _claim(self, tag: str, fields: dict[str, str], children: list[list[Any]]) -> None:
+        """Claim the reserved children (again after a crash: a child found claimed is left as it is) and drive them."""
+        if not children:
+            return
+        acct, flow, fid, name = fields.get("acct", ""), fields.get("flow", ""), fields.get("fid", ""), fields.get("name", "")
+        express = fields.get("mode") == "Express"
+        now = now_ms()
+        wake = self.settings.wake_after_ms
+        tags: list[str] = []
+        at: list[int] = []
+
+        def build(pipe: Any) -> None:
+            for index, _, child_input in children:
+                child = child_name(name, int(index))
+                ctag = keys.execution_tag(fid, child)
+                raw_input = dumps(child_input)
+                started = dumps({"t": "Started", "input": child_input, "name": child, "flow": flow})
+                record = new_execution_fields(
+                    account=acct, flow=flow, flow_id=fid, name=child, raw_input=raw_input, def_id=fields.get("defid", ""),
+                    qualifier="", callback=child_callback(tag, int(index)), started=now,
+                )  # fmt: skip
+                pipe.zadd(keys.WAKE, {ctag: now + wake})
+                pipe.zadd(keys.maprun_children(tag), {child: int(index)})
+                at.append(len(pipe))
+                self.scripts.queue(pipe, "claim", [keys.execution(ctag), keys.inbox(ctag)], [started, *record, "mr", name])
+                if express:
+                    queue_express_timeout(pipe, ctag, now, self.settings.express_timeout_seconds)
+                tags.append(ctag)
+
+        results = self.scripts.pipeline_sync(build)
+        created = [t for t, i in zip(tags, at, strict=True) if int(results[i][0]) == 1]
+        if created and acct:
+            pipe = self.state.pipeline(transaction=False)
+            for _ in created:
+                pipe.incr(keys.running(acct))  # the driver gives it back when the child ends
+            pipe.execute()
+        push_drives(self.broker, self.settings, tags)
+
+    def _stop_children(self, tag: str, fields: dict[str, str]) -> None:
+        """Ask every child in flight to stop (it is then counted Aborted)."""
+        indexes = [int(_s(i)) for i in self.state.hkeys(keys.maprun_running(tag))]
+        if not indexes:
+            return
+        now = now_ms()
+        wake = self.settings.wake_after_ms
+        event = dumps({"t": "StopRequested", "error": ABORTED, "cause": f"MapRun {fields.get('name')} ended"})
+        ctags = [keys.execution_tag(fields.get("fid", ""), child_name(fields.get("name", ""), i)) for i in indexes]
+
+        def build(pipe: Any) -> None:
+            for ctag in ctags:
+                pipe.zadd(keys.WAKE, {ctag: now + wake})
+                self.scripts.queue(pipe, "append", [keys.execution(ctag), keys.inbox(ctag)], [event, now, wake])
+
+        results = self.scripts.pipeline_sync(build)[1::2]
+        push_drives(self.broker, self.settings, [t for t, r in zip(ctags, results, strict=True) if len(r) > 2 and int(r[2]) == 1])
+
+    # ------------------------------------------------------------ results
+
+    def _children(self, fields: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
+        """(name, record fields) of every child, in index order, read a page at a time."""
+        fid, name, n = fields.get("fid", ""), fields.get("name", ""), int(fields.get("next") or 0)
+        wanted = ("status", "input", "output", "error", "cause", "started", "stopped")
+        for first in range(0, n, READ_PAGE):
+            names = [child_name(name, i) for i in range(first, min(n, first + READ_PAGE))]
+            pipe = self.state.pipeline(transaction=False)
+            for child in names:
+                pipe.hmget(keys.execution(keys.execution_tag(fid, child)), *wanted)
+            for child, raw in zip(names, pipe.execute(), strict=True):
+                yield child, dict(zip(wanted, (_s(v) for v in raw), strict=True))
+
+    def _results(self, tag: str, fields: dict[str, str], spec: dict[str, Any]) -> Any:
+        if spec.get("writer"):
+            return self._write(fields, spec["writer"])
+        limit = self.settings.max_state_bytes
+        size = 12
+        out = []
+        for _, child in self._children(fields):
+            if child["status"] == "Succeeded":
+                value: Any = _json(child["output"])
+            else:
+                value = {"Error": child["error"] or _default_error(child["status"]), "Cause": child["cause"]}
+            size += len(dumps(value).encode("utf-8")) + 1
+            if size > limit:
+                raise _RunFailed(RESULT_TOO_LARGE, f"the Map's results exceed {limit} bytes; give it a ResultWriter")
+            out.append(value)
+        return {"Items": out}
+
+    def _write(self, fields: dict[str, str], writer: dict[str, Any]) -> Any:
+        bucket, prefix = str(writer.get("Bucket")), str(writer.get("Prefix") or "")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        base = f"{prefix}{fields.get('name')}/"
+        per_file = max(1, self.settings.maprun_result_file_items)
+        files: dict[str, list[dict[str, Any]]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
+        buffers: dict[str, list[dict[str, Any]]] = {"SUCCEEDED": [], "FAILED": []}
+
+        def flush(kind: str) -> None:
+            key = f"{base}{kind}_{len(files[kind])}.json"
+            data = json.dumps(buffers[kind], ensure_ascii=False).encode("utf-8")
+            self.store.write(bucket, key, data)
+            files[kind].append({"Key": key, "Size": len(data)})
+            buffers[kind] = []
+
+        try:
+            for child_name_, child in self._children(fields):
+                entry: dict[str, Any] = {"ExecutionName": child_name_, "Input": child["input"], "Status": child["status"]}
+                if child["status"] == "Succeeded":
+                    entry["Output"] = child["output"]
+                else:
+                    entry.update(Error=child["error"] or _default_error(child["status"]), Cause=child["cause"])
+                entry["StartedTime"] = rfc3339_ms(int(child["started"] or 0))
+                if child["stopped"]:
+                    entry["StoppedTime"] = rfc3339_ms(int(child["stopped"]))
+                kind = "SUCCEEDED" if child["status"] == "Succeeded" else "FAILED"
+                buffers[kind].append(entry)
+                if len(buffers[kind]) >= per_file:
+                    flush(kind)
+            for kind in ("SUCCEEDED", "FAILED"):
+                if buffers[kind]:
+                    flush(kind)
+            manifest = {"DestinationBucket": bucket, "MapRunName": fields.get("name"), "ResultFiles": files}
+            key = f"{base}manifest.json"
+            self.store.write(bucket, key, json.dumps(manifest, ensure_ascii=False).encode("utf-8"))
+        except StoreError as exc:
+            raise _RunFailed(RESULT_WRITER_FAILED, str(exc)) from None
+        return {"MapRunName": fields.get("name"), "ResultWriterDetails": {"Bucket": bucket, "Key": key}}
+
+
+# ---------------------------------------------------------------- hooks for the execution engine
+
+
+def child_ended(scripts: Scripts, broker: Any, settings: Settings, callback: str, status: str, now: int) -> bool:
+    """A child execution whose `cb` is a MapRun callback ended: count it (exactly once) and wake the run.
+    False if the callback is not a MapRun's."""
+    parsed = parse_callback(callback)
+    if parsed is None:
+        return False
+    tag, index = parsed
+    wake = settings.wake_after_ms
+    result = scripts.pipeline_sync(
+        lambda pipe: (
+            pipe.zadd(keys.MAPRUN_WAKE, {tag: now + wake}, xx=True),
+            scripts.queue(pipe, "maprun_child_end", [keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_running(tag)],
+                          [index, status, now, wake]),
+        )  # fmt: skip
+    )[-1]
+    if int(result[0]) == 1 and int(result[1]) == 1:
+        queue = settings.activity_queue
+        broker.lpush(queue, drive_message(tag, queue))
+    return True
+
+
+def abort_runs(scripts: Scripts, broker: Any, settings: Settings, parent_tag: str, activity_ids: list[str], now: int) -> None:
+    """The parent cancelled these activities (it was stopped, or left the Map): abort their MapRuns, if any."""
+    if not activity_ids:
+        return
+    flow_id, _ = keys.split_tag(parent_tag)
+    tags = [run_tag(flow_id, run_name(parent_tag, aid)) for aid in activity_ids]
+    event = dumps({"t": "Abort"})
+    results = scripts.pipeline_sync(
+        lambda pipe: [scripts.queue(pipe, "maprun_update", [keys.maprun(t), keys.maprun_inbox(t)], [event, now, settings.wake_after_ms]) for t in tags]
+    )
+    wake = [t for t, r in zip(tags, results, strict=True) if int(r[0]) == 1 and int(r[1]) == 1]
+    if wake:
+        queue = settings.activity_queue
+        broker.lpush(queue, *(drive_message(t, queue) for t in wake))
+
+
+def _default_error(status: str) -> str:
+    return {"Stopped": "FnF.Stopped", "TimedOut": "FnF.Timeout"}.get(status, "FnF.Failed")
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
+def _s(value: Any) -> str:
+    if value is None or value is False:
+        return ""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
