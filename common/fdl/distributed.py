@@ -16,7 +16,7 @@ SOURCE_TYPES = ("OSS_CSV", "OSS_JSON_LIST", "OSS_OBJECTS", "OSS_INVENTORY_FILES"
 MAX_CONCURRENCY = 10_000  # what the FDL accepts; the run clamps it to OPENFNF_MAPRUN_MAX_CONCURRENCY
 MAX_BATCH_BYTES = 64 * 1024  # one batch is one child's input: the state input limit
 DISTRIBUTED_FIELDS = frozenset(
-    {"ItemReader", "ItemConstructor", "ItemBatcher", "ResultWriter", "MaxItems", "ToleratedFailurePercentage", "ToleratedFailureCount"}
+    {"ItemReader", "ItemConstructor", "ItemBatcher", "ResultWriter", "MaxItems", "MaxItems.$", "ToleratedFailurePercentage", "ToleratedFailureCount"}
 )
 
 

@@ -246,3 +246,90 @@ def test_store_error_is_caught_and_retried(sdk: Any) -> None:
     starts = [e for e in history(sdk, flow, name) if e.type == "MapRunStarted"]
     assert len(starts) == 2  # the retry is a new MapRun
     assert len({json.loads(e.event_detail)["output"]["MapRunName"] for e in starts}) == 2
+
+
+WAITING = "{StartAt: W, States: [{Type: Wait, Name: W, Seconds.$: $Input.s, End: true}]}"
+
+
+def _poll(sdk: Any, flow: str, name: str, run: str, until: Any, cap: int | None = None, timeout: float = 90) -> Any:
+    """DescribeMapRun until `until(body)`; every answer's counts add up to Total, and Running stays within `cap`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = describe_run(sdk, flow, name, run)
+        c = got.item_counts
+        assert c.pending + c.running + c.succeed + c.failed + c.aborted == c.total, c
+        if cap is not None:
+            assert c.running <= cap, (c.running, cap)
+        if until(got):
+            return got
+        assert time.monotonic() < deadline, c
+        time.sleep(0.05)
+
+
+def test_update_map_run_raises_and_lowers_concurrency_in_flight(sdk: Any) -> None:
+    flow = create(sdk, _flow(_map("ItemsPath: $Input.xs\nMaxConcurrency: 2", processor=WAITING, mode="Standard")))
+    name = start(sdk, flow, {"xs": [{"s": 1}] * 24})
+    run = map_run_name(sdk, flow, name)
+    got = _poll(sdk, flow, name, run, lambda b: b.item_counts.running == 2, cap=2)
+    assert got.status == "Running" and got.concurrency == 2 and got.item_counts.total == 24
+    answer = sdk.update_map_run(models.UpdateMapRunRequest(flow_name=flow, execution_name=name, map_run_name=run, concurrency=8)).body
+    assert answer.concurrency == 8 and answer.map_run_name == run
+    _poll(sdk, flow, name, run, lambda b: b.item_counts.running == 8, cap=8)
+    sdk.update_map_run(models.UpdateMapRunRequest(flow_name=flow, execution_name=name, map_run_name=run, concurrency=1))
+    _poll(sdk, flow, name, run, lambda b: b.item_counts.running <= 1 and b.concurrency == 1, cap=8)
+    got = _poll(sdk, flow, name, run, lambda b: b.status != "Running", cap=1)  # never more than 1 from then on
+    assert got.status == "Succeeded" and got.item_counts.succeed == 24 and got.stopped_time
+    assert wait(sdk, flow, name).status == "Succeeded"
+    from alibabacloud_tea_openapi.exceptions import ClientException
+
+    with pytest.raises(ClientException) as info:
+        sdk.update_map_run(models.UpdateMapRunRequest(flow_name=flow, execution_name=name, map_run_name=run, concurrency=3))
+    assert info.value.code == "MapRunAlreadyCompleted"
+    with pytest.raises(ClientException) as info:
+        describe_run(sdk, flow, name, "0" * 32)
+    assert info.value.code == "MapRunNotExists" and info.value.status_code == 404
+
+
+def test_update_map_run_tolerance_is_applied_at_once(sdk: Any) -> None:
+    processor = "{StartAt: W, States: [{Type: Wait, Name: W, Seconds: 1, Next: C}, {Type: Choice, Name: C, Branches: [{Condition: '$Input.ok', Next: P}], Default: F}, {Type: Pass, Name: P, End: true}, {Type: Fail, Name: F, Code: Bad}]}"
+    flow = create(sdk, _flow(_map("ItemsPath: $Input.xs\nMaxConcurrency: 1\nToleratedFailureCount: 5", processor=processor, mode="Standard")))
+    name = start(sdk, flow, {"xs": [{"ok": False}] * 3 + [{"ok": True}] * 5})
+    run = map_run_name(sdk, flow, name)
+    _poll(sdk, flow, name, run, lambda b: b.item_counts.failed >= 2)
+    answer = sdk.update_map_run(models.UpdateMapRunRequest(flow_name=flow, execution_name=name, map_run_name=run, tolerated_failed_count=0)).body
+    assert answer.tolerated_failed_count == 0
+    body = wait(sdk, flow, name)
+    assert body.status == "Failed"
+    got = describe_run(sdk, flow, name, run)
+    assert got.status == "Failed" and got.tolerated_failed_count == 0 and got.item_counts.succeed == 0
+
+
+def test_stopping_the_parent_stops_the_map_run_and_its_children(sdk: Any) -> None:
+    flow = create(sdk, _flow(_map("ItemsPath: $Input.xs\nMaxConcurrency: 3", processor=WAITING, mode="Standard")))
+    name = start(sdk, flow, {"xs": [{"s": 60}] * 10})
+    run = map_run_name(sdk, flow, name)
+    _poll(sdk, flow, name, run, lambda b: b.item_counts.running == 3, cap=3)
+    sdk.stop_execution(models.StopExecutionRequest(flow_name=flow, execution_name=name, error="Halt", cause="test"))
+    assert wait(sdk, flow, name).status == "Stopped"
+    got = _poll(sdk, flow, name, run, lambda b: b.status == "Aborted" and b.item_counts.running == 0, timeout=60)
+    assert (got.item_counts.aborted, got.item_counts.pending, got.item_counts.succeed) == (3, 7, 0)
+    children = sdk.list_executions(models.ListExecutionsRequest(flow_name=flow, map_run_name=run)).body.executions
+    assert [c.status for c in children] == ["Stopped"] * 3
+    assert "MapRunStarted" in [e.type for e in history(sdk, flow, name)]
+
+
+def test_list_executions_by_map_run_name_pages(sdk: Any) -> None:
+    flow = create(sdk, _flow(_map("ItemsPath: $Input.xs")))
+    name = start(sdk, flow, {"xs": list(range(5))})
+    assert wait(sdk, flow, name).status == "Succeeded"
+    run = map_run_name(sdk, flow, name)
+    seen: list[str] = []
+    token = None
+    while True:
+        body = sdk.list_executions(models.ListExecutionsRequest(flow_name=flow, map_run_name=run, limit=2, next_token=token)).body
+        seen += [e.name for e in body.executions]
+        token = body.next_token
+        if not token:
+            break
+    assert seen == [f"m{run}-{i}" for i in range(5)]
+    assert sdk.list_executions(models.ListExecutionsRequest(flow_name=flow, map_run_name="f" * 32)).body.executions == []
