@@ -333,3 +333,63 @@ def test_list_executions_by_map_run_name_pages(sdk: Any) -> None:
             break
     assert seen == [f"m{run}-{i}" for i in range(5)]
     assert sdk.list_executions(models.ListExecutionsRequest(flow_name=flow, map_run_name="f" * 32)).body.executions == []
+
+
+# ---------------------------------------------------------------- a real S3 API (moto's server)
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.motos3 import moto_s3
+
+    with moto_s3(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def s3_sdk(tmp_path_factory: pytest.TempPathFactory, moto: Any) -> Iterator[Any]:
+    with running_service(tmp_path_factory.mktemp("dmaps3"), workers=1, timers=1, **moto.env()) as svc:
+        yield svc.client()
+
+
+def test_s3_every_source_type_and_result_files_read_back(s3_sdk: Any, moto: Any) -> None:
+    s3 = moto.client()
+    s3.create_bucket(Bucket="inbox")
+    s3.create_bucket(Bucket="results")
+    s3.put_object(Bucket="inbox", Key="rows.csv", Body=b"id,v\n" + b"".join(f"{i},{i * i}\n".encode() for i in range(25)))
+    s3.put_object(Bucket="inbox", Key="list.json", Body=json.dumps([{"n": i} for i in range(4)]).encode())
+    for key in ("p/1", "p/2"):
+        s3.put_object(Bucket="inbox", Key=key, Body=b"x")
+    s3.put_object(Bucket="inbox", Key="inv/d.csv.gz", Body=gzip.compress(b'"inbox","p%2F1","1"\n'))
+    s3.put_object(Bucket="inbox", Key="inv/manifest.json", Body=json.dumps({"fileSchema": "Bucket, Key, Size", "files": [{"key": "inv/d.csv.gz"}]}).encode())
+
+    extra = (
+        "ItemReader: {SourceType: OSS_CSV, SourceParameters: {Bucket: inbox, ObjectName.$: $Input.key}}\n"
+        "ItemConstructor: {id.$: $Item.id, sq.$: $Item.v}\nItemBatcher: {MaxItemsPerBatch: 4}\nMaxConcurrency: 3\n"
+        "ResultWriter: {Parameters: {Bucket: results, Prefix: run/}}"
+    )
+    out = run_ok(s3_sdk, _flow(_map(extra, mode="Standard")), {"key": "rows.csv"})
+    run = out["MapRunName"]
+    manifest = json.loads(s3.get_object(Bucket="results", Key=out["ResultWriterDetails"]["Key"])["Body"].read())
+    assert manifest["ResultFiles"]["FAILED"] == [] and len(manifest["ResultFiles"]["SUCCEEDED"]) == 1
+    entries = json.loads(s3.get_object(Bucket="results", Key=f"run/{run}/SUCCEEDED_0.json")["Body"].read())
+    assert [e["ExecutionName"] for e in entries] == [f"m{run}-{i}" for i in range(7)]  # 25 items in batches of 4
+    outputs = [json.loads(e["Output"]) for e in entries]
+    assert [item for batch in outputs for item in batch["Items"]] == [{"id": str(i), "sq": str(i * i)} for i in range(25)]
+
+    out = run_ok(s3_sdk, _flow(_map("ItemReader: {SourceType: OSS_JSON_LIST, SourceParameters: {Bucket: inbox, ObjectName: list.json}}")))
+    assert out == {"Items": [{"n": i} for i in range(4)]}
+    out = run_ok(s3_sdk, _flow(_map("ItemReader: {SourceType: OSS_OBJECTS, SourceParameters: {Bucket: inbox, Prefix: p/}}\nItemConstructor: {k.$: $Item.Key}")))
+    assert out == {"Items": [{"k": "p/1"}, {"k": "p/2"}]}
+    out = run_ok(s3_sdk, _flow(_map("ItemReader: {SourceType: OSS_INVENTORY_FILES, SourceParameters: {Bucket: inbox, ObjectName: inv/manifest.json}}")))
+    assert out == {"Items": [{"Bucket": "inbox", "Key": "p/1", "Size": 1}]}
+
+
+def test_s3_missing_bucket_fails_the_map_with_a_named_error(s3_sdk: Any) -> None:
+    flow = create(s3_sdk, _flow(_map("ItemReader: {SourceType: OSS_CSV, SourceParameters: {Bucket: nosuchbucket, ObjectName: x.csv}}")))
+    name = start(s3_sdk, flow)
+    body = wait(s3_sdk, flow, name)
+    assert body.status == "Failed"
+    failed = [e for e in history(s3_sdk, flow, name) if e.type == "MapRunFailed"]
+    assert json.loads(failed[0].event_detail)["error"]["Code"] == "FnF.ItemReaderFailed"
+    assert "NoSuchBucket" in json.loads(failed[0].event_detail)["error"]["Detail"]
