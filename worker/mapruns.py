@@ -26,6 +26,7 @@ from typing import Any
 
 from common import keys
 from common.claims import queue_express_timeout
+from common.faults import fault_point
 from common.fdl.errors import ExpressionError
 from common.fdl.expressions import compile_constructor
 from common.fdl.functions import Env
@@ -190,6 +191,7 @@ class MapRuns:
                     updates["claiming"] = dumps(children)
                     if self._commit(tag, token, 0, updates, [(c[0], c[1]) for c in children], release=False) < 0:
                         return -1
+                    fault_point(self.settings, "maprun.after_reserve")
                     self._claim(tag, fields, children)
                     updates = {"claiming": ""}
                 fields.update(pos=str(pos), total=str(total))
