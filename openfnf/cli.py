@@ -39,8 +39,9 @@ def main() -> None:
     "--credentials", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Credentials YAML (accounts, keys, policies, as `openfnf api --credentials` reads it; re-read when it changes); the dev key is accepted too.",
 )  # fmt: skip
+@click.option("--buckets", type=click.Path(file_okay=False, path_type=Path), help="Directory buckets for the distributed Map: each subdirectory is a bucket.")
 @seed_options
-def dev(port: int, host: str, data_dir: Path, workers: int, api_processes: int, functions: Path | None, access_key_id: str | None, access_key_secret: str | None, credentials: Path | None = None, throttle_file: Path | None = None, throttle_profile: str | None = None) -> None:
+def dev(port: int, host: str, data_dir: Path, workers: int, api_processes: int, functions: Path | None, access_key_id: str | None, access_key_secret: str | None, credentials: Path | None = None, throttle_file: Path | None = None, throttle_profile: str | None = None, buckets: Path | None = None) -> None:
     """Run everything on this machine: embedded redis-server, front door, workers, timers."""
     from openfnf.dev import DevOptions, Supervisor
 
@@ -52,6 +53,9 @@ def dev(port: int, host: str, data_dir: Path, workers: int, api_processes: int, 
     )  # fmt: skip
     check_seed(throttle_file)
     opts.extra_env.update(env_for_dev(throttle_file, throttle_profile))  # the front door seeds them
+    if buckets is not None:  # distributed Map (issue 16): items and results in local directories
+        buckets.mkdir(parents=True, exist_ok=True)
+        opts.extra_env["OPENFNF_BUCKETS_DIR"] = str(buckets.resolve())
     sys.exit(Supervisor(opts).run())
 
 

@@ -63,6 +63,8 @@ logger = logging.getLogger(__name__)
 
 MAX_ROUNDS = 100
 READ_PAGE = 500  # child records read per round trip when the results are collected
+SETTLE_TRIES, SETTLE_SLEEP_S = 100, 0.02  # how long the results wait for a child's record to show its end
+ENDED = frozenset({"Succeeded", "Failed", "Stopped", "TimedOut"})
 
 
 def push_drives(broker: Any, settings: Settings, tags: list[str]) -> None:
@@ -81,6 +83,10 @@ class _RunFailed(Exception):
         super().__init__(cause)
         self.error = error
         self.cause = cause
+
+
+class _NotSettled(Exception):
+    """A child counted as ended whose record does not say so yet (its drive died before its commit)."""
 
 
 class MapRuns:
@@ -196,10 +202,14 @@ class MapRuns:
                     updates = {"claiming": ""}
                 fields.update(pos=str(pos), total=str(total))
                 if children or pos < total:
-                    return self._commit(tag, token, consumed, updates, [], release=True)
+                    left = self._commit(tag, token, consumed, updates, [], release=True)
+                    room = len(children) < free and pos < total  # a page ended the round: go on at once
+                    return max(left, 1) if left >= 0 and room and children else left
             if int(fields.get("pos") or 0) >= int(fields.get("total") or 0) and int(fields.get("kids") or 0) == 0:
                 output = self._results(tag, fields, spec)
                 return self._end(tag, token, consumed, fields, "Succeeded", "", "", updates, output)
+        except _NotSettled as exc:  # the child's re-drive ends it; the safety net drives this run again
+            logger.info("%s; the MapRun ends on a later drive", exc)
         except _RunFailed as exc:
             self._stop_children(tag, fields)
             return self._end(tag, token, consumed, fields, "Failed", exc.error, exc.cause, updates)
@@ -306,7 +316,8 @@ class MapRuns:
         source = self._iterate(spec, cursor)
         pending: tuple[Any, dict[str, Any]] | None = None
         try:
-            while len(children) < free and pos < total:
+            first = pos
+            while len(children) < free and pos < total and pos - first < self.settings.maprun_page_items:
                 items: list[Any] = []
                 size = 2
                 while pos < total and len(items) < per:
@@ -409,11 +420,25 @@ class MapRuns:
         wanted = ("status", "input", "output", "error", "cause", "started", "stopped")
         for first in range(0, n, READ_PAGE):
             names = [child_name(name, i) for i in range(first, min(n, first + READ_PAGE))]
-            pipe = self.state.pipeline(transaction=False)
+            records = self._read_children(fid, names, wanted)
+            for _ in range(SETTLE_TRIES):
+                # A child tells its run it ended just before its own record says so (side effects go
+                # before the commit, worker/driver.py): the records of the last ones may lag a moment.
+                late = [n for n in names if records[n]["status"] not in ENDED]
+                if not late:
+                    break
+                time.sleep(SETTLE_SLEEP_S)
+                records.update(self._read_children(fid, late, wanted))
+            else:
+                raise _NotSettled(f"children of MapRun {name} still show Running")
             for child in names:
-                pipe.hmget(keys.execution(keys.execution_tag(fid, child)), *wanted)
-            for child, raw in zip(names, pipe.execute(), strict=True):
-                yield child, dict(zip(wanted, (_s(v) for v in raw), strict=True))
+                yield child, records[child]
+
+    def _read_children(self, fid: str, names: list[str], wanted: tuple[str, ...]) -> dict[str, dict[str, str]]:
+        pipe = self.state.pipeline(transaction=False)
+        for child in names:
+            pipe.hmget(keys.execution(keys.execution_tag(fid, child)), *wanted)
+        return {c: dict(zip(wanted, (_s(v) for v in raw), strict=True)) for c, raw in zip(names, pipe.execute(), strict=True)}
 
     def _results(self, tag: str, fields: dict[str, str], spec: dict[str, Any]) -> Any:
         if spec.get("writer"):
