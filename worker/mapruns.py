@@ -185,9 +185,8 @@ class MapRuns:
                 fields.update(updates)
             if tolerance_exceeded(fields):
                 self._stop_children(tag, fields)
-                failed, total = fields.get("failed"), fields.get("total")
-                return self._end(tag, token, consumed, fields, "Failed", TOLERANCE_EXCEEDED,
-                                 f"{failed} of {total} items failed, more than the MapRun tolerates", updates)  # fmt: skip
+                cause = f"{fields.get('failed')} of {fields.get('total')} items failed, more than the MapRun tolerates"
+                return self._end(tag, token, consumed, fields, "Failed", TOLERANCE_EXCEEDED, cause, updates)
             free = int(fields.get("conc") or 1) - int(fields.get("kids") or 0)
             pos, total = int(fields.get("pos") or 0), int(fields.get("total") or 0)
             if free > 0 and pos < total:
@@ -253,12 +252,12 @@ class MapRuns:
             return
         event["id"] = ref.task_id
         wake = self.settings.wake_after_ms
-        result = self.scripts.pipeline_sync(
-            lambda pipe: (
-                pipe.zadd(keys.WAKE, {ref.tag: now + wake}),
-                self.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), "", now, wake]),
-            )
-        )[-1]
+
+        def build(pipe: Any) -> None:
+            pipe.zadd(keys.WAKE, {ref.tag: now + wake})
+            self.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), "", now, wake])
+
+        result = self.scripts.pipeline_sync(build)[-1]
         if int(result[0]) == 1 and int(result[2]) == 1:
             push_drives(self.broker, self.settings, [ref.tag])
 
@@ -509,13 +508,13 @@ def child_ended(scripts: Scripts, broker: Any, settings: Settings, callback: str
         return False
     tag, index = parsed
     wake = settings.wake_after_ms
-    result = scripts.pipeline_sync(
-        lambda pipe: (
-            pipe.zadd(keys.MAPRUN_WAKE, {tag: now + wake}, xx=True),
-            scripts.queue(pipe, "maprun_child_end", [keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_running(tag)],
-                          [index, status, now, wake]),
-        )  # fmt: skip
-    )[-1]
+
+    def build(pipe: Any) -> None:
+        pipe.zadd(keys.MAPRUN_WAKE, {tag: now + wake}, xx=True)
+        run_keys = [keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_running(tag)]
+        scripts.queue(pipe, "maprun_child_end", run_keys, [index, status, now, wake])
+
+    result = scripts.pipeline_sync(build)[-1]
     if int(result[0]) == 1 and int(result[1]) == 1:
         queue = settings.activity_queue
         broker.lpush(queue, drive_message(tag, queue))
@@ -529,9 +528,12 @@ def abort_runs(scripts: Scripts, broker: Any, settings: Settings, parent_tag: st
     flow_id, _ = keys.split_tag(parent_tag)
     tags = [run_tag(flow_id, run_name(parent_tag, aid)) for aid in activity_ids]
     event = dumps({"t": "Abort"})
-    results = scripts.pipeline_sync(
-        lambda pipe: [scripts.queue(pipe, "maprun_update", [keys.maprun(t), keys.maprun_inbox(t)], [event, now, settings.wake_after_ms]) for t in tags]
-    )
+
+    def build(pipe: Any) -> None:
+        for t in tags:
+            scripts.queue(pipe, "maprun_update", [keys.maprun(t), keys.maprun_inbox(t)], [event, now, settings.wake_after_ms])
+
+    results = scripts.pipeline_sync(build)
     wake = [t for t, r in zip(tags, results, strict=True) if int(r[0]) == 1 and int(r[1]) == 1]
     if wake:
         queue = settings.activity_queue

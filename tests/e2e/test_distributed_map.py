@@ -5,8 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,6 @@ from typing import Any
 import pytest
 from alibabacloud_fnf20190315 import models
 
-from openfnf.redisserver import free_port, wait_for_port
 from tests.conftest import Service, running_service
 
 pytestmark = pytest.mark.e2e

@@ -16,6 +16,7 @@ from common.fdl.errors import ExpressionError
 from common.fdl.expressions import compile_constructor, compile_expression
 from common.fdl.functions import Env
 from common.fdl.model import WAIT_FOR_SYSTEM_CALLBACK, StateDef
+from common.interpreter.data import NewRules
 from common.interpreter.model import CommandType, Errors, EventType
 from common.interpreter.outcomes import BLOCKED, Outcome, StateError
 from common.interpreter.states.task import activity_id
@@ -77,8 +78,10 @@ def _attempt(run: Run, fid: str, frame: dict[str, Any], state: StateDef) -> Outc
     entered, attempt = int(rec["e"]), int(rec["n"]) + 1
     aid = activity_id(entered, attempt)
     token = run.token_for(aid)
-    roots = run.rules.roots(state, rec["in"])
-    env = Env(roots, run.rules.seed(entered, f"dmap/{attempt}"))
+    rules = run.rules
+    assert isinstance(rules, NewRules)  # distributed mode exists in the new syntax only
+    roots = rules.roots(state, rec["in"])
+    env = Env(roots, rules.seed(entered, f"dmap/{attempt}"))
     try:
         params = _params(spec, env, run.ctx.get("flow"))
     except StateError as err:
