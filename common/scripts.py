@@ -33,6 +33,7 @@ NAMES = (
     "maprun_commit",
     "maprun_child_end",
     "maprun_update",
+    "maprun_child_done",
 )
 
 

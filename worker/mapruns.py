@@ -27,10 +27,12 @@ from typing import Any
 from common import keys
 from common.claims import queue_express_timeout
 from common.faults import fault_point
-from common.fdl.errors import ExpressionError
+from common.fdl import FlowDef, parse_definition
+from common.fdl.errors import ExpressionError, FdlError
 from common.fdl.expressions import compile_constructor
 from common.fdl.functions import Env
-from common.interpreter.model import Errors
+from common.interpreter import Decision, Status, advance
+from common.interpreter.model import Errors, Limits
 from common.mapruns import (
     ABORTED,
     ITEM_READER_FAILED,
@@ -48,7 +50,7 @@ from common.mapruns import (
     tolerance_exceeded,
 )
 from common.objectstore import ObjectStore, StoreError
-from common.records import decode_pairs, definition_id, dumps, new_execution_fields
+from common.records import decode_pairs, definition_id, dumps, encode_history_chunk, new_execution_fields
 from common.reports import failed_event, report_keys, succeeded_event
 from common.scripts import Scripts
 from common.settings import Settings
@@ -65,6 +67,7 @@ MAX_ROUNDS = 100
 READ_PAGE = 500  # child records read per round trip when the results are collected
 SETTLE_TRIES, SETTLE_SLEEP_S = 100, 0.02  # how long the results wait for a child's record to show its end
 ENDED = frozenset({"Succeeded", "Failed", "Stopped", "TimedOut"})
+PURE_TYPES = frozenset({"pass", "choice", "succeed", "fail", "parallel", "map"})  # end in one decision
 
 
 def push_drives(broker: Any, settings: Settings, tags: list[str]) -> None:
@@ -99,6 +102,8 @@ class MapRuns:
         self.scripts = Scripts(state)
         self.store = store if store is not None else make_store(settings)
         self._constructors: dict[str, Any] = {}
+        self._pure: dict[str, FlowDef | None] = {}  # children's def id -> its flow when all its states are pure
+        self.limits = Limits(max_state_bytes=settings.max_state_bytes, max_history_events=settings.max_history_events)
 
     # ------------------------------------------------------------ start (the Map's activity)
 
@@ -148,6 +153,7 @@ class MapRuns:
     def drive(self, tag: str) -> str:
         """Advance one MapRun as far as its inbox allows; what happened (for logs and tests)."""
         outcome = "idle"
+        left = 0
         for _ in range(MAX_ROUNDS):
             got = self.scripts.maprun_acquire(keys=keys.maprun_keys(tag)[:3], args=[self.settings.lease_ms])
             token = int(got[0])
@@ -162,6 +168,8 @@ class MapRuns:
             outcome = "fenced" if left < 0 else "driven"
             if left <= 0:
                 break
+        else:
+            self.publish([tag])  # rounds left over: a fresh task goes on (the inbox's mark was cleared)
         return outcome
 
     def _round(self, tag: str, token: int, fields: dict[str, str], inbox: list[dict[str, Any]]) -> int:
@@ -355,43 +363,108 @@ class MapRuns:
 
     # ------------------------------------------------------------ children
 
+    def _pure_flow(self, def_id: str) -> FlowDef | None:
+        """The children's definition when every state of it is pure (a first drive ends it), else None."""
+        if def_id not in self._pure:
+            flow: FlowDef | None = None
+            raw = self.state.get(keys.definition(def_id))
+            if raw is not None:
+                try:
+                    flow = parse_definition(_s(raw))
+                except FdlError:
+                    flow = None
+            if flow is not None and not all(st.type in PURE_TYPES for sc in flow.scopes.values() for st in sc.states.values()):
+                flow = None
+            self._pure[def_id] = flow
+        return self._pure[def_id]
+
     def _claim(self, tag: str, fields: dict[str, str], children: list[list[Any]]) -> None:
-        """Claim the reserved children (again after a crash: a child found claimed is left as it is) and drive them."""
+        """Claim the reserved children (again after a crash: a child found claimed is left as it is) and drive them.
+
+        Children of a Processor of pure states (Pass, Choice, Succeed, Fail, and Parallel / inline Map
+        of those) end in their first decision: the run's driver makes that decision itself and writes
+        the ended child in one call, as the child's own first drive would have, and counts its end at once.
+        """
         if not children:
             return
         acct, flow, fid, name = fields.get("acct", ""), fields.get("flow", ""), fields.get("fid", ""), fields.get("name", "")
         express = fields.get("mode") == "Express"
+        pure = self._pure_flow(fields.get("defid", ""))
         now = now_ms()
         wake = self.settings.wake_after_ms
+        ttl = self.settings.retention_days * 86400
         tags: list[str] = []
-        at: list[int] = []
+        at: list[tuple[int, str, bool]] = []  # (pipeline index, child tag, whether run inline)
+        statuses: dict[int, str] = {}  # child index -> how it ended, for those run inline
 
         def build(pipe: Any) -> None:
             for index, _, child_input in children:
                 child = child_name(name, int(index))
                 ctag = keys.execution_tag(fid, child)
                 raw_input = dumps(child_input)
-                started = dumps({"t": "Started", "input": child_input, "name": child, "flow": flow})
+                started_event = {"t": "Started", "input": child_input, "name": child, "flow": flow}
                 record = new_execution_fields(
                     account=acct, flow=flow, flow_id=fid, name=child, raw_input=raw_input, def_id=fields.get("defid", ""),
                     qualifier="", callback=child_callback(tag, int(index)), started=now,
                 )  # fmt: skip
+                record += ["mr", name]
+                decision = self._decide(pure, started_event, now) if pure is not None else None
+                if decision is not None:
+                    at.append((len(pipe), ctag, True))
+                    statuses[int(index)] = decision.status.value
+                    record += _ended_fields(decision, now)
+                    chunk = encode_history_chunk(decision.history)
+                    as_json = dumps(dict(zip(record[::2], record[1::2], strict=True)))
+                    self.scripts.queue(pipe, "maprun_child_done", [keys.execution(ctag), keys.history(ctag)], [chunk, ttl, as_json])
+                    continue
                 pipe.zadd(keys.WAKE, {ctag: now + wake})
-                pipe.zadd(keys.maprun_children(tag), {child: int(index)})
-                at.append(len(pipe))
-                self.scripts.queue(pipe, "claim", [keys.execution(ctag), keys.inbox(ctag)], [started, *record, "mr", name])
+                at.append((len(pipe), ctag, False))
+                self.scripts.queue(pipe, "claim", [keys.execution(ctag), keys.inbox(ctag)], [dumps(started_event), *record])
                 if express:
                     queue_express_timeout(pipe, ctag, now, self.settings.express_timeout_seconds)
                 tags.append(ctag)
 
-        results = self.scripts.pipeline_sync(build)
-        created = [t for t, i in zip(tags, at, strict=True) if int(results[i][0]) == 1]
+        def index_them(pipe: Any) -> None:
+            pipe.zadd(keys.maprun_children(tag), {child_name(name, int(c[0])): int(c[0]) for c in children})
+            build(pipe)
+
+        results = self.scripts.pipeline_sync(index_them)
+        created = [t for i, t, inline in at if not inline and int(results[i][0]) == 1]
+        ended: list[tuple[int, str]] = []  # (child index, status) of children that ended already
+        for (i, _, inline), child in zip(at, children, strict=True):
+            answer = results[i]
+            if inline:
+                status = _s(answer[1]) if int(answer[0]) == 0 else ""
+                ended.append((int(child[0]), status or statuses[int(child[0])]))
+            elif int(answer[0]) == 0 and _s(answer[1]) in ENDED:  # claimed before a crash, and over since
+                ended.append((int(child[0]), _s(answer[1])))
         if created and acct:
             pipe = self.state.pipeline(transaction=False)
             for _ in created:
                 pipe.incr(keys.running(acct))  # the driver gives it back when the child ends
             pipe.execute()
+        if ended:
+            self._count_ends(tag, ended, now)
         push_drives(self.broker, self.settings, tags)
+
+    def _decide(self, flow: FlowDef, started: dict[str, Any], now: int) -> Decision | None:
+        """A pure child's first decision, when it ends the child (else the child is claimed and driven as usual)."""
+        try:
+            decision = advance(flow, None, [started], now, limits=self.limits)
+        except Exception:  # noqa: BLE001 - the child's own driver then meets (and records) the same failure
+            logger.exception("running a MapRun child inline failed; it runs as an execution")
+            return None
+        if not decision.ended:
+            return None
+        return decision
+
+    def _count_ends(self, tag: str, ended: list[tuple[int, str]], now: int) -> None:
+        """Count children that ended inside this drive (maprun_child_end.lua, exactly once each); the
+        driver goes round again for their ChildEnded events, so no drive is published."""
+        wake = self.settings.wake_after_ms
+        run_keys = [keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_running(tag)]
+
+        self.scripts.maprun_child_end(keys=run_keys, args=[now, wake, *(x for pair in ended for x in pair)])
 
     def _stop_children(self, tag: str, fields: dict[str, str]) -> None:
         """Ask every child in flight to stop (it is then counted Aborted)."""
@@ -512,10 +585,10 @@ def child_ended(scripts: Scripts, broker: Any, settings: Settings, callback: str
     def build(pipe: Any) -> None:
         pipe.zadd(keys.MAPRUN_WAKE, {tag: now + wake}, xx=True)
         run_keys = [keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_running(tag)]
-        scripts.queue(pipe, "maprun_child_end", run_keys, [index, status, now, wake])
+        scripts.queue(pipe, "maprun_child_end", run_keys, [now, wake, index, status])
 
     result = scripts.pipeline_sync(build)[-1]
-    if int(result[0]) == 1 and int(result[1]) == 1:
+    if int(result[0]) >= 1 and int(result[1]) == 1:
         queue = settings.activity_queue
         broker.lpush(queue, drive_message(tag, queue))
     return True
@@ -538,6 +611,16 @@ def abort_runs(scripts: Scripts, broker: Any, settings: Settings, parent_tag: st
     if wake:
         queue = settings.activity_queue
         broker.lpush(queue, *(drive_message(t, queue) for t in wake))
+
+
+def _ended_fields(decision: Decision, now: int) -> list[str]:
+    """The record fields of a child that ended in its first decision (as commit.lua would have set them)."""
+    out = ["status", decision.status.value, "stopped", str(now), "state", dumps(decision.state), "hseq", str(len(decision.history))]
+    if decision.status == Status.SUCCEEDED:
+        out += ["output", dumps(decision.output)]
+    else:
+        out += ["error", decision.error or "", "cause", decision.cause or ""]
+    return out
 
 
 def _default_error(status: str) -> str:

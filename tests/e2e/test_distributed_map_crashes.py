@@ -22,6 +22,8 @@ from tests.conftest import Service, running_service
 pytestmark = pytest.mark.e2e
 
 ITEMS = int(os.environ.get("OPENFNF_TEST_DMAP_ITEMS", "10000"))
+PASS = "{StartAt: P, States: [{Type: Pass, Name: P, End: true}]}"  # children run by the MapRun's driver itself
+WAIT0 = "{StartAt: P, States: [{Type: Wait, Name: P, Seconds: 0, End: true}]}"  # children driven as executions
 FLOW = """Type: StateMachine
 SpecVersion: v1
 StartAt: M
@@ -31,7 +33,7 @@ States:
     ProcessorConfig: {ExecutionMode: Express}
     ItemReader: {SourceType: OSS_JSON_LIST, SourceParameters: {Bucket: data, ObjectName: items.json}}
     MaxConcurrency: 300
-    Processor: {StartAt: P, States: [{Type: Pass, Name: P, End: true}]}
+    Processor: PROCESSOR
     End: true
 """
 
@@ -45,10 +47,10 @@ def svc(tmp_path: Path) -> Iterator[Service]:
         yield service
 
 
-def _setup(svc: Service, n: int) -> tuple[Any, str]:
+def _setup(svc: Service, n: int, processor: str = PASS) -> tuple[Any, str]:
     (svc.workdir / "buckets" / "data" / "items.json").write_text(json.dumps(list(range(n))))
     sdk = svc.client()
-    sdk.create_flow(models.CreateFlowRequest(name="big", definition=FLOW, description="", type="FDL"))
+    sdk.create_flow(models.CreateFlowRequest(name="big", definition=FLOW.replace("PROCESSOR", processor), description="", type="FDL"))
     return sdk, sdk.start_execution(models.StartExecutionRequest(flow_name="big", input="{}")).body.name
 
 
@@ -95,10 +97,12 @@ def _flow_id(r: redis.Redis) -> str:
 
 
 @pytest.mark.timeout(600)
-def test_worker_sigkilled_and_timers_restarted_mid_run(svc: Service) -> None:
+@pytest.mark.parametrize(("processor", "items"), [(PASS, ITEMS), (WAIT0, ITEMS // 3)], ids=["inline-children", "driven-children"])
+def test_worker_sigkilled_and_timers_restarted_mid_run(svc: Service, processor: str, items: int) -> None:
     svc.start("w0", "worker", "--hostname", "w0@%h")
     svc.start("w1", "worker", "--hostname", "w1@%h")
-    sdk, name = _setup(svc, ITEMS)
+    ITEMS = items  # noqa: N806
+    sdk, name = _setup(svc, ITEMS, processor)
     run = _run_of(sdk, name)
     deadline = time.monotonic() + 240
     while _counts(sdk, name, run).succeed < ITEMS // 3:
@@ -118,7 +122,7 @@ def test_worker_sigkilled_and_timers_restarted_mid_run(svc: Service) -> None:
 @pytest.mark.timeout(300)
 def test_driver_killed_between_reserving_children_and_starting_them(svc: Service) -> None:
     svc.start("doomed", "worker", "--hostname", "doomed@%h", env={"OPENFNF_FAULT_POINTS": '["maprun.after_reserve"]'})
-    sdk, name = _setup(svc, 500)
+    sdk, name = _setup(svc, 500, WAIT0)
     assert svc.procs["doomed"].wait(60) == 137
     svc.procs.pop("doomed")
     run = _run_of(sdk, name)

@@ -56,16 +56,14 @@ def test_child_end_moves_its_items_exactly_once_and_wakes_the_run(r: redis.Redis
     s = Scripts(r)
     _start(r)
     token = s.maprun_acquire(keys=K[:3], args=[5000])[0]
-    s.maprun_commit(keys=K, args=[token, 0, 1, 0, 0, 3, 1, 1, 2, 2])
-    assert s.maprun_child_end(keys=END_KEYS, args=[0, "Succeeded", 10_000, 5000]) == [1, 1]  # publish a drive
-    assert s.maprun_child_end(keys=END_KEYS, args=[0, "Succeeded", 10_001, 5000]) == [0]  # counted already
-    assert s.maprun_child_end(keys=END_KEYS, args=[1, "TimedOut", 10_002, 5000]) == [1, 0]  # a drive is queued
-    assert s.maprun_child_end(keys=END_KEYS, args=[2, "Stopped", 20_000, 5000]) == [1, 1]  # the mark went stale
+    s.maprun_commit(keys=K, args=[token, 0, 1, 0, 0, 3, 1, 1, 2, 2, 3, 1])
+    assert s.maprun_child_end(keys=END_KEYS, args=[10_000, 5000, 0, "Succeeded"]) == [1, 1]  # publish a drive
+    assert s.maprun_child_end(keys=END_KEYS, args=[10_001, 5000, 0, "Succeeded"]) == [0, 0]  # counted already
+    assert s.maprun_child_end(keys=END_KEYS, args=[10_002, 5000, 1, "TimedOut"]) == [1, 0]  # a drive is queued
+    assert s.maprun_child_end(keys=END_KEYS, args=[20_000, 5000, 2, "Stopped", 3, "Succeeded", 0, "Failed"]) == [2, 1]  # stale mark
     rec = _record(r)
-    assert counts(rec) == {"Total": 10, "Pending": 4, "Running": 0, "Succeed": 3, "Failed": 3, "Aborted": 0}
-    assert [json.loads(e) for e in r.lrange(K[1], 0, -1)] == [
-        {"t": "ChildEnded", "i": 0, "s": "Succeeded"}, {"t": "ChildEnded", "i": 1, "s": "TimedOut"}, {"t": "ChildEnded", "i": 2, "s": "Stopped"},
-    ]  # fmt: skip
+    assert counts(rec) == {"Total": 10, "Pending": 3, "Running": 0, "Succeed": 4, "Failed": 3, "Aborted": 0}
+    assert [json.loads(e) for e in r.lrange(K[1], 0, -1)] == [{"t": "ChildEnded", "n": 1}, {"t": "ChildEnded", "n": 1}, {"t": "ChildEnded", "n": 2}]
 
 
 def test_a_child_stopped_after_the_run_ended_is_aborted(r: redis.Redis) -> None:
@@ -73,7 +71,7 @@ def test_a_child_stopped_after_the_run_ended_is_aborted(r: redis.Redis) -> None:
     _start(r)
     token = s.maprun_acquire(keys=K[:3], args=[5000])[0]
     s.maprun_commit(keys=K, args=[token, 0, 1, 1, "status", "Aborted", 0, 2])
-    assert s.maprun_child_end(keys=END_KEYS, args=[0, "Stopped", 1, 5000]) == [1, 0]
+    assert s.maprun_child_end(keys=END_KEYS, args=[1, 5000, 0, "Stopped"]) == [1, 0]
     rec = _record(r)
     assert (rec["aborted"], rec["running"], r.llen(K[1])) == ("2", "0", 0)
     assert describe_view(rec)["ItemCounts"]["Aborted"] == 2
