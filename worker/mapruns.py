@@ -67,6 +67,7 @@ MAX_ROUNDS = 100
 READ_PAGE = 500  # child records read per round trip when the results are collected
 SETTLE_TRIES, SETTLE_SLEEP_S = 100, 0.02  # how long the results wait for a child's record to show its end
 ENDED = frozenset({"Succeeded", "Failed", "Stopped", "TimedOut"})
+REFILL_DELAY_MS = 100  # a child's end that does not drive its run at once has it driven within this (plus the timers' poll)
 PURE_TYPES = frozenset({"pass", "choice", "succeed", "fail", "parallel", "map"})  # end in one decision
 
 
@@ -108,10 +109,12 @@ class MapRuns:
     # ------------------------------------------------------------ start (the Map's activity)
 
     def publish(self, tags: list[str]) -> None:
-        """Queue a drive of these MapRuns on the activities queue."""
+        """Queue a drive of these MapRuns on the activities queue, at the end served next (RPUSH: kombu
+        pops from the right): a MapRun's drive refills hundreds of children, and it must not wait behind
+        the function calls of the children it started."""
         if tags:
             queue = self.settings.activity_queue
-            self.broker.lpush(queue, *(drive_message(t, queue) for t in tags))
+            self.broker.rpush(queue, *(drive_message(t, queue) for t in tags))
 
     def concurrency(self, wanted: Any) -> int:
         """A concurrency within the quota (absent or 0: the default)."""
@@ -582,15 +585,13 @@ def child_ended(scripts: Scripts, broker: Any, settings: Settings, callback: str
     tag, index = parsed
     wake = settings.wake_after_ms
 
-    def build(pipe: Any) -> None:
-        pipe.zadd(keys.MAPRUN_WAKE, {tag: now + wake}, xx=True)
-        run_keys = [keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_running(tag)]
-        scripts.queue(pipe, "maprun_child_end", run_keys, [now, wake, index, status])
-
-    result = scripts.pipeline_sync(build)[-1]
+    run_keys = [keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_running(tag)]
+    result = scripts.maprun_child_end(keys=run_keys, args=[now, wake, index, status])
     if int(result[0]) >= 1 and int(result[1]) == 1:
         queue = settings.activity_queue
-        broker.lpush(queue, drive_message(tag, queue))
+        broker.rpush(queue, drive_message(tag, queue))
+    elif int(result[0]) >= 1 and int(result[1]) == 2:  # refills are batched: the timers drive it soon
+        scripts.client.zadd(keys.MAPRUN_WAKE, {tag: now + REFILL_DELAY_MS}, xx=True, lt=True)
     return True
 
 
@@ -610,7 +611,7 @@ def abort_runs(scripts: Scripts, broker: Any, settings: Settings, parent_tag: st
     wake = [t for t, r in zip(tags, results, strict=True) if int(r[0]) == 1 and int(r[1]) == 1]
     if wake:
         queue = settings.activity_queue
-        broker.lpush(queue, *(drive_message(t, queue) for t in wake))
+        broker.rpush(queue, *(drive_message(t, queue) for t in wake))
 
 
 def _ended_fields(decision: Decision, now: int) -> list[str]:

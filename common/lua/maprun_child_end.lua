@@ -5,8 +5,12 @@
 -- Each child's items move from `running` to `succeeded`, `failed` or `aborted` in this call (a child
 -- stopped by the run itself, which is then over, is aborted; one stopped by anyone else failed); a
 -- child counted before is skipped. One ChildEnded event {n = children counted} goes to the inbox.
+-- Refills are batched: a drive is asked for once an eighth of the concurrency (at least 1) has ended
+-- since the last drive began (`ew`, cleared by maprun_acquire.lua), or when no child runs any more;
+-- before that the caller only brings the run's wake-up near (the timers drive it soon).
 -- Returns {0, 0} if no child was counted, {n, 1} when n were and the caller must publish a drive of
--- the run, {n, 0} when n were and one is queued already (or the run is over).
+-- the run, {n, 0} when n were and one is queued already (or the run is over), {n, 2} when n were and
+-- the caller should bring the run's wake-up near instead.
 local status = redis.call('HGET', KEYS[1], 'status')
 local over = status == 'Succeeded' or status == 'Failed' or status == 'Aborted'
 local counted = 0
@@ -30,6 +34,9 @@ end
 if counted == 0 then return {0, 0} end
 if over then return {counted, 0} end
 redis.call('RPUSH', KEYS[2], cjson.encode({t = 'ChildEnded', n = counted}))
+local waiting = redis.call('HINCRBY', KEYS[1], 'ew', counted)
+local batch = math.max(1, math.floor(tonumber(redis.call('HGET', KEYS[1], 'conc') or '1') / 8))
+if waiting < batch and tonumber(redis.call('HGET', KEYS[1], 'kids') or '0') > 0 then return {counted, 2} end
 local mark = tonumber(redis.call('HGET', KEYS[1], 'dq') or '')
 if mark and math.abs(tonumber(ARGV[1]) - mark) < tonumber(ARGV[2]) then return {counted, 0} end
 redis.call('HSET', KEYS[1], 'dq', ARGV[1])

@@ -87,3 +87,16 @@ def test_update_changes_a_running_run_and_refuses_an_ended_one(r: redis.Redis) -
     r.hset(K[0], "status", "Succeeded")
     assert s.maprun_update(keys=K[:2], args=[ev, 3, 5000, "conc", "9"]) == [0, b"Succeeded"]
     assert _record(r)["conc"] == "7" and r.llen(K[1]) == 2
+
+
+def test_child_ends_ask_for_a_drive_once_an_eighth_of_the_concurrency_ended(r: redis.Redis) -> None:
+    s = Scripts(r)
+    _start(r)
+    r.hset(K[0], "conc", 16)  # a drive per 2 ends
+    token = s.maprun_acquire(keys=K[:3], args=[5000])[0]
+    s.maprun_commit(keys=K, args=[token, 0, 1, 0, 0, 1, 1, 1, 2, 1])
+    assert s.maprun_child_end(keys=END_KEYS, args=[10_000, 5000, 0, "Succeeded"]) == [1, 2]  # wait for more
+    assert s.maprun_child_end(keys=END_KEYS, args=[10_001, 5000, 1, "Succeeded"]) == [1, 1]  # two: drive it
+    token = s.maprun_acquire(keys=K[:3], args=[5000])[0]  # a drive began: the count starts again
+    s.maprun_commit(keys=K, args=[token, 2, 1, 0])
+    assert s.maprun_child_end(keys=END_KEYS, args=[10_002, 5000, 2, "Failed"]) == [1, 1]  # the last child running
