@@ -11,6 +11,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from common.express import ExpressLimitError, check_express
+from common.fdl import FlowDef
 from common.taskmsg import redis_task_message
 from common.timefmt import rfc3339_ms
 
@@ -110,3 +112,15 @@ def tolerance_exceeded(fields: dict[str, str]) -> bool:
         return True
     total = _int(fields, "total")
     return pct != "" and total > 0 and failed * 100.0 / total > float(pct)
+
+
+def check_express_children(flow: FlowDef, max_seconds: int) -> None:
+    """ExpressLimitError naming the distributed Map whose Express children would break an Express limit
+    (callback task modes, long waits): checked at CreateFlow / UpdateFlow."""
+    for scope in flow.scopes.values():
+        for state in scope.states.values():
+            if state.type == "dmap" and state.dmap.mode == "Express":
+                try:
+                    check_express(state.dmap.child_definition(None), max_seconds)
+                except ExpressLimitError as exc:
+                    raise ExpressLimitError(f"{state.path} ({state.name}).Processor runs as Express children: {exc}") from None

@@ -15,10 +15,12 @@ from common.errors import (
 )
 from common.express import ExpressLimitError, check_express  # issue 8
 from common.fdl import FdlError, FlowDef, parse_definition
+from common.mapruns import check_express_children
 from common.records import definition_id, flow_view
 from common.schedules import ScheduleStore  # issue 8
 
 EXECUTION_MODES = {"": "Standard", "Standard": "Standard", "Express": "Express"}
+EXPRESS_CHILD_SECONDS = 300  # an Express child's limit, as the cloud's Express executions
 
 
 def check_definition(text: str, flow_name: str) -> FlowDef:
@@ -29,6 +31,10 @@ def check_definition(text: str, flow_name: str) -> FlowDef:
         raise InvalidArgument(message=f"Definition is invalid: {exc}") from None
     if flow.name is not None and flow.name != flow_name:
         raise InvalidArgument(message=f"Definition name '{flow.name}' must equal the flow Name '{flow_name}'.")
+    try:
+        check_express_children(flow, EXPRESS_CHILD_SECONDS)  # a distributed Map's Express children (issue 16)
+    except ExpressLimitError as exc:
+        raise InvalidArgument(message=f"Definition is invalid: {exc}") from None
     return flow
 
 

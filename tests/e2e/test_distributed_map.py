@@ -390,3 +390,21 @@ def test_s3_missing_bucket_fails_the_map_with_a_named_error(s3_sdk: Any) -> None
     failed = [e for e in history(s3_sdk, flow, name) if e.type == "MapRunFailed"]
     assert json.loads(failed[0].event_detail)["error"]["Code"] == "FnF.ItemReaderFailed"
     assert "NoSuchBucket" in json.loads(failed[0].event_detail)["error"]["Detail"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "processor", "fragment"),
+    [
+        ("ItemsPath: $Input.xs\nToleratedFailurePercentage: 150", None, "States[0] (M): ToleratedFailurePercentage must be between 0 and 100"),
+        ("ItemReader: {SourceType: OSS_CSV, SourceParameters: {Bucket: b}}", None, "States[0] (M).ItemReader.SourceParameters.ObjectName is required"),
+        ("ItemsPath: $Input.xs", "{StartAt: T, States: [{Type: Task, Name: T, Action: 'FC:InvokeFunction', TaskMode: WaitForCustomCallback,"
+         " Parameters: {resourceArn: 'acs:fc:cn-hangzhou:1:services/s/functions/f'}, End: true}]}", "Processor runs as Express children"),
+    ],
+)
+def test_create_flow_names_the_field(sdk: Any, extra: str, processor: str | None, fragment: str) -> None:
+    from alibabacloud_tea_openapi.exceptions import ClientException
+
+    definition = _flow(_map(extra, processor=processor) if processor else _map(extra))
+    with pytest.raises(ClientException) as info:
+        create(sdk, definition)
+    assert info.value.code == "InvalidArgument" and fragment in info.value.message

@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 
 from common.fdl import FdlError, parse_definition
+from common.express import ExpressLimitError
 from common.fdl.distributed import DistributedSpec, Param
+from common.mapruns import check_express_children
 
 HEAD = "Type: StateMachine\nSpecVersion: v1\nStartAt: A\nStates:\n"
 PROC = "Processor: {StartAt: P, States: [{Type: Pass, Name: P, End: true}]}"
@@ -100,3 +102,12 @@ def test_processor_is_checked_like_any_scope() -> None:
     text = HEAD + "  - {Type: Map, Name: A, End: true, ItemsPath: $Input.x, ProcessorConfig: {ExecutionMode: Express}, Processor: {StartAt: Q, States: [{Type: Pass, Name: P, End: true}]}}\n"
     with pytest.raises(FdlError, match="StartAt: 'Q' names no state"):
         parse_definition(text)
+
+
+def test_express_children_may_not_wait_for_callbacks() -> None:
+    task = ("{Type: Task, Name: T, Action: 'FC:InvokeFunction', TaskMode: WaitForCustomCallback,"
+            " Parameters: {resourceArn: 'acs:fc:cn-hangzhou:1:services/s/functions/f'}, End: true}")  # fmt: skip
+    text = HEAD + f"  - {{Type: Map, Name: A, End: true, ItemsPath: $Input.x, ProcessorConfig: {{ExecutionMode: Express}}, Processor: {{StartAt: T, States: [{task}]}}}}\n"
+    with pytest.raises(ExpressLimitError, match=r"States\[0\] \(A\)\.Processor runs as Express children"):
+        check_express_children(parse_definition(text), 300)
+    check_express_children(parse_definition(text.replace("ExecutionMode: Express", "ExecutionMode: Standard")), 300)
