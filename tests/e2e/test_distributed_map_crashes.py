@@ -23,14 +23,14 @@ pytestmark = pytest.mark.e2e
 
 ITEMS = int(os.environ.get("OPENFNF_TEST_DMAP_ITEMS", "10000"))
 PASS = "{StartAt: P, States: [{Type: Pass, Name: P, End: true}]}"  # children run by the MapRun's driver itself
-WAIT0 = "{StartAt: P, States: [{Type: Wait, Name: P, Seconds: 0, End: true}]}"  # children driven as executions
+WAIT0 = "{StartAt: P, States: [{Type: Wait, Name: P, Seconds: 0, End: true}]}"  # Standard children driven as executions
 FLOW = """Type: StateMachine
 SpecVersion: v1
 StartAt: M
 States:
   - Type: Map
     Name: M
-    ProcessorConfig: {ExecutionMode: Express}
+    ProcessorConfig: {ExecutionMode: MODE}
     ItemReader: {SourceType: OSS_JSON_LIST, SourceParameters: {Bucket: data, ObjectName: items.json}}
     MaxConcurrency: 300
     Processor: PROCESSOR
@@ -50,7 +50,7 @@ def svc(tmp_path: Path) -> Iterator[Service]:
 def _setup(svc: Service, n: int, processor: str = PASS) -> tuple[Any, str]:
     (svc.workdir / "buckets" / "data" / "items.json").write_text(json.dumps(list(range(n))))
     sdk = svc.client()
-    sdk.create_flow(models.CreateFlowRequest(name="big", definition=FLOW.replace("PROCESSOR", processor), description="", type="FDL"))
+    sdk.create_flow(models.CreateFlowRequest(name="big", definition=FLOW.replace("PROCESSOR", processor).replace("MODE", "Express" if processor == PASS else "Standard"), description="", type="FDL"))
     return sdk, sdk.start_execution(models.StartExecutionRequest(flow_name="big", input="{}")).body.name
 
 
