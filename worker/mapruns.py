@@ -147,9 +147,17 @@ class MapRuns:
             pipe.zadd(keys.MAPRUN_WAKE, {tag: now + self.settings.wake_after_ms})
             self.scripts.queue(pipe, "claim", [keys.maprun(tag), keys.maprun_inbox(tag)], [dumps({"t": "Start"}), *fields])
 
+        if self._cancelled(parent_tag, str(command["id"])):  # the parent left the Map before its run began
+            return Outcome.failed(ABORTED, "the parent execution no longer waits for this MapRun")
         self.scripts.pipeline_sync(build)
+        if self._cancelled(parent_tag, str(command["id"])):  # ... or while it was being created: abort it
+            abort_runs(self.scripts, self.broker, self.settings, parent_tag, [str(command["id"])], now)
         self.publish([tag])
         return Outcome.ok({"MapRunName": name})
+
+    def _cancelled(self, parent_tag: str, activity_id: str) -> bool:
+        """Whether the parent cancelled the Map's activity (worker/dispatch.py marks its task `done`)."""
+        return _s(self.state.hget(keys.tasks(parent_tag), activity_id)) == "done"
 
     # ------------------------------------------------------------ the driver
 

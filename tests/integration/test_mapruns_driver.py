@@ -1,0 +1,77 @@
+"""The MapRun driver in process on a real redis-server: a run of pure children end to end, its report
+to the parent's token, and a start the parent cancelled first (issue 16)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from common import keys
+from common.fdl import parse_definition
+from common.interpreter import advance
+from common.mapruns import child_name, run_name, run_tag
+from common.records import decode_hash
+from common.settings import Settings
+from common.tokens import make_token
+from worker.mapruns import MapRuns
+
+PARENT = "fid/parent"
+FLOW = """Type: StateMachine
+StartAt: M
+States:
+  - Type: Map
+    Name: M
+    ItemsPath: $Input.xs
+    ItemConstructor: {v.$: $Item}
+    ItemBatcher: {MaxItemsPerBatch: 2}
+    MaxConcurrency: 2
+    ProcessorConfig: {ExecutionMode: Express}
+    Processor: {StartAt: P, States: [{Type: Pass, Name: P, End: true}]}
+    End: true
+"""
+
+
+def _command(settings: Settings, xs: list[Any]) -> dict[str, Any]:
+    flow = parse_definition(FLOW)
+    decision = advance(flow, None, [{"t": "Started", "input": {"xs": xs}, "name": "parent", "flow": "f"}], 1000,
+                       token_for=lambda aid: make_token(settings.token_secret, "fid", "parent", aid))  # fmt: skip
+    return decision.commands[0]
+
+
+def _setup(r: redis.Redis, tmp_path: Path) -> tuple[Settings, MapRuns]:
+    settings = Settings(buckets_dir=tmp_path)
+    r.hset(keys.execution(PARENT), mapping={"acct": "A", "flow": "f", "status": "Running"})
+    return settings, MapRuns(r, r, settings)
+
+
+def test_a_run_of_pure_children_ends_and_reports_to_the_parent(r: redis.Redis, tmp_path: Path) -> None:
+    settings, runs = _setup(r, tmp_path)
+    command = _command(settings, [1, 2, 3, 4, 5])
+    r.hset(keys.tasks(PARENT), command["id"], "waiting")
+    outcome = runs.start(PARENT, command)
+    name = run_name(PARENT, command["id"])
+    assert outcome.succeeded and outcome.result == {"MapRunName": name}
+    assert runs.start(PARENT, command).result == {"MapRunName": name}  # a redelivered start finds its run
+    tag = run_tag("fid", name)
+    for _ in range(20):
+        runs.drive(tag)
+        if decode_hash(r.hgetall(keys.maprun(tag)))["status"] == "Succeeded":
+            break
+    rec = decode_hash(r.hgetall(keys.maprun(tag)))
+    assert (rec["status"], rec["total"], rec["succeeded"], rec["running"], rec["next"]) == ("Succeeded", "5", "5", "0", "3")
+    child = decode_hash(r.hgetall(keys.execution(keys.execution_tag("fid", child_name(name, 2)))))
+    assert child["status"] == "Succeeded" and json.loads(child["output"]) == {"Items": [{"v": 5}]}
+    [event] = [json.loads(e) for e in r.lrange(keys.inbox(PARENT), 0, -1)]
+    assert event["ok"] and event["output"] == {"Items": [{"Items": [{"v": 1}, {"v": 2}]}, {"Items": [{"v": 3}, {"v": 4}]}, {"Items": [{"v": 5}]}]}
+    assert r.hget(keys.tasks(PARENT), command["id"]) == b"done"
+
+
+def test_a_start_the_parent_cancelled_creates_no_run(r: redis.Redis, tmp_path: Path) -> None:
+    settings, runs = _setup(r, tmp_path)
+    command = _command(settings, [1])
+    r.hset(keys.tasks(PARENT), command["id"], "done")
+    outcome = runs.start(PARENT, command)
+    assert not outcome.succeeded and outcome.error == "FnF.MapRunAborted"
+    assert not r.exists(keys.maprun(run_tag("fid", run_name(PARENT, command["id"]))))
