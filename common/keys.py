@@ -183,6 +183,11 @@ def maprun_children(tag: str) -> str:
     return f"{PREFIX}mrc:{{{tag}}}"
 
 
+def execution_mapruns(tag: str) -> str:
+    """Set: the MapRun tags of an execution that have not ended (its open MapRuns, limited by a setting)."""
+    return f"{PREFIX}xm:{{{tag}}}"
+
+
 def maprun_keys(tag: str) -> list[str]:
     """[record, inbox, lease, running]: the KEYS of maprun_acquire / maprun_commit, in this order."""
     return [maprun(tag), maprun_inbox(tag), maprun_lease(tag), maprun_running(tag)]

@@ -27,6 +27,7 @@ ITEMS_EXCEEDED = "FnF.ItemsExceeded"
 TOLERANCE_EXCEEDED = "FnF.ExceedToleratedFailureThreshold"
 RESULT_TOO_LARGE = "FnF.StateSizeExceeded"
 ABORTED = "FnF.MapRunAborted"
+LIMIT_EXCEEDED = "FnF.MapRunLimitExceeded"
 
 
 def run_name(parent_tag: str, activity_id: str) -> str:

@@ -124,6 +124,7 @@ class Settings(BaseSettings):
     maprun_max_items: int = 10_000  # items one MapRun may process (the cloud's default quota); more without MaxItems fails it
     maprun_max_concurrency: int = 300  # children of one MapRun in flight at most; MaxConcurrency / UpdateMapRun above it are clamped
     maprun_default_concurrency: int = 100  # children in flight when the Map gives no MaxConcurrency
+    maprun_max_open: int = 10  # MapRuns open at once in one execution (the cloud's MaxOpenMapRun); one more fails its Map
     maprun_page_items: int = 500  # items read from the store per page; bounds what one MapRun holds in memory and in Redis
     maprun_result_file_items: int = 1000  # results per ResultWriter file (SUCCEEDED_n.json, FAILED_n.json)
 

@@ -37,6 +37,7 @@ from common.mapruns import (
     ABORTED,
     ITEM_READER_FAILED,
     ITEMS_EXCEEDED,
+    LIMIT_EXCEEDED,
     RESULT_TOO_LARGE,
     RESULT_WRITER_FAILED,
     TERMINAL,
@@ -144,16 +145,34 @@ class MapRuns:
 
         def build(pipe: Any) -> None:
             pipe.set(keys.definition(def_id), definition, nx=True)
+            pipe.sadd(keys.execution_mapruns(parent_tag), tag)
+            pipe.expire(keys.execution_mapruns(parent_tag), self.settings.retention_days * 86400)
             pipe.zadd(keys.MAPRUN_WAKE, {tag: now + self.settings.wake_after_ms})
             self.scripts.queue(pipe, "claim", [keys.maprun(tag), keys.maprun_inbox(tag)], [dumps({"t": "Start"}), *fields])
 
         if self._cancelled(parent_tag, str(command["id"])):  # the parent left the Map before its run began
             return Outcome.failed(ABORTED, "the parent execution no longer waits for this MapRun")
+        if not self.state.exists(keys.maprun(tag)) and self._open_runs(parent_tag) >= self.settings.maprun_max_open:
+            limit = self.settings.maprun_max_open
+            return Outcome.failed(LIMIT_EXCEEDED, f"the execution has {limit} MapRuns open already (OPENFNF_MAPRUN_MAX_OPEN)")
         self.scripts.pipeline_sync(build)
         if self._cancelled(parent_tag, str(command["id"])):  # ... or while it was being created: abort it
             abort_runs(self.scripts, self.broker, self.settings, parent_tag, [str(command["id"])], now)
         self.publish([tag])
         return Outcome.ok({"MapRunName": name})
+
+    def _open_runs(self, parent_tag: str) -> int:
+        """How many MapRuns of the execution are open; ended (or expired) ones found in its set leave it."""
+        tags = [_s(t) for t in self.state.smembers(keys.execution_mapruns(parent_tag))]
+        if not tags:
+            return 0
+        pipe = self.state.pipeline(transaction=False)
+        for t in tags:
+            pipe.hget(keys.maprun(t), "status")
+        ended = [t for t, status in zip(tags, pipe.execute(), strict=True) if status is None or _s(status) in TERMINAL]
+        if ended:
+            self.state.srem(keys.execution_mapruns(parent_tag), *ended)
+        return len(tags) - len(ended)
 
     def _cancelled(self, parent_tag: str, activity_id: str) -> bool:
         """Whether the parent cancelled the Map's activity (worker/dispatch.py marks its task `done`)."""
@@ -260,6 +279,7 @@ class MapRuns:
             for key in (keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_children(tag), keys.maprun_running(tag)):
                 pipe.expire(key, ttl)
             pipe.zrem(keys.MAPRUN_WAKE, tag)
+            pipe.srem(keys.execution_mapruns(fields.get("parent", "")), tag)
             pipe.execute()
         return min(left, 0)
 

@@ -75,3 +75,21 @@ def test_a_start_the_parent_cancelled_creates_no_run(r: redis.Redis, tmp_path: P
     outcome = runs.start(PARENT, command)
     assert not outcome.succeeded and outcome.error == "FnF.MapRunAborted"
     assert not r.exists(keys.maprun(run_tag("fid", run_name(PARENT, command["id"]))))
+
+
+def test_an_execution_opens_at_most_the_limit_of_map_runs(r: redis.Redis, tmp_path: Path) -> None:
+    settings = Settings(buckets_dir=tmp_path, maprun_max_open=2)
+    r.hset(keys.execution(PARENT), mapping={"acct": "A", "flow": "f", "status": "Running"})
+    runs = MapRuns(r, r, settings)
+    command = _command(settings, [1])
+    first, second, third = ({**command, "id": f"{command['id']}/{n}"} for n in (1, 2, 3))
+    assert runs.start(PARENT, first).succeeded and runs.start(PARENT, second).succeeded
+    refused = runs.start(PARENT, third)
+    assert not refused.succeeded and refused.error == "FnF.MapRunLimitExceeded"
+    assert runs.start(PARENT, first).succeeded  # the same run found again is not one more
+    tag = run_tag("fid", run_name(PARENT, first["id"]))
+    for _ in range(20):
+        runs.drive(tag)
+        if r.hget(keys.maprun(tag), "status") == b"Succeeded":
+            break
+    assert runs.start(PARENT, third).succeeded  # an ended run left room
