@@ -38,8 +38,6 @@ from common.mapruns import (
     ITEM_READER_FAILED,
     ITEMS_EXCEEDED,
     LIMIT_EXCEEDED,
-    RESULT_TOO_LARGE,
-    RESULT_WRITER_FAILED,
     TERMINAL,
     TOLERANCE_EXCEEDED,
     child_callback,
@@ -56,18 +54,15 @@ from common.reports import failed_event, report_keys, succeeded_event
 from common.scripts import Scripts
 from common.settings import Settings
 from common.taskmsg import drive_messages
-from common.timefmt import rfc3339_ms
 from common.tokens import InvalidToken, parse_token
 from worker.itemreader import ReaderError, count, iterate
+from worker.mapresults import ENDED, NotSettled, Results, RunFailed
 from worker.objectstores import make_store
 from worker.outcomes import Outcome
 
 logger = logging.getLogger(__name__)
 
 MAX_ROUNDS = 100
-READ_PAGE = 500  # child records read per round trip when the results are collected
-SETTLE_TRIES, SETTLE_SLEEP_S = 100, 0.02  # how long the results wait for a child's record to show its end
-ENDED = frozenset({"Succeeded", "Failed", "Stopped", "TimedOut"})
 REFILL_DELAY_MS = 100  # a child's end that does not drive its run at once has it driven within this (plus the timers' poll)
 PURE_TYPES = frozenset({"pass", "choice", "succeed", "fail", "parallel", "map"})  # end in one decision
 
@@ -83,17 +78,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class _RunFailed(Exception):
-    def __init__(self, error: str, cause: str) -> None:
-        super().__init__(cause)
-        self.error = error
-        self.cause = cause
-
-
-class _NotSettled(Exception):
-    """A child counted as ended whose record does not say so yet (its drive died before its commit)."""
-
-
 class MapRuns:
     """Starts and drives MapRuns (sync redis-py clients for state and broker)."""
 
@@ -104,6 +88,7 @@ class MapRuns:
         self.scripts = Scripts(state)
         self.store = store if store is not None else make_store(settings)
         self._constructors: dict[str, Any] = {}
+        self.results = Results(state, self.store, settings)
         self._pure: dict[str, FlowDef | None] = {}  # children's def id -> its flow when all its states are pure
         self.limits = Limits(max_state_bytes=settings.max_state_bytes, max_history_events=settings.max_history_events)
 
@@ -243,11 +228,11 @@ class MapRuns:
                     room = len(children) < free and pos < total  # a page ended the round: go on at once
                     return max(left, 1) if left >= 0 and room and children else left
             if int(fields.get("pos") or 0) >= int(fields.get("total") or 0) and int(fields.get("kids") or 0) == 0:
-                output = self._results(tag, fields, spec)
+                output = self.results.collect(fields, spec)
                 return self._end(tag, token, consumed, fields, "Succeeded", "", "", updates, output)
-        except _NotSettled as exc:  # the child's re-drive ends it; the safety net drives this run again
+        except NotSettled as exc:  # the child's re-drive ends it; the safety net drives this run again
             logger.info("%s; the MapRun ends on a later drive", exc)
-        except _RunFailed as exc:
+        except RunFailed as exc:
             self._stop_children(tag, fields)
             return self._end(tag, token, consumed, fields, "Failed", exc.error, exc.cause, updates)
         return self._commit(tag, token, consumed, updates, [], release=True)
@@ -313,11 +298,11 @@ class MapRuns:
             try:
                 n = count(self.store, spec["source"], cap)
             except (StoreError, ReaderError) as exc:
-                raise _RunFailed(ITEM_READER_FAILED, str(exc)) from None
+                raise RunFailed(ITEM_READER_FAILED, str(exc)) from None
         if wanted:
             n = min(n, int(wanted))
         if n > quota:
-            raise _RunFailed(ITEMS_EXCEEDED, f"the Map has more than {quota} items (OPENFNF_MAPRUN_MAX_ITEMS); give it MaxItems")
+            raise RunFailed(ITEMS_EXCEEDED, f"the Map has more than {quota} items (OPENFNF_MAPRUN_MAX_ITEMS); give it MaxItems")
         return n
 
     def _iterate(self, spec: dict[str, Any], cursor: dict[str, Any] | None) -> Iterator[tuple[Any, dict[str, Any]]]:
@@ -340,7 +325,7 @@ class MapRuns:
         try:
             return build(Env(roots, ("item", index)))
         except ExpressionError as exc:
-            raise _RunFailed(Errors.RUNTIME, f"ItemConstructor, item {index}: {exc}") from None
+            raise RunFailed(Errors.RUNTIME, f"ItemConstructor, item {index}: {exc}") from None
 
     def _next_children(self, spec: dict[str, Any], fields: dict[str, str], free: int) -> tuple[list[list[Any]], Any, int, int, int]:
         """The next `free` children: [[index, items, input], ...], and the cursor, items read, next index, total after them."""
@@ -368,7 +353,7 @@ class MapRuns:
                     if max_bytes:
                         bytes_ = len(dumps(item).encode("utf-8")) + 1
                         if bytes_ + 2 > max_bytes:
-                            raise _RunFailed(ITEM_READER_FAILED, f"item {pos} is larger than MaxInputBytesPerBatch ({max_bytes} bytes)")
+                            raise RunFailed(ITEM_READER_FAILED, f"item {pos} is larger than MaxInputBytesPerBatch ({max_bytes} bytes)")
                         if items and size + bytes_ > max_bytes:
                             break
                         size += bytes_
@@ -385,7 +370,7 @@ class MapRuns:
                 children.append([nxt, len(items), child_input])
                 nxt += 1
         except (StoreError, ReaderError) as exc:
-            raise _RunFailed(ITEM_READER_FAILED, str(exc)) from None
+            raise RunFailed(ITEM_READER_FAILED, str(exc)) from None
         finally:
             close = getattr(source, "close", None)
             if close is not None:
@@ -517,90 +502,6 @@ class MapRuns:
 
     # ------------------------------------------------------------ results
 
-    def _children(self, fields: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
-        """(name, record fields) of every child, in index order, read a page at a time."""
-        fid, name, n = fields.get("fid", ""), fields.get("name", ""), int(fields.get("next") or 0)
-        wanted = ("status", "input", "output", "error", "cause", "started", "stopped")
-        for first in range(0, n, READ_PAGE):
-            names = [child_name(name, i) for i in range(first, min(n, first + READ_PAGE))]
-            records = self._read_children(fid, names, wanted)
-            for _ in range(SETTLE_TRIES):
-                # A child tells its run it ended just before its own record says so (side effects go
-                # before the commit, worker/driver.py): the records of the last ones may lag a moment.
-                late = [n for n in names if records[n]["status"] not in ENDED]
-                if not late:
-                    break
-                time.sleep(SETTLE_SLEEP_S)
-                records.update(self._read_children(fid, late, wanted))
-            else:
-                raise _NotSettled(f"children of MapRun {name} still show Running")
-            for child in names:
-                yield child, records[child]
-
-    def _read_children(self, fid: str, names: list[str], wanted: tuple[str, ...]) -> dict[str, dict[str, str]]:
-        pipe = self.state.pipeline(transaction=False)
-        for child in names:
-            pipe.hmget(keys.execution(keys.execution_tag(fid, child)), *wanted)
-        return {c: dict(zip(wanted, (_s(v) for v in raw), strict=True)) for c, raw in zip(names, pipe.execute(), strict=True)}
-
-    def _results(self, tag: str, fields: dict[str, str], spec: dict[str, Any]) -> Any:
-        if spec.get("writer"):
-            return self._write(fields, spec["writer"])
-        limit = self.settings.max_state_bytes
-        size = 12
-        out = []
-        for _, child in self._children(fields):
-            if child["status"] == "Succeeded":
-                value: Any = _json(child["output"])
-            else:
-                value = {"Error": child["error"] or _default_error(child["status"]), "Cause": child["cause"]}
-            size += len(dumps(value).encode("utf-8")) + 1
-            if size > limit:
-                raise _RunFailed(RESULT_TOO_LARGE, f"the Map's results exceed {limit} bytes; give it a ResultWriter")
-            out.append(value)
-        return {"Items": out}
-
-    def _write(self, fields: dict[str, str], writer: dict[str, Any]) -> Any:
-        bucket, prefix = str(writer.get("Bucket")), str(writer.get("Prefix") or "")
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
-        base = f"{prefix}{fields.get('name')}/"
-        per_file = max(1, self.settings.maprun_result_file_items)
-        files: dict[str, list[dict[str, Any]]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
-        buffers: dict[str, list[dict[str, Any]]] = {"SUCCEEDED": [], "FAILED": []}
-
-        def flush(kind: str) -> None:
-            key = f"{base}{kind}_{len(files[kind])}.json"
-            data = json.dumps(buffers[kind], ensure_ascii=False).encode("utf-8")
-            self.store.write(bucket, key, data)
-            files[kind].append({"Key": key, "Size": len(data)})
-            buffers[kind] = []
-
-        try:
-            for child_name_, child in self._children(fields):
-                entry: dict[str, Any] = {"ExecutionName": child_name_, "Input": child["input"], "Status": child["status"]}
-                if child["status"] == "Succeeded":
-                    entry["Output"] = child["output"]
-                else:
-                    entry.update(Error=child["error"] or _default_error(child["status"]), Cause=child["cause"])
-                entry["StartedTime"] = rfc3339_ms(int(child["started"] or 0))
-                if child["stopped"]:
-                    entry["StoppedTime"] = rfc3339_ms(int(child["stopped"]))
-                kind = "SUCCEEDED" if child["status"] == "Succeeded" else "FAILED"
-                buffers[kind].append(entry)
-                if len(buffers[kind]) >= per_file:
-                    flush(kind)
-            for kind in ("SUCCEEDED", "FAILED"):
-                if buffers[kind]:
-                    flush(kind)
-            manifest = {"DestinationBucket": bucket, "MapRunName": fields.get("name"), "ResultFiles": files}
-            key = f"{base}manifest.json"
-            self.store.write(bucket, key, json.dumps(manifest, ensure_ascii=False).encode("utf-8"))
-        except StoreError as exc:
-            raise _RunFailed(RESULT_WRITER_FAILED, str(exc)) from None
-        return {"MapRunName": fields.get("name"), "ResultWriterDetails": {"Bucket": bucket, "Key": key}}
-
-
 # ---------------------------------------------------------------- hooks for the execution engine
 
 
@@ -650,17 +551,6 @@ def _ended_fields(decision: Decision, now: int) -> list[str]:
     else:
         out += ["error", decision.error or "", "cause", decision.cause or ""]
     return out
-
-
-def _default_error(status: str) -> str:
-    return {"Stopped": "FnF.Stopped", "TimedOut": "FnF.Timeout"}.get(status, "FnF.Failed")
-
-
-def _json(text: str) -> Any:
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return text
 
 
 def _s(value: Any) -> str:
