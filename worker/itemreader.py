@@ -139,7 +139,7 @@ def _json_list(store: ObjectStore, bucket: str, key: str, cursor: Cursor | None)
     state = "after" if cursor else "start"
     chunks = store.read(bucket, key, offset)
     decoder = codecs.getincrementaldecoder("utf-8-sig" if offset == 0 else "utf-8")()
-    parser = json.JSONDecoder()
+    parser = json.JSONDecoder(parse_constant=_no_constant)
     buf, pos, base, eof = "", 0, offset, False
 
     def more() -> bool:
@@ -176,6 +176,8 @@ def _json_list(store: ObjectStore, bucket: str, key: str, cursor: Cursor | None)
             try:
                 value, end = parser.raw_decode(buf, pos)
                 complete = end < len(buf) or eof
+            except RecursionError:
+                raise ReaderError(f"{key} nests too deeply near byte {base + len(buf[:pos].encode())}") from None
             except json.JSONDecodeError:
                 value, end, complete = None, pos, False
                 if eof:
@@ -186,6 +188,10 @@ def _json_list(store: ObjectStore, bucket: str, key: str, cursor: Cursor | None)
             base += len(buf[:end].encode("utf-8"))
             buf, pos, state = buf[end:], 0, "after"
             yield value, {"o": base}
+
+
+def _no_constant(name: str) -> Any:
+    raise ReaderError(f"{name} is not a JSON number")
 
 
 # ---------------------------------------------------------------- object listing

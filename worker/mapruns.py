@@ -24,7 +24,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from common import keys
+from redis.exceptions import RedisError
+
+from common import jsonlimits, keys
 from common.claims import queue_express_timeout
 from common.faults import fault_point
 from common.fdl import FlowDef, parse_definition
@@ -63,6 +65,7 @@ from worker.outcomes import Outcome
 logger = logging.getLogger(__name__)
 
 MAX_ROUNDS = 100
+INTERNAL_ERROR = "FnF.InternalError"
 REFILL_DELAY_MS = 100  # a child's end that does not drive its run at once has it driven within this (plus the timers' poll)
 PURE_TYPES = frozenset({"pass", "choice", "succeed", "fail", "parallel", "map"})  # end in one decision
 
@@ -179,7 +182,14 @@ class MapRuns:
                 return "busy"
             fields = decode_pairs(got[1])
             inbox = [json.loads(_s(e)) for e in got[2]]
-            left = self._round(tag, token, fields, inbox)
+            try:
+                left = self._round(tag, token, fields, inbox)
+            except RedisError:
+                raise  # the store is away: the safety net drives the run again
+            except Exception as exc:  # a bug must end the run (and fail its Map), not have it driven for ever
+                logger.exception("MapRun %s failed in its driver; ending it as Failed", tag)
+                self._stop_children(tag, fields)
+                left = self._end(tag, token, len(inbox), fields, "Failed", INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
             outcome = "fenced" if left < 0 else "driven"
             if left <= 0:
                 break
@@ -349,6 +359,8 @@ class MapRuns:
                         if pending is None:  # the source shrank since it was counted: so does the run
                             total = pos
                             break
+                    if jsonlimits.too_deep(pending[0], self.settings.max_json_depth):
+                        raise RunFailed(ITEM_READER_FAILED, f"item {pos} nests deeper than {self.settings.max_json_depth} levels (OPENFNF_MAX_JSON_DEPTH)")
                     item = self._construct(spec, pending[0], pos)
                     if max_bytes:
                         bytes_ = len(dumps(item).encode("utf-8")) + 1

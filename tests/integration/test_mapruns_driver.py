@@ -93,3 +93,42 @@ def test_an_execution_opens_at_most_the_limit_of_map_runs(r: redis.Redis, tmp_pa
         if r.hget(keys.maprun(tag), "status") == b"Succeeded":
             break
     assert runs.start(PARENT, third).succeeded  # an ended run left room
+
+
+def test_an_item_nested_past_the_json_limit_fails_the_run_with_a_reader_error(r: redis.Redis, tmp_path: Path) -> None:
+    settings, runs = _setup(r, tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "items.json").write_text(json.dumps([1, [[[[[[[[[[1]]]]]]]]]]]))
+    command = _command(Settings(buckets_dir=tmp_path, max_json_depth=5), [])
+    command["params"] = {**command["params"], "source": {"type": "OSS_JSON_LIST", "Bucket": "data", "ObjectName": "items.json"}}
+    del command["params"]["items"]
+    r.hset(keys.tasks(PARENT), command["id"], "waiting")
+    runs = MapRuns(r, r, Settings(buckets_dir=tmp_path, max_json_depth=5))
+    runs.start(PARENT, command)
+    tag = run_tag("fid", run_name(PARENT, command["id"]))
+    for _ in range(20):
+        runs.drive(tag)
+        if r.hget(keys.maprun(tag), "status") == b"Failed":
+            break
+    rec = decode_hash(r.hgetall(keys.maprun(tag)))
+    assert rec["status"] == "Failed" and rec["error"] == "FnF.ItemReaderFailed" and "nests deeper than 5" in rec["cause"]
+    [event] = [json.loads(e) for e in r.lrange(keys.inbox(PARENT), 0, -1)]
+    assert event["ok"] is False and event["error"] == "FnF.ItemReaderFailed"
+
+
+def test_a_bug_in_the_driver_ends_the_run_as_failed(r: redis.Redis, tmp_path: Path, monkeypatch: Any) -> None:
+    settings, runs = _setup(r, tmp_path)
+    command = _command(settings, [1, 2])
+    r.hset(keys.tasks(PARENT), command["id"], "waiting")
+    runs.start(PARENT, command)
+
+    def broken(*_: Any) -> Any:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(runs, "_next_children", broken)
+    tag = run_tag("fid", run_name(PARENT, command["id"]))
+    assert runs.drive(tag) == "driven"
+    rec = decode_hash(r.hgetall(keys.maprun(tag)))
+    assert rec["status"] == "Failed" and rec["error"] == "FnF.InternalError" and "KeyError" in rec["cause"]
+    [event] = [json.loads(e) for e in r.lrange(keys.inbox(PARENT), 0, -1)]
+    assert event["ok"] is False and event["error"] == "FnF.InternalError"

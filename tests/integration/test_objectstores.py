@@ -22,6 +22,8 @@ OBJECTS = {
     "bad.csv": b"a,b\n1,2,3\n",
     "list.json": json.dumps([1, {"a": [1, 2]}, "\u00e9t\u00e9", 12345, None, 2.5e3, True]).encode(),
     "notlist.json": b'{"a": 1}',
+    "nan.json": b"[1, NaN]",
+    "deep.json": b"[" + b"[" * 100_000 + b"]" * 100_000 + b"]",
     "objs/b": b"bb",
     "objs/a": b"a",
     "objs/sub/c": b"ccc",
@@ -117,6 +119,8 @@ def test_readers_page_from_their_cursor(store: ObjectStore, source: dict[str, An
     [
         ({"type": "OSS_CSV", "Bucket": "data", "ObjectName": "bad.csv"}, "has 3 cells but there are 2 headers"),
         ({"type": "OSS_JSON_LIST", "Bucket": "data", "ObjectName": "notlist.json"}, "does not hold a JSON array"),
+        ({"type": "OSS_JSON_LIST", "Bucket": "data", "ObjectName": "nan.json"}, "NaN is not a JSON number"),
+        ({"type": "OSS_JSON_LIST", "Bucket": "data", "ObjectName": "deep.json"}, "nests too deeply"),
         ({"type": "OSS_INVENTORY_FILES", "Bucket": "data", "ObjectName": "list.json"}, "not an inventory manifest"),
     ],
 )
