@@ -142,6 +142,8 @@ def test_csv_with_header_row_standard_children_and_map_run_events(sdk: Any, buck
     assert [e.name for e in top] == [name]  # children are listed only by MapRunName
     child = sdk.describe_execution(models.DescribeExecutionRequest(flow_name=flow, execution_name=f"m{run}-2")).body
     assert child.status == "Succeeded" and json.loads(child.output) == {"id": "3", "name": "c"}
+    child_events = [e.type for e in history(sdk, flow, f"m{run}-2")]
+    assert child_events[0] == "ExecutionStarted" and child_events[-1] == "ExecutionSucceeded"
 
 
 def test_csv_given_headers_json_list_objects_and_inventory(sdk: Any, buckets: Path) -> None:
