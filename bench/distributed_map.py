@@ -4,7 +4,8 @@
 
 For Express and Standard children running a Pass (and one running a function call): items/s from
 StartExecution to the parent's end, the parent's start-to-end time, and Redis bytes per item while the
-run goes on and after it (INFO used_memory above the empty service's). Prints a Markdown table.
+run goes on and after it (INFO used_memory above the empty service's), and the peak resident memory of
+the front door and the workers. Prints a Markdown table.
 """
 from __future__ import annotations
 
@@ -73,13 +74,26 @@ def run_one(workdir: Path, mode: str, processor: str, items: int, workers: int) 
         done.set()
         sampler.join()
         after = int(svc.r.info("memory")["used_memory"])
+        peaks = {name: _peak_rss_mib(svc.procs.pid(name)) for name in ("api", *(f"worker{i}" for i in range(workers)))}
         run = json.loads(got.get("Output") or "{}").get("MapRunName", "")
         return {
             "status": got["Status"], "run": run, "seconds": seconds, "items_per_s": items / seconds,
             "bytes_running": (peak[0] - base) / items, "bytes_after": (after - base) / items,
+            "api_mib": peaks["api"], "worker_mib": max(v for k, v in peaks.items() if k != "api"),
         }  # fmt: skip
     finally:
         svc.stop()
+
+
+def _peak_rss_mib(pid: int) -> float:
+    """A process's peak resident memory (VmHWM), MiB; 0 where /proc does not tell."""
+    try:
+        for line in open(f"/proc/{pid}/status", encoding="ascii"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,12 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         ):
             got = run_one(Path(tmp) / label.replace(" ", "_").replace(",", ""), mode, processor, items, args.workers)
             rows.append((label, items, got))
-    print(f"| distributed Map ({args.workers} workers) | items | status | start to end (s) | items/s | Redis B/item running | Redis B/item after |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+    print(f"| distributed Map ({args.workers} workers) | items | status | start to end (s) | items/s | Redis B/item running | Redis B/item after | front door peak MiB | worker peak MiB |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for label, items, got in rows:
         print(
             f"| {label} | {items:,} | {got['status']} | {got['seconds']:.1f} | {got['items_per_s']:,.0f} | "
-            f"{got['bytes_running']:,.0f} | {got['bytes_after']:,.0f} |"
+            f"{got['bytes_running']:,.0f} | {got['bytes_after']:,.0f} | {got['api_mib']:.0f} | {got['worker_mib']:.0f} |"
         )
     return 0
 
