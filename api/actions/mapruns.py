@@ -72,7 +72,7 @@ async def update_map_run(call: Call) -> dict[str, Any]:
         raise MapRunAlreadyCompleted(fields["name"], fields["pname"])
     if int(result[1]) == 1:
         queue = call.settings.activity_queue
-        await call.publisher.broker.rpush(queue, drive_message(tag, queue))
+        await call.publisher.broker.lpush(queue, drive_message(tag, queue))  # the async brokers offer LPUSH only
     conc, tcount, tpct = (v.decode() if isinstance(v, bytes) else (v or "") for v in result[2:5])
     return {
         "FlowName": flow["Name"], "ExecutionName": fields["pname"], "MapRunName": fields["name"],
