@@ -86,12 +86,28 @@ class Stop(threading.Thread):
         assert self.case.stop_at is not None
         time.sleep(max(0.0, self.start_at + self.case.stop_at - time.monotonic()))
         try:
+            self._until_the_stop_point()
             request = models.StopExecutionRequest(
                 flow_name=self.case.flow_name, execution_name=EXECUTION, error="Stopped.ByTest", cause="stop_at in the fixture"
             )
             self.service.client().stop_execution(request)
         except BaseException as exc:  # reported by the test  # noqa: BLE001
             self.error = exc
+
+
+    def _until_the_stop_point(self) -> None:
+        """On a loaded machine the first drive can come after `stop_at`: wait until the execution has
+        reached the event the recorded history has just before its stop (a condition, not a clock)."""
+        history = self.case.expect.get("history")
+        if not history or len(history) < 2:
+            return
+        before = history[-2]
+        deadline = time.monotonic() + AWAIT_SECONDS
+        client = self.service.client()
+        while time.monotonic() < deadline:
+            if before in [[e.type, e.step_name] for e in _history(client, self.case.flow_name, EXECUTION)]:
+                return
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
