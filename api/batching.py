@@ -36,7 +36,7 @@ _NOT_FOR_CALLBACKS = frozenset({"keys", NEVER_DECODE, EMPTY_RESPONSE})  # as red
 try:
     from hiredis import pack_command as _hiredis_pack
 except ImportError:  # redis-py's own packing (pure Python, slower)
-    _hiredis_pack = None
+    _hiredis_pack = None  # type: ignore[assignment]
 
 
 def _pack(conn: Any, commands: Stack) -> Any:
@@ -114,7 +114,7 @@ class PipelineBatcher:
         pool = self.client.connection_pool
         conn = await pool.get_connection()
         try:
-            return await conn.retry.call_with_retry(
+            answers: list[Any] = await conn.retry.call_with_retry(
                 lambda: self._send_and_read(conn, commands), lambda error: conn.disconnect(nowait=True)
             )
         except BaseException:
@@ -122,6 +122,7 @@ class PipelineBatcher:
             raise
         finally:
             await pool.release(conn)
+        return answers
 
     async def _send_and_read(self, conn: Any, commands: Stack) -> list[Any]:
         await conn.send_packed_command(_pack(conn, commands), check_health=False)

@@ -14,10 +14,9 @@ from bench.celerybare import QUEUE, TASK
 from bench.context import Ctx
 from bench.measure import cpu_seconds, load, wait_until
 from bench.services import Processes, base_env
-from openfnf.redisserver import wait_for_port
 from common.redisurl import for_kombu
 from common.taskmsg import redis_task_message
-from openfnf.redisserver import free_port, start_redis
+from openfnf.redisserver import free_port, start_redis, wait_for_port
 
 
 def noop_http(ctx: Ctx) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery  # type: ignore[import-untyped]
+from celery import Celery
 
 QUEUE = "bench.noop"
 TASK = "bench.noop"
@@ -32,6 +32,6 @@ app.conf.update(
 )
 
 
-@app.task(name=TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+@app.task(name=TASK, ignore_result=True)
 def noop(i: int) -> None:
     """Nothing: the cost of a task is Celery's own."""

@@ -16,7 +16,7 @@ def fdl_pass_chain(n: int) -> str:
 
 def asl_pass_chain(n: int) -> str:
     """n Pass states in a row (ASL)."""
-    states = {f"P{i}": ({"Type": "Pass", "Next": f"P{i + 1}"} if i < n - 1 else {"Type": "Pass", "End": True}) for i in range(n)}
+    states: dict[str, dict[str, object]] = {f"P{i}": ({"Type": "Pass", "Next": f"P{i + 1}"} if i < n - 1 else {"Type": "Pass", "End": True}) for i in range(n)}
     return json.dumps({"StartAt": "P0", "States": states})
 
 

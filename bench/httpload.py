@@ -53,7 +53,7 @@ class FastSignerV1:
     def sign(self, values: dict[str, str]) -> str:
         """The Signature for the fixed parameters plus these variable values."""
         parts = [self.head]
-        for seg, k in zip(self.segments, self.variable):
+        for seg, k in zip(self.segments, self.variable, strict=False):  # one segment more than variables
             parts.append(seg)
             parts.append(pct(pct(values[k])))
         parts.append(self.segments[-1])

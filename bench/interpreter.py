@@ -131,7 +131,7 @@ States:
           End: true
     End: true
 """
-ITEMS = {"items": list(range(20))}
+ITEMS: dict[str, object] = {"items": list(range(20))}
 
 
 def transitions(flow: FlowDef, exec_input: dict[str, object]) -> int:
@@ -178,12 +178,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per row")
     args = parser.parse_args()
     rows: list[tuple[str, int, tuple[float, float]]] = []
-    for name, text, exec_input in [
+    cases: list[tuple[str, str, dict[str, object]]] = [
         ("pass10-new", PASS10_NEW, {"k": "v"}),
         ("pass10-old", PASS10_OLD, {"k": "v"}),
         ("choice-map-new", CHOICE_MAP_NEW, ITEMS),
         ("choice-foreach-old", CHOICE_FOREACH_OLD, ITEMS),
-    ]:
+    ]
+    for name, text, exec_input in cases:
         flow = parse_definition(text)
         rows.append((name, transitions(flow, exec_input), measure(pure_runner(flow, exec_input), args.seconds)))
     run, per_run = task_runner(parse_definition(TASK_MAP_NEW))

@@ -63,7 +63,7 @@ STEPS: dict[str, Callable[[Ctx], None]] = {
 
 def _versions() -> str:
     import aiohttp
-    import celery  # type: ignore[import-untyped]
+    import celery
     import redis
 
     try:

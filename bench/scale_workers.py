@@ -30,7 +30,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from openfnf.redisserver import free_port, start_redis
+from openfnf.redisserver import free_port, start_redis  # noqa: E402  (after the sys.path line above)
 
 KEY_ID, SECRET = "LTAIbenchscale000001", "bench-secret-0123456789"
 QUEUE, PARKED = "openfnf.drives", "bench.parked"
@@ -126,7 +126,7 @@ def _listening(port: int) -> bool:
 
 def _ready(path: Path) -> bool:
     try:
-        return json.loads(path.read_text()).get("state") == "ready"
+        return bool(json.loads(path.read_text()).get("state") == "ready")
     except (OSError, ValueError):
         return False
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from typing import Any
 
 from bench import profiling
@@ -104,7 +105,7 @@ def peer_boto3(ctx: Ctx) -> dict[str, Any]:
 def run(ctx: Ctx) -> None:
     """Scenario 1's rows."""
     noop = ctx.facts.get("noop") or {}
-    tried = {n: ctx.best(f"StartExecution, OpenFnF, {n} front door(s)", lambda n=n: ours(ctx, n), lambda r: float(r["rate"])) for n in (1, 2)}
+    tried = {n: ctx.best(f"StartExecution, OpenFnF, {n} front door(s)", partial(ours, ctx, n), lambda r: float(r["rate"])) for n in (1, 2)}
     best_n = max(tried, key=lambda n: tried[n]["rate"])
     o = tried[best_n]
     pc = ctx.best("StartExecution, peer", lambda: peer_client(ctx), lambda r: float(r["rate"]))

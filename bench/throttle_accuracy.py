@@ -35,8 +35,7 @@ sys.path.insert(0, str(ROOT))
 from common import keys  # noqa: E402
 from common.throttle_rules import Rule, Scope, encode  # noqa: E402
 from openfnf.loadtest import LoadConfig, call, run_load  # noqa: E402
-from openfnf.redisserver import wait_for_port  # noqa: E402
-from openfnf.redisserver import free_port, start_redis  # noqa: E402
+from openfnf.redisserver import free_port, start_redis, wait_for_port  # noqa: E402
 
 KEY_ID, SECRET, ACCOUNT = "LTAIbenchkey00001", "bench-secret-0123456789", "1234567890"
 FLOW = "Type: StateMachine\nSpecVersion: v1\nName: {name}\nStartAt: A\nStates:\n  - Type: Pass\n    Name: A\n    End: true\n"

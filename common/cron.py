@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 FIELDS = ("second", "minute", "hour", "day-of-month", "month", "day-of-week")
@@ -196,7 +196,7 @@ def next_fire(cron: Cron, after_ms: int, anchor_ms: int = 0) -> int | None:
             return anchor_ms
         return anchor_ms + ((after_ms - anchor_ms) // cron.every_ms + 1) * cron.every_ms
     zone = ZoneInfo(cron.zone)
-    after = datetime.fromtimestamp(after_ms // 1000, tz=timezone.utc).astimezone(zone)
+    after = datetime.fromtimestamp(after_ms // 1000, tz=UTC).astimezone(zone)
     wall = after.replace(tzinfo=None) + timedelta(seconds=1)  # whole seconds strictly after `after`
     limit = wall + timedelta(days=366 * SEARCH_YEARS)
     while wall < limit:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from common import keys
@@ -38,7 +38,7 @@ def parse_member(raw: str | bytes) -> tuple[str, str, str, str]:
 def tick_execution_name(schedule_name: str, tick_ms: int) -> str:
     """The execution a tick starts: `<schedule>-<UTC tick time>`, unique per (schedule, tick) so a
     second firing of the same tick collides on the claim instead of starting another execution."""
-    suffix = "-" + datetime.fromtimestamp(tick_ms // 1000, tz=timezone.utc).strftime(TICK_FORMAT)
+    suffix = "-" + datetime.fromtimestamp(tick_ms // 1000, tz=UTC).strftime(TICK_FORMAT)
     if len(schedule_name) + len(suffix) <= MAX_NAME:
         return schedule_name + suffix
     digest = hashlib.sha256(schedule_name.encode()).hexdigest()[:8]

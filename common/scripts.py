@@ -63,11 +63,11 @@ class Scripts:
     def __getattr__(self, name: str) -> Any:  # for type checkers: attributes are set in __init__
         raise AttributeError(name)
 
-    def queue(self, pipe: Any, name: str, keys: list[str], args: list[Any]) -> None:
-        """Add an EVALSHA of script `name` to a pipeline."""
-        pipe.evalsha(self.sha[name], len(keys), *keys, *args)
+    def queue(self, pipe: Any, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Add an EVALSHA of script `name` to a pipeline (returned, as redis-py's pipeline commands do)."""
+        return pipe.evalsha(self.sha[name], len(keys), *keys, *args)
 
-    async def pipeline(self, build: Callable[[Any], None]) -> list[Any]:
+    async def pipeline(self, build: Callable[[Any], object]) -> list[Any]:
         """Run the commands `build(pipe)` queues in one round trip (asyncio client)."""
         pipe = self.client.pipeline(transaction=False)
         build(pipe)
@@ -85,7 +85,7 @@ class Scripts:
             results[i] = await self.client.execute_command(*stack[i])
         return _raise_first_error(results)
 
-    def pipeline_sync(self, build: Callable[[Any], None]) -> list[Any]:
+    def pipeline_sync(self, build: Callable[[Any], object]) -> list[Any]:
         """Run the commands `build(pipe)` queues in one round trip (sync client)."""
         pipe = self.client.pipeline(transaction=False)
         build(pipe)

@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote
@@ -50,7 +50,7 @@ def sign(action: str, params: dict[str, str], key_id: str, secret: str) -> tuple
         "Action": action,
         "Format": "json",
         "Version": API_VERSION,
-        "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "SignatureNonce": uuid.uuid4().hex,
         "SignatureMethod": "HMAC-SHA1",
         "SignatureVersion": "1.0",
@@ -196,7 +196,7 @@ async def run_load(cfg: LoadConfig, progress: Progress | None = None) -> RunResu
             try:
                 status, doc, _ = await call(session, cfg.endpoints[i % len(cfg.endpoints)], cfg.key_id, cfg.secret, cfg.action, params)
                 code = "" if 200 <= status < 300 else str(doc.get("Code", ""))
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 code = type(exc).__name__
             finally:
                 in_flight -= 1

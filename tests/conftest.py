@@ -89,7 +89,7 @@ class Service:
         )
         self.procs[name] = proc
         if args and args[0] == "api":
-            port = int(dict(zip(args[1::2], args[2::2])).get("--port", self.port))
+            port = int(dict(zip(args[1::2], args[2::2], strict=False)).get("--port", self.port))
             wait_for_port(port, proc)
         return proc
 

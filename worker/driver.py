@@ -5,6 +5,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from common import keys
@@ -70,9 +71,7 @@ class Driver:
         outcomes = dict.fromkeys(tags, "idle")
         active = list(outcomes)
         for _ in range(MAX_ROUNDS):
-            got = self.scripts.pipeline_sync(
-                lambda pipe, tags=active: [self.scripts.queue(pipe, "acquire", keys.execution_keys(t), [self.settings.lease_ms]) for t in tags]
-            )
+            got = self.scripts.pipeline_sync(partial(self._acquire, tags=active))
             rounds = []
             for tag, answer in zip(active, got, strict=True):
                 token = int(answer[0])
@@ -94,6 +93,11 @@ class Driver:
                 outcomes.update(dict.fromkeys(active, "handed_back"))
                 break
         return outcomes
+
+    def _acquire(self, pipe: Any, tags: list[str]) -> None:
+        """Queue acquire.lua for each of these executions."""
+        for tag in tags:
+            self.scripts.queue(pipe, "acquire", keys.execution_keys(tag), [self.settings.lease_ms])
 
     @traced_decide  # an openfnf.drive span when tracing is on (worker/spans.py)
     def _decide(self, tag: str, token: int, rec: list[Any], inbox: list[Any]) -> _Round:

@@ -352,8 +352,8 @@ class Functions:
             _call_threads.current = None  # the handler keeps that thread; the next call gets a new one
             return Outcome.failed(TASK_TIMEOUT, f"function {ref.function} did not return within {limit:g} s")
         if not job[4]:
-            exc = job[5]
-            return Outcome.failed(type(exc).__name__, str(exc))
+            raised = job[5]
+            return Outcome.failed(type(raised).__name__, str(raised))
         return Outcome.ok(parse_result(job[5]))
 
     def _caller_for(self, invocation: Invocation | None) -> Caller:

@@ -221,12 +221,12 @@ def run_check(settings: Settings, role: str) -> int:
 
 def install_worker(app: Any, settings: Settings) -> Heartbeat:
     """Wire a heartbeat into a Celery app: task start/end, warm shutdown, and a main-loop tick."""
-    from celery import bootsteps, signals  # type: ignore[import-untyped]
+    from celery import bootsteps, signals
 
     beat = Heartbeat(heartbeat_path(settings, "worker"), "worker", settings.heartbeat_interval_seconds, settings.redis_url)
     interval = settings.heartbeat_interval_seconds
 
-    class LoopTick(bootsteps.StartStopStep):  # type: ignore[misc]
+    class LoopTick(bootsteps.StartStopStep):
         """A timer on the consumer's event loop: it fires only while that loop really runs."""
 
         requires = ("celery.worker.consumer.tasks:Tasks",)

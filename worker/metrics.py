@@ -104,7 +104,7 @@ def serve(settings: Settings, registry: CollectorRegistry = REGISTRY) -> Any:
 
 def install_worker(app: Any) -> None:
     """Count and time every task of a Celery app (signals run in the process that runs the task)."""
-    from celery import signals  # type: ignore[import-untyped]
+    from celery import signals
 
     started: dict[str, float] = {}
 

@@ -133,7 +133,8 @@ async def _put_alias(call: Call, create: bool) -> dict[str, Any]:
         if outcome.value == "missing":
             raise FlowAliasNotExists(name, flow_name)
         raise _version_error(outcome.value, flow_name, outcome.value.removeprefix("version:"))
-    return json.loads(outcome.value)
+    written: dict[str, Any] = json.loads(outcome.value)
+    return written
 
 
 async def create_flow_alias(call: Call) -> dict[str, Any]:

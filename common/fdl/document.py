@@ -98,6 +98,6 @@ def _key(key: Any, where: str) -> str:
 
 def _rfc3339(value: dt.datetime) -> str:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    text = value.astimezone(dt.timezone.utc).isoformat()
+        value = value.replace(tzinfo=dt.UTC)
+    text = value.astimezone(dt.UTC).isoformat()
     return text.replace("+00:00", "Z")

@@ -67,12 +67,13 @@ def opt_number(
             raise FdlError(f"{where}: {key} must be a number, not {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise FdlError(f"{where}: {key} must be a number")
-    if integer and not float(value).is_integer():
+    number: float = value  # an int stays an int
+    if integer and not float(number).is_integer():
         raise FdlError(f"{where}: {key} must be a whole number")
-    if value < minimum or (maximum is not None and value > maximum):
+    if number < minimum or (maximum is not None and number > maximum):
         bound = f"between {_n(minimum)} and {_n(maximum)}" if maximum is not None else f"at least {_n(minimum)}"
-        raise FdlError(f"{where}: {key} must be {bound}, not {_n(value)}")
-    return value
+        raise FdlError(f"{where}: {key} must be {bound}, not {_n(number)}")
+    return number
 
 
 def _n(value: float) -> str:

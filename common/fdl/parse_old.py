@@ -300,10 +300,10 @@ def _goto(item: dict[str, Any], where: str, names: list[str], *, required: bool)
         if required:
             raise FdlError(f"{where}: goto must name the step to continue with")
         return None
-    target = f.name_of(target, f"{where}.goto")
-    if target not in names:
-        raise FdlError(f"{where}: goto '{target}' names no sibling step (one of: {', '.join(names)})")
-    return target
+    name = f.name_of(target, f"{where}.goto")
+    if name not in names:
+        raise FdlError(f"{where}: goto '{name}' names no sibling step (one of: {', '.join(names)})")
+    return name
 
 
 def _old_path(text: str, where: str) -> Compiled:

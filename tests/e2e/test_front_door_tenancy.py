@@ -18,7 +18,7 @@ from aliyunsdkfnf.request.v20190315 import DescribeFlowRequest, StartExecutionRe
 from Tea.exceptions import TeaException
 
 from openfnf.redisserver import free_port
-from tests.conftest import Service, new_sdk_client, wait_for_port, running_service
+from tests.conftest import Service, new_sdk_client, running_service, wait_for_port
 from tests.frontdoor import KEYS, PASS_FLOW, credentials_doc, write_credentials
 
 pytestmark = pytest.mark.e2e

@@ -5,7 +5,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -79,7 +79,7 @@ def tick_of(name: str) -> int:
     """The tick (epoch s) an execution started by a schedule is named after."""
     match = TICK.match(name)
     assert match, name
-    return int(datetime.strptime(match.group("tick"), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp())
+    return int(datetime.strptime(match.group("tick"), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp())
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
@@ -213,7 +213,7 @@ def test_every_second_for_ten_seconds_across_two_timers_processes(sdk: Any, svc:
     assert {"timers0", "timers1"} <= set(svc.procs)
     create_flow(sdk, "tick_flow")
     made = create(sdk, "tick_flow", "tick", "@every 1s", payload='{"n": 7}', enable=True)
-    created = datetime.strptime(made.created_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    created = datetime.strptime(made.created_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
     first = int(created) + 1  # the first tick is one second after creation (whole seconds)
     time.sleep(10)  # the one fixed wait of the suite: ten seconds of schedule is what is measured
     # A timers process slowed down by a busy machine fires late ticks late, not never: wait for the tenth.

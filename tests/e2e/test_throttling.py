@@ -105,7 +105,7 @@ def activate(rdb: redis.Redis, endpoints: list[str], service: Service, *rules: R
     rdb.hset(keys.THROTTLE_RULES, mapping={r.id: encode(r) for r in (*rules, probe)})
     for endpoint in endpoints:
         sdk = new_sdk_client(endpoint, service.key_id, service.secret)
-        until(lambda: outcome(lambda: sdk.describe_flow(models.DescribeFlowRequest(name=probe_flow))) == "throttled:ResourceThrottled")
+        until(lambda sdk=sdk: outcome(lambda: sdk.describe_flow(models.DescribeFlowRequest(name=probe_flow))) == "throttled:ResourceThrottled")
 
 
 def test_throttled_start_execution_raises_throttling_exception_and_claims_nothing(service: Service, sdk: Any) -> None:
@@ -166,7 +166,7 @@ def test_rules_change_live_on_every_front_door(service: Service, second_door: st
             "--scope", "flow", "--target", "live_flow", "--redis-url", service.redis_url)  # fmt: skip
     set_at = time.monotonic()
     for sdk in doors.values():  # every front door starts throttling, without a restart
-        until(lambda: describe(sdk) == "throttled:ResourceThrottled")
+        until(lambda sdk=sdk: describe(sdk) == "throttled:ResourceThrottled")
     picked_up = time.monotonic() - set_at
     shown = cli("throttle", "show", "--redis-url", service.redis_url).stdout
     assert re.search(r"^flow +DescribeFlow +live_flow +0\.01 +3$", shown, re.M), shown
@@ -176,7 +176,7 @@ def test_rules_change_live_on_every_front_door(service: Service, second_door: st
     cleared = cli("throttle", "clear", "--action", "DescribeFlow", "--redis-url", service.redis_url).stdout
     assert "cleared 1 rule" in cleared
     for sdk in doors.values():  # and stops again
-        until(lambda: describe(sdk) == "ok")
+        until(lambda sdk=sdk: describe(sdk) == "ok")
     print(f"rule picked up by both front doors {picked_up:.2f} s after `throttle set`")
 
 

@@ -41,7 +41,7 @@ async def test_callers_of_one_iteration_share_one_round_trip_and_get_their_own_a
     with Counting() as counted:
         answers = await asyncio.gather(*(batcher.pipeline(build(i)) for i in range(10)))
     assert counted.sent == 1
-    for i, (was_set, shared, added, fields) in enumerate(answers):
+    for i, (was_set, _shared, added, fields) in enumerate(answers):
         assert was_set is (None if i == 3 else True)  # SET's reply callback applied, as in a redis-py pipeline
         assert added == 1
         assert fields == ([b"x", None] if i == 5 else [None, None])

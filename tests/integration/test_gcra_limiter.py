@@ -26,7 +26,7 @@ KEY = AccessKey("LTAIlimiter", "secret", "acct-l")
 class Counting:
     """Counts commands written by every asyncio Redis connection (one write = one round trip)."""
 
-    def __enter__(self) -> "Counting":
+    def __enter__(self) -> Counting:
         self.sent = 0
         self._orig = aioconn.AbstractConnection.send_packed_command
         counter = self

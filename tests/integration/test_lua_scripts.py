@@ -123,7 +123,7 @@ def test_flow_scripts(r: redis.Redis) -> None:
     assert r.hget(fk, "Description") == b"a" and r.zrange(idx, 0, -1) == [b"f1"]
     assert s.update_flow(keys=[keys.flow("acct", "nope")], args=["Description", "x"]) == 0
     got = s.update_flow(keys=[fk], args=["Description", "c"])
-    assert dict(zip(got[::2], got[1::2])) == {b"Name": b"f1", b"Description": b"c"}
+    assert dict(zip(got[::2], got[1::2], strict=True)) == {b"Name": b"f1", b"Description": b"c"}
     assert s.delete_flow(keys=fkeys, args=["f1"]) == 1
     assert s.delete_flow(keys=fkeys, args=["f1"]) == 0
     assert not r.exists(fk) and r.zcard(idx) == 0

@@ -1,8 +1,6 @@
 """put_schedule.lua and arm_schedule.lua (and the ZADD LT the schedule writers rely on) on a real redis-server."""
 from __future__ import annotations
 
-import re
-
 import pytest
 import redis
 

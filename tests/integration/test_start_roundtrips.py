@@ -36,7 +36,7 @@ class Counting:
         self.sent = 0
         self.commands: list[Any] = []
 
-    def __enter__(self) -> "Counting":
+    def __enter__(self) -> Counting:
         self._orig = aioconn.AbstractConnection.send_packed_command
         counter = self
 

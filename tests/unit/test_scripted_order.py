@@ -38,7 +38,10 @@ def test_calls_issued_together_keep_their_order() -> None:
     case = next(c for c in CASES if c.name == "new_map_concurrency")
     events = [Event(e.id, e.sched, e.type, e.step, e.detail) for e in run_case(case).history]
     ids = [c["id"] for c in run_case(case).commands if c["t"] == "RunActivity"]
-    key = lambda e: e.detail["resource"]
+
+    def key(e: Event) -> str:
+        return str(e.detail["resource"])
+
     places = []
     for cid in ids:
         mine = scheduled_event(events, cid)
