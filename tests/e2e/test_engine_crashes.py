@@ -180,34 +180,42 @@ States:
 """
     sdk = svc.client()
     create(sdk, "fanout", flow)
-    for i in range(3):
-        svc.start(f"w{i}", "worker", "--hostname", f"w{i}@%h")
     total = 1000
+    # Every execution is accepted before a worker runs, so the work is all queued when the kills begin:
+    # however fast the machine, each kill below finds executions in flight.
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda i: sdk.start_execution(models.StartExecutionRequest(
             flow_name="fanout", execution_name=f"e{i}", input=json.dumps({"n": i}))), range(total)))
-    kills = 0
+    for i in range(3):
+        svc.start(f"w{i}", "worker", "--hostname", f"w{i}@%h")
     r = redis.Redis.from_url(svc.redis_url)
-    deadline = time.monotonic() + 240
-    victim = 0
-    while time.monotonic() < deadline:
-        done = sum(1 for s in _statuses(r) if s in (b"Succeeded", b"Failed"))
-        if done >= total:
-            break
-        time.sleep(2)
-        name = f"w{victim % 3}"
+    # A worker is SIGKILLed each time another eighth of the executions has ended, while half of them
+    # still run: the kills follow the run's progress, not a clock.
+    for kill in range(4):
+        mark = total * (kill + 1) // 8
+        done = _wait_done(r, at_least=mark, timeout=240)
+        assert done < total, f"all {total} executions ended before kill {kill + 1} ({done} ended at the check)"
+        name = f"w{kill % 3}"
         svc.procs[name].send_signal(signal.SIGKILL)
         svc.procs[name].wait(30)
         svc.procs.pop(name)
-        svc.start(name, "worker", "--hostname", f"{name}-{kills}@%h")
-        kills += 1
-        victim += 1
-    assert kills >= 2, "the run ended before workers could be killed; make it longer"
+        svc.start(name, "worker", "--hostname", f"{name}-{kill}@%h")
     for i in range(total):
         body = wait_end(sdk, "fanout", f"e{i}")
         assert body.status == "Succeeded", (i, body.status)
         out = json.loads(body.output)
         assert (out["Branch0"]["Body"]["sum"], out["Branch1"]["Body"]["sum"]) == (i + 1, i + 2)
+
+
+def _wait_done(r: redis.Redis, at_least: int, timeout: float) -> int:
+    """Wait until at least `at_least` executions have ended; how many had."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = sum(1 for s in _statuses(r) if s in (b"Succeeded", b"Failed"))
+        if done >= at_least:
+            return done
+        assert time.monotonic() < deadline, f"only {done} executions ended within {timeout} s (waiting for {at_least})"
+        time.sleep(0.05)
 
 
 def _statuses(r: redis.Redis) -> list[bytes]:

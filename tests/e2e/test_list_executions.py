@@ -8,7 +8,7 @@ import pytest
 from alibabacloud_fnf20190315 import models
 from Tea.exceptions import TeaException
 
-from common.timefmt import rfc3339_ms
+from common.timefmt import parse_rfc3339, rfc3339_ms
 
 pytestmark = pytest.mark.e2e
 
@@ -52,15 +52,22 @@ def listed(sdk: Any) -> dict[str, str]:
     sdk.create_flow(models.CreateFlowRequest(name="listed_flow", definition=FLOW, description="", type="FDL"))
     sdk.publish_flow_version(models.PublishFlowVersionRequest(flow_name="listed_flow"))
     plan = [("ok_a", "ok", None), ("ok_b", "ok", "1"), ("bad_a", "fail", None), ("held_a", "wait", None)]
-    marks = {}
+    started = {}  # each execution's own StartedTime, as the service wrote it
     for name, mode, qualifier in plan:
-        marks[name] = rfc3339_ms(int(time.time() * 1000))
-        sdk.start_execution(models.StartExecutionRequest(flow_name="listed_flow", execution_name=name, input=f'{{"mode": "{mode}"}}', qualifier=qualifier))
-        time.sleep(0.01)  # distinct start times (ms) for the time filters
+        body = sdk.start_execution(models.StartExecutionRequest(flow_name="listed_flow", execution_name=name, input=f'{{"mode": "{mode}"}}', qualifier=qualifier)).body
+        started[name] = body.started_time
+        wait_past(parse_rfc3339(body.started_time))  # distinct start times (ms) for the time filters
     for name, mode, _ in plan:
         if mode != "wait":
             sdk.describe_execution(models.DescribeExecutionRequest(flow_name="listed_flow", execution_name=name, wait_time_seconds=30))
-    return marks
+    assert len({parse_rfc3339(t) for t in started.values()}) == len(plan), started
+    return started
+
+
+def wait_past(epoch_ms: int) -> None:
+    """Return once this machine's clock (the service's too) reads a later millisecond."""
+    while int(time.time() * 1000) <= epoch_ms:
+        time.sleep(0.001)
 
 
 def test_no_filter_lists_all_in_start_order_and_pages(sdk: Any, listed: dict[str, str]) -> None:
@@ -83,12 +90,20 @@ def test_prefix_and_qualifier_filters(sdk: Any, listed: dict[str, str]) -> None:
 
 
 def test_started_time_filters(sdk: Any, listed: dict[str, str]) -> None:
+    """Both bounds are inclusive, to the millisecond of each execution's StartedTime."""
     assert names(sdk, started_time_begin=listed["bad_a"]) == ["bad_a", "held_a"]
-    assert names(sdk, started_time_end=listed["ok_b"]) == ["ok_a"]
-    assert names(sdk, started_time_begin=listed["ok_b"], started_time_end=listed["held_a"]) == ["ok_b", "bad_a"]
+    assert names(sdk, started_time_end=listed["ok_b"]) == ["ok_a", "ok_b"]
+    assert names(sdk, started_time_end=before(listed["ok_b"])) == ["ok_a"]
+    assert names(sdk, started_time_begin=listed["ok_b"], started_time_end=listed["bad_a"]) == ["ok_b", "bad_a"]
+    assert names(sdk, started_time_begin=listed["ok_b"], started_time_end=before(listed["held_a"])) == ["ok_b", "bad_a"]
     with pytest.raises(TeaException) as info:
         names(sdk, started_time_begin="yesterday")
     assert (info.value.code, info.value.statusCode) == ("InvalidArgument", 400)
+
+
+def before(started: str) -> str:
+    """The millisecond before this StartedTime."""
+    return rfc3339_ms(parse_rfc3339(started) - 1)
 
 
 def test_metadata_only_omits_definition_input_and_output(sdk: Any, listed: dict[str, str]) -> None:
