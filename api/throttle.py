@@ -80,7 +80,7 @@ class Limiter:
     def __init__(self, redis: Any, settings: Settings, rng: random.Random | None = None) -> None:
         self.redis = redis
         self.settings = settings
-        self.rng = rng or random.Random()
+        self.rng = rng or random.Random(settings.chaos_seed)  # unseeded (None): from the OS
         self.rules = RuleSet.of()
         self._script = redis.register_script(source("gcra"))
         self._seen: tuple[dict[Any, Any], dict[Any, Any]] | None = None

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     throttle_file: Path | None = None  # YAML/JSON rules file: {rules: [...], chaos: [...]}
     throttle_profile: str | None = None  # `cloud`: the cloud's documented quotas (spec 2.5); `none`
     throttle_refresh_ms: int = 500  # how often each front door re-reads the rules from Redis
+    chaos_seed: int | None = None  # seeds each front door's chaos draws (a reproducible test run); unset: random
     max_running_executions: int = 10_000  # per account, as the cloud; 0 turns the cap off
     running_cap_retry_after_ms: int = 1000  # x-acs-retry-after when StartExecution hits the cap
     max_nesting_depth: int = 32  # child flows below a root execution, any start mode; a deeper start fails its task (FnF.MaxNestingDepthExceeded)

@@ -126,16 +126,18 @@ async def test_changes_are_picked_up_in_the_background_without_restart(redis_ser
 
 async def test_chaos_draws_its_share_and_answers_the_chosen_error(redis_server: str, r: redis.Redis, client: Any) -> None:
     r.hset(keys.CHAOS_RULES, "*", encode(ChaosRule(action="*", error="ConcurrentUpdateError", rate=0.25)))
-    limiter = Limiter(client, settings(redis_server, max_running_executions=0), rng=random.Random(7))
+    limiter = Limiter(client, settings(redis_server, max_running_executions=0, chaos_seed=7))  # OPENFNF_CHAOS_SEED
     await limiter.start()
     try:
-        failed = 0
-        for _ in range(2000):
+        failed = []
+        for i in range(2000):
             try:
                 await limiter.admit("UpdateFlow", KEY, {})
             except ConcurrentUpdateError:
-                failed += 1
-        assert 400 <= failed <= 600  # 25% of 2000 = 500 (sd 19)
+                failed.append(i)
+        draws = random.Random(7)
+        assert failed == [i for i in range(2000) if draws.random() < 0.25]  # the seeded draws, exactly
+        assert 400 <= len(failed) <= 600  # 25% of 2000 = 500 (sd 19)
     finally:
         await limiter.stop()
 
