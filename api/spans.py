@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from common import keys, tracing
+from common.records import as_str
 from common.tokens import TaskRef
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -85,10 +86,4 @@ async def _stored(redis: Any, ref: TaskRef) -> tuple[str, str, str]:
     pipe.hmget(keys.execution(ref.tag), "tp", "flow")
     pipe.hget(keys.tasks(ref.tag), f"tp:{ref.task_id}")
     (tp, flow), task_tp = await pipe.execute()
-    return _s(tp), _s(flow), _s(task_tp)
-
-
-def _s(value: Any) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return as_str(tp), as_str(flow), as_str(task_tp)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.percentile import percentile
 from openfnf.loadtest import pct
 
 Builder = Callable[[int], bytes]
@@ -203,14 +204,6 @@ class LoadResult:
         if keep_indexes:
             out["ok_indexes"] = self.ok_indexes
         return out
-
-
-def percentile(sorted_values: list[float], pct: float) -> float:
-    """Nearest-rank percentile of an ascending list (0 for none)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(0, min(len(sorted_values) - 1, round(pct / 100 * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
 
 
 def _cpu() -> float:

@@ -15,10 +15,11 @@ from typing import Any
 from bench import peer
 from bench.context import Ctx
 from bench.flows import asl_pass_chain, fdl_pass_chain
-from bench.httpload import HttpConnection, percentile
+from bench.httpload import HttpConnection
 from bench.measure import wait_ended
 from bench.services import KEY_ID, SECRET, OpenFnF
 from bench.table import Row
+from common.percentile import percentile
 from openfnf.loadtest import sign
 
 

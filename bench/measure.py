@@ -11,9 +11,9 @@ from typing import Any
 
 import redis
 
-from bench.httpload import percentile
 from bench.services import ROOT, base_env
 from common import keys
+from common.percentile import percentile
 
 TERMINAL = {"Succeeded", "Failed", "Stopped", "TimedOut"}
 

@@ -15,11 +15,11 @@ from typing import Any
 from bench import profiling
 from bench.context import Ctx
 from bench.flows import asl_pass_chain, fdl_pass_chain
-from bench.httpload import percentile
 from bench.measure import cpu_seconds, load
 from bench.peer import create_state_machine
 from bench.services import KEY_ID, SECRET, OpenFnF
 from bench.table import Row
+from common.percentile import percentile
 
 
 def ours(ctx: Ctx, processes: int = 1) -> dict[str, Any]:

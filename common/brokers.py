@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 import redis
 from amqp.exceptions import NotFound  # type: ignore[import-untyped]
 
-from common.redisurl import for_redis_py
+from common.redisurl import for_redis_py, same_redis
 from common.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def refuse_cluster_broker(settings: Settings) -> None:
     kind = broker_kind(settings.effective_broker_url)
     if not settings.redis_cluster or kind == "amqp":
         return
-    if settings.broker_url is None or for_redis_py(settings.broker_url) == for_redis_py(settings.redis_url):
+    if settings.broker_url is None or same_redis(settings.broker_url, settings.redis_url):
         raise BrokerConfigError(
             "OPENFNF_REDIS_CLUSTER=true: the state is a Redis Cluster, and Celery's Redis transport cannot use "
             "a cluster as its broker. Set OPENFNF_BROKER_URL to a separate (non-cluster) Redis, redis://host:port/0, "
@@ -283,7 +283,7 @@ def async_broker(settings: Settings, state: Any, **redis_options: Any) -> Any:
         return AsyncAmqpQueues(url, [settings.drive_queue, settings.activity_queue])
     import redis.asyncio as aioredis
 
-    if for_redis_py(url) == for_redis_py(settings.redis_url):
+    if same_redis(url, settings.redis_url):
         return state
     return aioredis.from_url(for_redis_py(url), **redis_options)
 
@@ -296,7 +296,7 @@ def sync_broker(settings: Settings, state: Any, **redis_options: Any) -> Any:
     if broker_kind(url) == "amqp":
         timeout = float(redis_options.get("socket_timeout") or 10.0)
         return AmqpQueues(url, [settings.drive_queue, settings.activity_queue], timeout=timeout)
-    if for_redis_py(url) == for_redis_py(settings.redis_url):
+    if same_redis(url, settings.redis_url):
         return state
     return redis.Redis.from_url(for_redis_py(url), **redis_options)
 

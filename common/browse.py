@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 from common import keys
-from common.records import EXECUTION_VIEW_FIELDS, decode_hash
+from common.records import EXECUTION_VIEW_FIELDS, as_str, decode_hash
 from common.store import ExecutionFilter, Store
 
 CHUNK = 200  # index entries read per round trip
@@ -17,12 +16,6 @@ SCAN_LIMIT = 5000  # most index entries one page looks at (a sparse filter answe
 RECENT_SAMPLE = 200  # newest executions whose status the flows list counts
 MINUTE_SAMPLE = 2000  # newest executions per flow the overview's per-minute chart reads
 MINUTE_MS = 60_000
-
-
-def _s(value: Any) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True)
@@ -38,7 +31,7 @@ async def flows_by_prefix(store: Store, account: str, prefix: str, start: str, l
     index = keys.flow_index(account)
     lo = f"[{max(start, prefix)}" if (start or prefix) else "-"
     hi = f"[{prefix}\xff" if prefix else "+"
-    names = [_s(n) for n in await store.redis.zrangebylex(index, lo, hi, start=0, num=limit + 1)]
+    names = [as_str(n) for n in await store.redis.zrangebylex(index, lo, hi, start=0, num=limit + 1)]
     names = [n for n in names if n.startswith(prefix)]
     page, nxt = names[:limit], (names[limit] if len(names) > limit else "")
     pipe = store.redis.pipeline(transaction=False)
@@ -49,12 +42,12 @@ async def flows_by_prefix(store: Store, account: str, prefix: str, start: str, l
 
 async def flow_name_by_id(store: Store, account: str, flow_id: str, limit: int = 2000) -> str | None:
     """The name of the account's flow with this Id (among its first `limit` flows), or None."""
-    names = [_s(n) for n in await store.redis.zrangebylex(keys.flow_index(account), "-", "+", start=0, num=limit)]
+    names = [as_str(n) for n in await store.redis.zrangebylex(keys.flow_index(account), "-", "+", start=0, num=limit)]
     pipe = store.redis.pipeline(transaction=False)
     for n in names:
         pipe.hget(keys.flow(account, n), "Id")
     for n, fid in zip(names, await pipe.execute(), strict=True):
-        if _s(fid) == flow_id:
+        if as_str(fid) == flow_id:
             return n
     return None
 
@@ -79,7 +72,7 @@ async def executions_newest_first(store: Store, flow_id: str, cursor: str, limit
         chunk = await store.redis.zrevrange(index, rank, rank + CHUNK - 1, withscores=True)
         if not chunk:
             return Page(out, "")
-        names = [_s(n) for n, _ in chunk]
+        names = [as_str(n) for n, _ in chunk]
         pipe = store.redis.pipeline(transaction=False)
         for n in names:
             pipe.hmget(keys.execution(keys.execution_tag(flow_id, n)), *EXECUTION_VIEW_FIELDS)
@@ -88,7 +81,7 @@ async def executions_newest_first(store: Store, flow_id: str, cursor: str, limit
                 return Page(out, "")
             if raw[0] is None:
                 continue  # expired after retention
-            fields = dict(zip(EXECUTION_VIEW_FIELDS, (_s(v) for v in raw), strict=True))
+            fields = dict(zip(EXECUTION_VIEW_FIELDS, (as_str(v) for v in raw), strict=True))
             if match.accepts(fields):
                 if len(out) == limit:
                     return Page(out, n)
@@ -96,7 +89,7 @@ async def executions_newest_first(store: Store, flow_id: str, cursor: str, limit
         rank += len(chunk)
         scanned += len(chunk)
     more = await store.redis.zrevrange(index, rank, rank)
-    return Page(out, _s(more[0]) if more else "")
+    return Page(out, as_str(more[0]) if more else "")
 
 
 @dataclass(frozen=True)
@@ -119,11 +112,11 @@ async def recent_counts(store: Store, flow_ids: list[str], since: int) -> dict[s
     pipe = store.redis.pipeline(transaction=False)
     sampled: list[tuple[str, int, int]] = []
     for i, fid in enumerate(flow_ids):
-        names = [_s(n) for n in answers[2 * i + 1]]
+        names = [as_str(n) for n in answers[2 * i + 1]]
         for n in names:
             pipe.hget(keys.execution(keys.execution_tag(fid, n)), "status")
         sampled.append((fid, int(answers[2 * i]), len(names)))
-    statuses = [_s(v) for v in await pipe.execute()] if any(n for _, _, n in sampled) else []
+    statuses = [as_str(v) for v in await pipe.execute()] if any(n for _, _, n in sampled) else []
     out: dict[str, RecentCounts] = {}
     at = 0
     for fid, started, taken in sampled:
@@ -149,7 +142,7 @@ async def per_minute(store: Store, flow_ids: list[str], now: int, minutes: int =
     pipe = store.redis.pipeline(transaction=False)
     for fid in flow_ids:
         pipe.zrevrangebyscore(keys.executions_index(fid), "+inf", first - 24 * 3600 * 1000, start=0, num=MINUTE_SAMPLE)
-    tags = [keys.execution_tag(fid, _s(n)) for fid, names in zip(flow_ids, await pipe.execute(), strict=True) for n in names]
+    tags = [keys.execution_tag(fid, as_str(n)) for fid, names in zip(flow_ids, await pipe.execute(), strict=True) for n in names]
     pipe = store.redis.pipeline(transaction=False)
     for tag in tags:
         pipe.hmget(keys.execution(tag), "status", "started", "stopped")
@@ -157,10 +150,10 @@ async def per_minute(store: Store, flow_ids: list[str], now: int, minutes: int =
     for status, start, stop in (await pipe.execute()) if tags else []:
         if start is not None and int(start) >= first:
             started[(int(start) - first) // MINUTE_MS] += 1
-        if stop is not None and _s(stop) and int(stop) >= first:
+        if stop is not None and as_str(stop) and int(stop) >= first:
             bucket = (int(stop) - first) // MINUTE_MS
-            if _s(status) == "Succeeded":
+            if as_str(status) == "Succeeded":
                 succeeded[bucket] += 1
-            elif _s(status) in ("Failed", "TimedOut"):
+            elif as_str(status) in ("Failed", "TimedOut"):
                 failed[bucket] += 1
     return [Minute(first + i * MINUTE_MS, started[i], succeeded[i], failed[i]) for i in range(minutes)]

@@ -26,15 +26,16 @@ def definition_id(text: str) -> str:
 
 def decode_hash(raw: dict[Any, Any]) -> dict[str, str]:
     """A redis-py HGETALL answer (bytes or str) as str -> str."""
-    return {_s(k): _s(v) for k, v in raw.items()}
+    return {as_str(k): as_str(v) for k, v in raw.items()}
 
 
 def decode_pairs(raw: list[Any]) -> dict[str, str]:
     """A flat [field, value, ...] list (HGETALL through Lua) as str -> str."""
-    return {_s(raw[i]): _s(raw[i + 1]) for i in range(0, len(raw), 2)}
+    return {as_str(raw[i]): as_str(raw[i + 1]) for i in range(0, len(raw), 2)}
 
 
-def _s(value: Any) -> str:
+def as_str(value: Any) -> str:
+    """A Redis reply value as text: bytes decoded (UTF-8), a missing value (None, Lua's false) as ""."""
     if value is None or value is False:
         return ""
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -21,3 +21,8 @@ def for_redis_py(url: str) -> str:
 def is_redis(url: str) -> bool:
     """Whether a broker URL names a Redis server (so drives can be pushed onto its lists directly)."""
     return url.startswith(("redis://", "rediss://", "unix://", "redis+socket://", "socket://"))
+
+
+def same_redis(url: str, other: str) -> bool:
+    """Whether two Redis URLs (either dialect) name the same server: the broker is then the state client."""
+    return for_redis_py(url) == for_redis_py(other)

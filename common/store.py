@@ -10,6 +10,7 @@ from common.interpreter.model import HistoryEvent
 from common.lineage import adoption_refused, depth_of, orphan_event, queue_adopt, queue_stops, stop_tree_async
 from common.records import (
     EXECUTION_VIEW_FIELDS,
+    as_str,
     decode_hash,
     decode_history,
     decode_pairs,
@@ -98,7 +99,7 @@ class Store:
         None if there is no such flow. The definition text comes from the cache by DefId (read once)."""
         if head[0] is None:
             return None
-        flow = dict(zip(FLOW_HEAD, (_s(v) for v in head), strict=True))
+        flow = dict(zip(FLOW_HEAD, (as_str(v) for v in head), strict=True))
         text = await self.definition(flow["DefId"])
         if not text:  # no definition stored under its id (not written by this version): the whole flow
             return await self.get_flow(account, name)
@@ -179,7 +180,7 @@ class Store:
         raw = await self.scripts.watch(keys=[keys.execution(tag)], args=["1" if watch else "0", *EXECUTION_VIEW_FIELDS])
         if raw is None:
             return None
-        return dict(zip(EXECUTION_VIEW_FIELDS, (_s(v) for v in raw), strict=True))
+        return dict(zip(EXECUTION_VIEW_FIELDS, (as_str(v) for v in raw), strict=True))
 
     async def stop(self, flow_id: str, name: str, event: dict[str, Any], now: int) -> tuple[int, list[str]]:
         """StopExecution: queue the StopRequested event for a running execution and, at once, stop every
@@ -196,7 +197,7 @@ class Store:
             self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [dumps(event)])
 
         _, result = await self.scripts.pipeline(build)
-        return int(result[0]), (_s(result[1]) if len(result) > 1 else "")
+        return int(result[0]), (as_str(result[1]) if len(result) > 1 else "")
 
     async def list_executions(
         self, flow_id: str, start: str | None, limit: int, match: ExecutionFilter | None = None
@@ -224,7 +225,7 @@ class Store:
             if not chunk:
                 break
             pipe = self.redis.pipeline(transaction=False)
-            names = [_s(n) for n, _ in chunk]
+            names = [as_str(n) for n, _ in chunk]
             for n in names:
                 pipe.hmget(keys.execution(keys.execution_tag(flow_id, n)), *EXECUTION_VIEW_FIELDS)
             for n, (_, score), raw in zip(names, chunk, await pipe.execute(), strict=True):
@@ -233,7 +234,7 @@ class Store:
                 if raw[0] is None:  # expired after retention, or a claim that never completed
                     stale.append(n)
                     continue
-                fields = dict(zip(EXECUTION_VIEW_FIELDS, (_s(v) for v in raw), strict=True))
+                fields = dict(zip(EXECUTION_VIEW_FIELDS, (as_str(v) for v in raw), strict=True))
                 if match.accepts(fields):
                     if len(out) == limit:
                         await self._drop_stale(index, stale)
@@ -244,7 +245,7 @@ class Store:
         await self._drop_stale(index, stale)
         if scanned >= LIST_SCAN_LIMIT:  # more may match further on: continue from there
             nxt = await self.redis.zrange(index, rank, rank)
-            return out, (_s(nxt[0]) if nxt else None)
+            return out, (as_str(nxt[0]) if nxt else None)
         return out, None
 
     async def _drop_stale(self, index: str, names: list[str]) -> None:
@@ -253,7 +254,7 @@ class Store:
 
     async def task_state(self, tag: str, task_id: str) -> str:
         """'waiting', 'done' or '' for a task of an execution (callback tasks only)."""
-        return _s(await self.redis.hget(keys.tasks(tag), task_id))
+        return as_str(await self.redis.hget(keys.tasks(tag), task_id))
 
     async def waiting_task(self, tag: str, task_id: str) -> tuple[str, int]:
         """A callback task's state ('waiting', 'done' or '') and its execution's nesting depth, in one round trip."""
@@ -261,7 +262,7 @@ class Store:
         pipe.hget(keys.tasks(tag), task_id)
         pipe.hget(keys.execution(tag), "depth")
         state, depth = await pipe.execute()
-        return _s(state), depth_of(depth)
+        return as_str(state), depth_of(depth)
 
     async def adopt(self, parent_tag: str, task_id: str, child_tag: str, now: int) -> bool:
         """The parent's task `task_id` waits for a child started with its token: cancelling the task
@@ -272,7 +273,7 @@ class Store:
         if not status:
             return False
         _, parent_name = keys.split_tag(parent_tag)
-        flow = _s(await self.redis.hget(keys.execution(parent_tag), "flow"))
+        flow = as_str(await self.redis.hget(keys.execution(parent_tag), "flow"))
         event = orphan_event(flow, parent_name, status)
         await self.scripts.pipeline(lambda pipe: queue_stops(self.scripts, pipe, [child_tag], event, now, self.settings.wake_after_ms))
         return True
@@ -281,9 +282,3 @@ class Store:
         """Every history event of an execution, in order."""
         tag = keys.execution_tag(flow_id, name)
         return decode_history(await self.redis.lrange(keys.history(tag), 0, -1))
-
-
-def _s(value: Any) -> str:
-    if value is None or value is False:
-        return ""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -6,16 +6,10 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.percentile import percentile
+
 if TYPE_CHECKING:
     from openfnf.loadtest import LoadConfig, RunResult, Sample
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of an ascending list; 0 for an empty one."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 def _ms(values: list[float], ps: tuple[int, ...] = (50, 90, 99)) -> dict[str, float]:

@@ -21,7 +21,7 @@ from typing import Any
 from common import keys, tracing
 from common.claims import queue_claim
 from common.lineage import MAX_NESTING, adoption_refused, depth_of, orphan_event, queue_adopt, queue_stops, too_deep
-from common.records import decode_hash
+from common.records import as_str, decode_hash
 from common.scripts import Scripts
 from common.settings import Settings
 from worker.activities import SYSTEM, mode_of
@@ -88,7 +88,7 @@ class ChildStarter:
         cap = self.settings.max_running_executions
         if held is not None:  # the name is taken: our own child found again after a redelivery, or another's
             self.state.decr(running)
-            if _s(held) != raw_input:
+            if as_str(held) != raw_input:
                 return _exists(name, flow_name)
             if callback:  # adopting it again is harmless
                 self._adopt(parent_tag, str(command["id"]), tag, int(time.time() * 1000))
@@ -130,13 +130,9 @@ class ChildStarter:
         if status:  # the task was cancelled before the child was claimed: stop the child too
             flow_id, parent_name = keys.split_tag(parent_tag)
             raw_flow = self.state.hget(keys.execution(parent_tag), "flow")
-            event = orphan_event(_s(raw_flow) or flow_id, parent_name, status)
+            event = orphan_event(as_str(raw_flow) or flow_id, parent_name, status)
             self.scripts.pipeline_sync(lambda pipe: queue_stops(self.scripts, pipe, [tag], event, now, self.settings.wake_after_ms))
 
 
 def _exists(name: str, flow_name: str) -> Outcome:
     return Outcome.failed("ExecutionAlreadyExists", f"Execution {name} for flow {flow_name} already exists.")
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value or "")

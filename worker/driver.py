@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from common import keys
+from common.driverscripts import HELD, NO_EXECUTION, Acquired, Commit, queue_acquire, queue_commit, read_acquired
 from common.faults import fault_point
 from common.fdl import FlowDef, parse_definition
 from common.interpreter import CommandType, EventType, HistoryEvent, Status, abort, advance
@@ -74,14 +75,14 @@ class Driver:
             got = self.scripts.pipeline_sync(partial(self._acquire, tags=active))
             rounds = []
             for tag, answer in zip(active, got, strict=True):
-                token = int(answer[0])
-                if token == -1:
+                acquired = read_acquired(answer)
+                if acquired.token == NO_EXECUTION:
                     outcomes[tag] = "missing"
-                elif token == 0:
+                elif acquired.token == HELD:
                     # the holder re-reads the inbox before it lets go; the safety net covers a dead holder
                     outcomes[tag] = "busy"
                 else:
-                    rounds.append(self._decide(tag, token, answer[1], answer[2]))
+                    rounds.append(self._decide(tag, acquired))
             active = []
             for done, left in zip(rounds, self._commit(rounds), strict=True):
                 outcomes[done.tag] = "fenced" if left < 0 else "driven"
@@ -97,16 +98,15 @@ class Driver:
     def _acquire(self, pipe: Any, tags: list[str]) -> None:
         """Queue acquire.lua for each of these executions."""
         for tag in tags:
-            self.scripts.queue(pipe, "acquire", keys.execution_keys(tag), [self.settings.lease_ms])
+            queue_acquire(self.scripts, pipe, tag, self.settings.lease_ms)
 
     @traced_decide  # an openfnf.drive span when tracing is on (worker/spans.py)
-    def _decide(self, tag: str, token: int, rec: list[Any], inbox: list[Any]) -> _Round:
+    def _decide(self, tag: str, got: Acquired) -> _Round:
         """Feed the inbox to the interpreter and write the side effects; the commit is left to _commit."""
-        status, state_json, def_id, flow_name, name = (_s(v) for v in rec[:5])
-        hseq = int(_s(rec[7]) or 0)
+        status, state_json, def_id, flow_name, name, hseq = got.status, got.state, got.def_id, got.flow, got.name, got.hseq
         flow_var.set(flow_name)
         execution_var.set(name)
-        events = stop_first_if_new(state_json, [json.loads(_s(e)) for e in inbox])
+        events = stop_first_if_new(state_json, [json.loads(e) for e in got.inbox])
         now = now_ms()
         state = json.loads(state_json) if state_json else None
         try:
@@ -131,16 +131,16 @@ class Driver:
         # A cancelled task's child flow is stopped with it (common/lineage.py).
         cancels = any(c["t"] == CommandType.CANCEL_ACTIVITY for c in decision.commands)
         orphaned = orphan_event(flow_name, name, decision.status.value) if cancels else None
-        self.dispatcher.dispatch(tag, decision.commands, _s(rec[5]), orphaned)
-        if fields and _s(rec[6]):
-            self.dispatcher.notify_parent(_s(rec[6]), decision, now, tag)
+        self.dispatcher.dispatch(tag, decision.commands, got.account, orphaned)
+        if fields and got.callback:
+            self.dispatcher.notify_parent(got.callback, decision, now, tag)
         fault_point(self.settings, "driver.before_commit")
         ttl = self.settings.retention_days * 86400 if decision.ended else 0
-        args = [
-            token, len(inbox), dumps(decision.state), encode_history_chunk(decision.history),
-            hseq + len(decision.history), ttl, keys.DONE_CHANNEL, tag, *fields,
-        ]  # fmt: skip
-        return _Round(tag, args, _s(rec[5]) if fields else "", decision.history)
+        commit = Commit(
+            tag, got.token, len(got.inbox), dumps(decision.state), encode_history_chunk(decision.history),
+            hseq + len(decision.history), ttl, tuple(fields),
+        )  # fmt: skip
+        return _Round(commit, got.account if fields else "", decision.history)
 
     def _commit(self, rounds: list[_Round]) -> list[int]:
         """Write back every round in one round trip; for each, the inbox events left (-1: lost the lease).
@@ -154,7 +154,7 @@ class Driver:
 
         def build(pipe: Any) -> None:
             for r in rounds:
-                self.scripts.queue(pipe, "commit", keys.execution_keys(r.tag), r.args)
+                queue_commit(self.scripts, pipe, r.commit)
             for r in ended:
                 pipe.decr(keys.running(r.account))
                 pipe.delete(keys.children(r.tag))  # the children it waited for were stopped with their tasks
@@ -180,10 +180,14 @@ class Driver:
 class _Round:
     """One execution's drive, decided and waiting for its commit."""
 
-    tag: str
-    args: list[Any]  # commit.lua's ARGV
+    commit: Commit
     account: str  # set when this round ends the execution: its running count goes down
     history: list[HistoryEvent]
+
+    @property
+    def tag(self) -> str:
+        """The execution driven."""
+        return self.commit.tag
 
 
 def stop_first_if_new(state_json: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -194,9 +198,3 @@ def stop_first_if_new(state_json: str, events: list[dict[str, Any]]) -> list[dic
     if not stops:
         return events
     return [stops[0], *(e for e in events if e is not stops[0])]
-
-
-def _s(value: Any) -> str:
-    if value is None or value is False:
-        return ""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -21,7 +21,7 @@ from typing import Any
 from common import keys, tracing
 from common.claims import PendingClaim, queue_claim, queue_express_timeout
 from common.cron import CronError, next_fire, parse_cron
-from common.records import decode_hash
+from common.records import as_str, decode_hash
 from common.schedules import parse_member, tick_execution_name
 from common.scripts import Scripts
 from common.settings import Settings
@@ -140,7 +140,7 @@ class ScheduleFirer:
 
         _, armed = self.scripts.pipeline_sync(build)
         if int(armed[0]) == 0:
-            nxt, enabled = _s(armed[1]), _s(armed[2])
+            nxt, enabled = as_str(armed[1]), as_str(armed[2])
             if enabled == "1" and nxt:
                 self.state.zadd(keys.SCHEDULES_DUE, {text: int(nxt)}, lt=True)
 
@@ -150,7 +150,7 @@ class ScheduleFirer:
         pipe.zadd(keys.SCHEDULES_DUE, {text: tick})
         pipe.hmget(keys.schedule(account, flow_id, name), "next", "Enable")
         _, (nxt, enabled) = pipe.execute()
-        nxt, enabled = _s(nxt), _s(enabled)
+        nxt, enabled = as_str(nxt), as_str(enabled)
         if enabled == "1" and nxt and int(nxt) != tick:
             self.state.zadd(keys.SCHEDULES_DUE, {text: int(nxt)}, lt=True)
 
@@ -162,9 +162,3 @@ class ScheduleFirer:
         pipe.delete(keys.schedule(account, flow_id, name))
         pipe.zrem(keys.schedule_index(account, flow_id), name)
         pipe.execute()
-
-
-def _s(value: Any) -> str:
-    if value is None or value is False:
-        return ""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

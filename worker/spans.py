@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from common import keys, tracing
+from common.driverscripts import Acquired
+from common.records import as_str
 
 T = TypeVar("T")
 
@@ -23,29 +25,23 @@ SCHEDULE_START = "openfnf.schedule.start"
 REPORT = "openfnf.report"
 
 
-def _s(value: Any) -> str:
-    if value is None or value is False:
-        return ""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
 def traced_decide(decide: Callable[..., T]) -> Callable[..., T]:
-    """Driver._decide(tag, token, rec, inbox) in an `openfnf.drive` span under the execution's trace.
+    """Driver._decide(tag, acquired) in an `openfnf.drive` span under the execution's trace.
 
     The span links the Celery task that carried the drive message (a message carries several
     executions, each in its own trace).
     """
 
     @functools.wraps(decide)
-    def wrapper(self: Any, tag: str, token: int, rec: list[Any], inbox: list[Any]) -> T:
+    def wrapper(self: Any, tag: str, got: Acquired) -> T:
         if tracing.tracer is None:
-            return decide(self, tag, token, rec, inbox)
+            return decide(self, tag, got)
         attributes = {
-            tracing.FLOW: _s(rec[3]), tracing.EXECUTION: _s(rec[4]), "openfnf.status": _s(rec[0]) or "Running",
-            "openfnf.drive.events": len(inbox),
+            tracing.FLOW: got.flow, tracing.EXECUTION: got.name, "openfnf.status": got.status or "Running",
+            "openfnf.drive.events": len(got.inbox),
         }  # fmt: skip
-        with tracing.span(DRIVE, attributes, parent=_s(rec[8]) if len(rec) > 8 else "", link_current=True) as span:
-            done = decide(self, tag, token, rec, inbox)
+        with tracing.span(DRIVE, attributes, parent=got.traceparent, link_current=True) as span:
+            done = decide(self, tag, got)
             history = getattr(done, "history", None) or []
             steps = list(dict.fromkeys(e.step for e in history if e.step))
             ended = [e.type for e in history if e.type.startswith("Execution") and e.type not in ("ExecutionStarted", "ExecutionRedriven")]
@@ -103,10 +99,10 @@ def _timer_spans(state: Any, due: list[dict[str, Any]]) -> Iterator[None]:
         for entry, tag, (tp, flow) in zip(due, tags, stored, strict=True):
             event = entry.get("event") or {}
             attributes = {
-                tracing.FLOW: _s(flow), tracing.EXECUTION: keys.split_tag(tag)[1],
+                tracing.FLOW: as_str(flow), tracing.EXECUTION: keys.split_tag(tag)[1],
                 "openfnf.timer.id": str(event.get("id") or ""), "openfnf.event": str(event.get("t") or ""),
             }  # fmt: skip
-            stack.enter_context(tracing.span(TIMER, attributes, parent=_s(tp)))
+            stack.enter_context(tracing.span(TIMER, attributes, parent=as_str(tp)))
         yield
 
 
@@ -141,7 +137,7 @@ def report_span(state: Any, tag: str, task_id: str, ok: bool) -> contextlib.Abst
     pipe.hget(keys.tasks(tag), f"tp:{task_id}")
     (record_tp, flow), task_tp = pipe.execute()
     attributes = {
-        tracing.FLOW: _s(flow), tracing.EXECUTION: keys.split_tag(tag)[1], "openfnf.task.id": task_id,
+        tracing.FLOW: as_str(flow), tracing.EXECUTION: keys.split_tag(tag)[1], "openfnf.task.id": task_id,
         "openfnf.report.ok": ok, "openfnf.reporter": "service",
     }  # fmt: skip
-    return tracing.span(REPORT, attributes, parent=_s(record_tp), links=[_s(task_tp)], link_current=True)
+    return tracing.span(REPORT, attributes, parent=as_str(record_tp), links=[as_str(task_tp)], link_current=True)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from common.interpreter import HistoryEvent
-from common.records import decode_history, encode_history_chunk
+from common.records import as_str, decode_history, encode_history_chunk
 
 
 def _events(n: int) -> list[HistoryEvent]:
@@ -24,3 +26,12 @@ def test_plain_json_chunks_still_decode() -> None:
     events = _events(3)
     plain = json.dumps([e.to_json() for e in events])
     assert decode_history([plain, plain.encode(), encode_history_chunk(_events(1))]) == events + events + _events(1)
+
+
+@pytest.mark.parametrize(
+    ("reply", "text"),
+    [(b"Running", "Running"), ("Running", "Running"), ("é".encode(), "é"), (None, ""), (False, ""), (b"", ""), (12, "12"), (0, "0")],
+)
+def test_as_str_reads_a_redis_reply_value_as_text(reply: object, text: str) -> None:
+    """None (a missing field) and False (Lua's nil inside a reply) read as empty text; 0 stays "0"."""
+    assert as_str(reply) == text

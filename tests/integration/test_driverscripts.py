@@ -1,0 +1,85 @@
+"""common/driverscripts.py against a real redis-server: acquire.lua's reply read by field, commit.lua's
+ARGV built by name, and both kept in step with the scripts' documented headers."""
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+
+import redis
+
+from common import keys
+from common.driverscripts import HELD, NO_EXECUTION, RECORD_FIELDS, Acquired, Commit, queue_acquire, queue_commit, read_acquired
+from common.scripts import Scripts, source
+
+TAG = keys.execution_tag("flow-id-ds", "exec1")
+RECORD = {
+    "status": "Running", "state": '{"v":2}', "defid": "d1", "flow": "orders", "name": "exec1",
+    "acct": "1234567890", "cb": "parent#3", "hseq": "7",
+}  # fmt: skip
+
+
+def acquire(s: Scripts, tag: str = TAG) -> Acquired:
+    (answer,) = s.pipeline_sync(lambda pipe: queue_acquire(s, pipe, tag, 5000))
+    return read_acquired(answer)
+
+
+def commit(s: Scripts, c: Commit) -> int:
+    (left,) = s.pipeline_sync(lambda pipe: queue_commit(s, pipe, c))
+    return int(left)
+
+
+def test_acquire_reads_every_field_by_name(r: redis.Redis) -> None:
+    s = Scripts(r)
+    assert acquire(s) == Acquired(NO_EXECUTION) and not acquire(s).leased
+    r.hset(keys.execution(TAG), mapping=RECORD)
+    r.rpush(keys.inbox(TAG), '{"t":"A"}', "{\"t\":\"\u00e9\"}".encode())
+    got = acquire(s)
+    assert got == Acquired(
+        token=1, status="Running", state='{"v":2}', def_id="d1", flow="orders", name="exec1",
+        account="1234567890", callback="parent#3", hseq=7, inbox=('{"t":"A"}', '{"t":"é"}'),
+    )  # fmt: skip
+    assert got.leased
+    assert acquire(s) == Acquired(HELD)
+
+
+def test_missing_fields_read_as_empty_and_hseq_as_zero(r: redis.Redis) -> None:
+    s = Scripts(r)
+    r.hset(keys.execution(TAG), mapping={"status": "Running", "defid": "d1"})  # before the first drive
+    got = acquire(s)
+    assert (got.state, got.callback, got.account, got.hseq, got.inbox) == ("", "", "", 0, ())
+
+
+def test_commit_writes_by_name_and_is_fenced(r: redis.Redis) -> None:
+    s = Scripts(r)
+    r.hset(keys.execution(TAG), mapping=RECORD)
+    r.rpush(keys.inbox(TAG), '{"t":"A"}', '{"t":"B"}')
+    got = acquire(s)
+    r.rpush(keys.inbox(TAG), '{"t":"Late"}')
+    done = Commit(TAG, got.token, len(got.inbox), '{"v":3}', "chunk", got.hseq + 2, 3600, ("status", "Succeeded", "output", "{}"))
+    sub = r.pubsub(ignore_subscribe_messages=True)
+    r.hset(keys.execution(TAG), "watch", "1")  # someone long-polls it: the end is published on DONE_CHANNEL
+    sub.subscribe(keys.DONE_CHANNEL)
+    sub.get_message(timeout=1)
+    assert commit(s, done) == 1  # the late event is left
+    record = {k.decode(): v.decode() for k, v in r.hgetall(keys.execution(TAG)).items()}
+    assert (record["state"], record["hseq"], record["status"], record["output"]) == ('{"v":3}', "9", "Succeeded", "{}")
+    assert r.lrange(keys.inbox(TAG), 0, -1) == [b'{"t":"Late"}'] and r.lrange(keys.history(TAG), 0, -1) == [b"chunk"]
+    assert 0 < r.ttl(keys.execution(TAG)) <= 3600 and not r.exists(keys.lease(TAG))
+    message = sub.get_message(timeout=2)
+    assert message is not None and message["data"] == TAG.encode()
+    assert commit(s, done) == -1  # the lease is gone: a stale driver writes nothing
+    assert r.hget(keys.execution(TAG), "hseq") == b"9"
+
+
+def test_the_reader_and_builder_follow_the_scripts_headers() -> None:
+    acquire_lua, commit_lua = source("acquire"), source("commit")
+    hmget = re.search(r"HMGET', KEYS\[1\], (.*)\)", acquire_lua)
+    assert hmget and tuple(re.findall(r"'(\w+)'", hmget.group(1))) == RECORD_FIELDS
+    assert "{" + ", ".join(RECORD_FIELDS) + "}" in acquire_lua  # the header's Returns line
+    names = [f.name for f in fields(Acquired)]
+    assert len(names) == 1 + len(RECORD_FIELDS) + 1  # token, one per record field, inbox
+    documented = [int(n) for n in re.findall(r"^-- ARGV\[(\d+)\]", commit_lua, re.M)]
+    argv = Commit("t", 1, 2, "s", "h", 3, 4, ("status", "Running")).argv()
+    assert documented == list(range(1, len(documented) + 1)) and "-- ARGV[9..] more field, value pairs" in commit_lua
+    assert argv == [1, 2, "s", "h", 3, 4, keys.DONE_CHANNEL, "t", "status", "Running"]
+    assert len(argv) - 2 == len(documented)
