@@ -229,8 +229,8 @@ class Moto:
 
     def client(self, pool: int = 10) -> Any:
         """A boto3 Step Functions client on this server."""
-        import boto3  # type: ignore[import-untyped]
-        from botocore.config import Config  # type: ignore[import-untyped]
+        import boto3
+        from botocore.config import Config
 
         return boto3.client(
             "stepfunctions", endpoint_url=self.url, region_name="us-east-1", aws_access_key_id="testing",
