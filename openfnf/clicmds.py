@@ -34,7 +34,7 @@ class Api:
 
     def __call__(self, action: str, **params: Any) -> dict[str, Any]:
         """Call `action` (ListFlows, ...) with the SDK; the response body in its wire shape (RequestId dropped)."""
-        from alibabacloud_fnf20190315 import models  # type: ignore[import-untyped]
+        from alibabacloud_fnf20190315 import models
 
         if self._sdk is None:
             self._sdk = sdk_client(self.target)

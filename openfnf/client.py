@@ -107,8 +107,8 @@ def resolve(
 
 def sdk_client(target: Target) -> Any:
     """The official SDK's client (alibabacloud_fnf20190315) on the target."""
-    from alibabacloud_fnf20190315.client import Client  # type: ignore[import-untyped]
-    from alibabacloud_tea_openapi.models import Config  # type: ignore[import-untyped]
+    from alibabacloud_fnf20190315.client import Client
+    from alibabacloud_tea_openapi.models import Config
 
     return Client(Config(
         access_key_id=target.access_key_id, access_key_secret=target.access_key_secret, endpoint=target.endpoint,

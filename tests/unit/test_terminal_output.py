@@ -8,8 +8,8 @@ import click
 import pytest
 
 from openfnf import tables
-from openfnf.client import resolve, split_endpoint
 from openfnf.clicmds import name_from_definition
+from openfnf.client import resolve, split_endpoint
 
 ENV = {"OPENFNF_ENDPOINT": "http://env:1", "OPENFNF_ACCESS_KEY_ID": "env-id", "OPENFNF_ACCESS_KEY_SECRET": "env-secret"}
 
