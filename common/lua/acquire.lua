@@ -1,4 +1,5 @@
 -- acquire.lua: a driver takes an execution's lease and reads everything it needs, in one call.
+-- Python side: common/driverscripts.py (read_acquired; RECORD_FIELDS lists the fields below in order).
 -- KEYS[1] execution record   KEYS[2] inbox   KEYS[3] history (unused, for uniform KEYS)   KEYS[4] lease
 -- ARGV[1] lease time in milliseconds
 -- Returns {-1} if there is no such execution, {0} if another driver holds the lease, else

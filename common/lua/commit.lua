@@ -1,4 +1,5 @@
 -- commit.lua: write one drive's result atomically, if the driver still holds the lease.
+-- Python side: common/driverscripts.py (Commit.argv builds this ARGV).
 -- KEYS[1] execution record   KEYS[2] inbox   KEYS[3] history   KEYS[4] lease
 -- ARGV[1] fencing token from acquire.lua
 -- ARGV[2] how many inbox events the drive consumed (removed from the head)
