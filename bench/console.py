@@ -180,7 +180,7 @@ async def main(executions: int, items: int, repeat: int) -> None:
             flows = await _get(client, times, "/console/flows", repeat)
         await client_r.aclose()
         rows = [
-            ("execution page, %d history events" % events, execution),
+            (f"execution page, {events} history events", execution),
             ("  same, history filtered by type, page 5", execution_filtered),
             (f"flow page, newest 25 of {executions:,} executions", flow_page),
             (f"flow page, 25 from the middle of {executions:,}", flow_deep),

@@ -14,7 +14,6 @@ from functools import lru_cache
 from typing import Any
 
 
-
 class PolicyError(ValueError):
     """A policy document that cannot be used."""
 

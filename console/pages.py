@@ -36,8 +36,8 @@ from console.app import (
     render,
 )
 from console.charts import minutes_svg
+from console.sessions import COOKIE, COOKIE_PATH, PRE_COOKIE, new_token, same_token, secret_matches
 from console.views import PREFIX, execution_model, graph_of, link, pretty_json, script_json, show_time
-from console.sessions import COOKIE, PRE_COOKIE, COOKIE_PATH, new_token, same_token, secret_matches
 
 PAGE = 25  # rows per list page
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-
 # A call answered with something that is not JSON the service takes (nested deeper than
 # OPENFNF_MAX_JSON_DEPTH, NaN or Infinity, a value JSON cannot hold): the task fails, Retry/Catch see it.
 INVALID_RESULT = "FnF.InvalidTaskResult"

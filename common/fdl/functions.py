@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from common.jsonlimits import HARD_MAX_DEPTH, JsonRefused, load_json
 from common.fdl.errors import ExpressionError
+from common.jsonlimits import HARD_MAX_DEPTH, JsonRefused, load_json
 
 
 class Env:

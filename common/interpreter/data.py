@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from common.jsonlimits import HARD_MAX_DEPTH, JsonRefused, load_json, too_deep
 from common.fdl.errors import ExpressionError
 from common.fdl.functions import Env
 from common.fdl.mappings import compile_mappings, merged
 from common.fdl.model import CatchRule, StateDef
 from common.interpreter.model import Errors
 from common.interpreter.outcomes import Fatal, StateError
+from common.jsonlimits import HARD_MAX_DEPTH, JsonRefused, load_json, too_deep
 
 if TYPE_CHECKING:
     from common.interpreter.engine import Run

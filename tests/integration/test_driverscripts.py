@@ -14,7 +14,7 @@ from common.scripts import Scripts, source
 TAG = keys.execution_tag("flow-id-ds", "exec1")
 RECORD = {
     "status": "Running", "state": '{"v":2}', "defid": "d1", "flow": "orders", "name": "exec1",
-    "acct": "1234567890", "cb": "parent#3", "hseq": "7",
+    "acct": "1234567890", "cb": "parent#3", "hseq": "7", "tp": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 }  # fmt: skip
 
 
@@ -36,7 +36,8 @@ def test_acquire_reads_every_field_by_name(r: redis.Redis) -> None:
     got = acquire(s)
     assert got == Acquired(
         token=1, status="Running", state='{"v":2}', def_id="d1", flow="orders", name="exec1",
-        account="1234567890", callback="parent#3", hseq=7, inbox=('{"t":"A"}', '{"t":"é"}'),
+        account="1234567890", callback="parent#3", hseq=7, traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        inbox=('{"t":"A"}', '{"t":"é"}'),
     )  # fmt: skip
     assert got.leased
     assert acquire(s) == Acquired(HELD)
@@ -46,7 +47,7 @@ def test_missing_fields_read_as_empty_and_hseq_as_zero(r: redis.Redis) -> None:
     s = Scripts(r)
     r.hset(keys.execution(TAG), mapping={"status": "Running", "defid": "d1"})  # before the first drive
     got = acquire(s)
-    assert (got.state, got.callback, got.account, got.hseq, got.inbox) == ("", "", "", 0, ())
+    assert (got.state, got.callback, got.account, got.hseq, got.traceparent, got.inbox) == ("", "", "", 0, "", ())
 
 
 def test_commit_writes_by_name_and_is_fenced(r: redis.Redis) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from common import tracing
+from common.driverscripts import Acquired
 from common.records import new_execution_fields
 from worker import spans
 
@@ -46,13 +47,13 @@ def test_the_worker_wrappers_call_straight_through() -> None:
             return "outcome"
 
         @spans.traced_decide
-        def decide(self, tag: str, token: int, rec: list[Any], inbox: list[Any]) -> str:
-            calls.append((tag, token))
+        def decide(self, tag: str, got: Acquired) -> str:
+            calls.append((tag, got.token))
             return "round"
 
     runner = Runner()
     command = {"id": "3", "mode": "waitForCallback"}
-    assert runner.execute("f/e", command) == "outcome" and runner.decide("f/e", 7, [], []) == "round"
+    assert runner.execute("f/e", command) == "outcome" and runner.decide("f/e", Acquired(7)) == "round"
     assert calls == [("f/e", command), ("f/e", 7)]
     commands = [{"id": "1"}]
     assert spans.with_trace(commands) is commands  # no `tp` added to activity commands
