@@ -15,11 +15,11 @@ from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK, DRIVE_TASK
 from worker import heartbeat
 from worker import metrics as worker_metrics
+from worker.account_keys import AccountKeys
 from worker.activities import ActivityRunner
 from worker.children import ChildStarter
 from worker.dispatch import Dispatcher
 from worker.driver import Driver
-from worker.account_keys import AccountKeys
 from worker.functions import Caller, Functions, load_functions
 from worker.mapruns import MapRuns
 
