@@ -41,7 +41,11 @@ def main() -> None:
 )  # fmt: skip
 @click.option("--buckets", type=click.Path(file_okay=False, path_type=Path), help="Directory buckets for the distributed Map: each subdirectory is a bucket.")
 @seed_options
-def dev(port: int, host: str, data_dir: Path, workers: int, api_processes: int, functions: Path | None, access_key_id: str | None, access_key_secret: str | None, credentials: Path | None = None, throttle_file: Path | None = None, throttle_profile: str | None = None, buckets: Path | None = None) -> None:
+def dev(
+    port: int, host: str, data_dir: Path, workers: int, api_processes: int, functions: Path | None, access_key_id: str | None,
+    access_key_secret: str | None, credentials: Path | None = None, throttle_file: Path | None = None, throttle_profile: str | None = None,
+    buckets: Path | None = None,
+) -> None:
     """Run everything on this machine: embedded redis-server, front door, workers, timers."""
     from openfnf.dev import DevOptions, Supervisor
 

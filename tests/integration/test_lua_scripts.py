@@ -194,12 +194,11 @@ def test_a_call_whose_worker_died_max_times_fails_worker_crashed(r: redis.Redis)
     """Issue 14: a call begun by workers that died each time is run again until it was begun
     max_activity_crashes times, then its task fails with FnF.WorkerCrashed (a message lost before
     any worker began it is not counted)."""
+    from common.settings import Settings
     from worker.activities import WORKER_CRASHED, ActivityRunner, activity_member
     from worker.dispatch import Dispatcher
     from worker.functions import Functions
     from worker.timers import Timers
-
-    from common.settings import Settings
 
     settings = Settings(_env_file=None, activity_rescue_ms=1000, max_activity_crashes=2)
     s = Scripts(r)
