@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 import redis
-from amqp.exceptions import NotFound  # type: ignore[import-untyped]
+from amqp.exceptions import NotFound
 
 from common.redisurl import for_redis_py, same_redis
 from common.settings import Settings

@@ -89,7 +89,7 @@ class RabbitServer:
 
     def answers(self) -> bool:
         """Whether an AMQP connection opens now."""
-        import amqp  # type: ignore[import-untyped]
+        import amqp
 
         conn = amqp.Connection(f"127.0.0.1:{self.port}", userid="guest", password="guest", connect_timeout=1)
         try:

@@ -119,9 +119,9 @@ AMQP_POLL_SECONDS = 0.05  # longest wait of the worker's event loop on RabbitMQ 
 
 def _make_amqp_steps() -> tuple[Any, Any]:
     from celery import bootsteps
-    from celery.worker.consumer import Consumer  # type: ignore[import-untyped]
+    from celery.worker.consumer import Consumer
 
-    class Timer(bootsteps.StartStopStep):  # type: ignore[misc]
+    class Timer(bootsteps.StartStopStep):
         """A timer that fires every AMQP_POLL_SECONDS on the consumer's event loop and does nothing.
 
         The loop sleeps in poll() until its next timer is due. py-amqp reads one frame per readable
@@ -145,11 +145,11 @@ def _make_amqp_steps() -> tuple[Any, Any]:
                 self.tref.cancel()
                 self.tref = None
 
-    class Consumer_(Consumer):  # type: ignore[misc]
+    class Consumer_(Consumer):
         """Celery's consumer without native delayed delivery, which quorum queues would switch on: it
         declares dozens of exchanges and queues for ETA tasks, and OpenFnF sends none (timers live in Redis)."""
 
-        class Blueprint(Consumer.Blueprint):  # type: ignore[misc]
+        class Blueprint(Consumer.Blueprint):  # type: ignore[valid-type,misc]  # celery-types declares it an attribute
             default_steps = [step for step in Consumer.Blueprint.default_steps if not step.endswith(":DelayedDelivery")]
 
     return Timer, Consumer_

@@ -6,9 +6,9 @@ names on it, so no test sees another's messages.
 from __future__ import annotations
 
 import contextlib
-import os
 import itertools
 import json
+import os
 import signal
 import time
 import urllib.error
