@@ -12,8 +12,8 @@ API_VERSION = "2019-03-15"
 
 def call_action(sdk: Any, action: str, params: dict[str, Any]) -> dict[str, Any]:
     """Call `action` with `params` through an `alibabacloud_fnf20190315` client; the response body (JSON)."""
-    from alibabacloud_tea_openapi import models as open_api_models  # type: ignore[import-untyped]
-    from alibabacloud_tea_util.models import RuntimeOptions  # type: ignore[import-untyped]
+    from alibabacloud_tea_openapi import models as open_api_models
+    from alibabacloud_tea_util.models import RuntimeOptions
 
     spec = open_api_models.Params(
         action=action, version=API_VERSION, protocol="HTTP", pathname="/", method="POST",

@@ -20,7 +20,7 @@ def _ended(s: Scripts, r: redis.Redis, status: str = "Failed") -> int:
     token = int(s.acquire(keys=XKEYS, args=[5000])[0])
     r.hset(keys.tasks(TAG), "7", "done")
     fields = ["status", status, "stopped", "2000", "error", "E", "cause", "C"]
-    assert s.commit(keys=XKEYS, args=[token, 1, '{"status":"%s"}' % status, '[["e"]]', 2, 3600, keys.DONE_CHANNEL, TAG, *fields]) == 0
+    assert s.commit(keys=XKEYS, args=[token, 1, json.dumps({"status": status}, separators=(",", ":")), '[["e"]]', 2, 3600, keys.DONE_CHANNEL, TAG, *fields]) == 0
     return token
 
 

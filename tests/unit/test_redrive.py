@@ -337,7 +337,7 @@ def test_every_fixture_that_does_not_succeed_can_be_redriven(case: Any) -> None:
     respond = scripted(case.activities)
     queue: list[tuple[int, int, dict[str, Any]]] = []
     seq = 0
-    for step in range(2000):
+    for _ in range(2000):
         for cmd in decision.commands:
             if cmd["t"] == "RunActivity":
                 for when, answer in respond(cmd, clock):
