@@ -10,7 +10,7 @@ from typing import Any
 from common import keys
 from common.mapruns import RESULT_TOO_LARGE, RESULT_WRITER_FAILED, child_name
 from common.objectstore import ObjectStore, StoreError
-from common.records import dumps
+from common.records import as_str, dumps
 from common.settings import Settings
 from common.timefmt import rfc3339_ms
 
@@ -64,7 +64,7 @@ class Results:
         pipe = self.state.pipeline(transaction=False)
         for child in names:
             pipe.hmget(keys.execution(keys.execution_tag(fid, child)), *wanted)
-        return {c: dict(zip(wanted, (_s(v) for v in raw), strict=True)) for c, raw in zip(names, pipe.execute(), strict=True)}
+        return {c: dict(zip(wanted, (as_str(v) for v in raw), strict=True)) for c, raw in zip(names, pipe.execute(), strict=True)}
 
     def collect(self, fields: dict[str, str], spec: dict[str, Any]) -> Any:
         """The Map's output: the JSON array, or what the ResultWriter wrote."""
@@ -134,9 +134,3 @@ def _json(text: str) -> Any:
         return json.loads(text) if text else None
     except ValueError:
         return text
-
-
-def _s(value: Any) -> str:
-    if value is None or value is False:
-        return ""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -51,7 +51,7 @@ from common.mapruns import (
     tolerance_exceeded,
 )
 from common.objectstore import ObjectStore, StoreError
-from common.records import decode_pairs, definition_id, dumps, encode_history_chunk, new_execution_fields
+from common.records import as_str, decode_pairs, definition_id, dumps, encode_history_chunk, new_execution_fields
 from common.reports import failed_event, report_keys, succeeded_event
 from common.scripts import Scripts
 from common.settings import Settings
@@ -116,7 +116,7 @@ class MapRuns:
         flow_id, parent_name = keys.split_tag(parent_tag)
         name = run_name(parent_tag, str(command["id"]))
         tag = run_tag(flow_id, name)
-        acct, flow = (_s(v) for v in self.state.hmget(keys.execution(parent_tag), "acct", "flow"))
+        acct, flow = (as_str(v) for v in self.state.hmget(keys.execution(parent_tag), "acct", "flow"))
         definition = str(params.get("definition") or "")
         def_id = definition_id(definition)
         spec = {k: v for k, v in params.items() if k != "definition"}
@@ -151,20 +151,20 @@ class MapRuns:
 
     def _open_runs(self, parent_tag: str) -> int:
         """How many MapRuns of the execution are open; ended (or expired) ones found in its set leave it."""
-        tags = [_s(t) for t in self.state.smembers(keys.execution_mapruns(parent_tag))]
+        tags = [as_str(t) for t in self.state.smembers(keys.execution_mapruns(parent_tag))]
         if not tags:
             return 0
         pipe = self.state.pipeline(transaction=False)
         for t in tags:
             pipe.hget(keys.maprun(t), "status")
-        ended = [t for t, status in zip(tags, pipe.execute(), strict=True) if status is None or _s(status) in TERMINAL]
+        ended = [t for t, status in zip(tags, pipe.execute(), strict=True) if status is None or as_str(status) in TERMINAL]
         if ended:
             self.state.srem(keys.execution_mapruns(parent_tag), *ended)
         return len(tags) - len(ended)
 
     def _cancelled(self, parent_tag: str, activity_id: str) -> bool:
         """Whether the parent cancelled the Map's activity (worker/dispatch.py marks its task `done`)."""
-        return _s(self.state.hget(keys.tasks(parent_tag), activity_id)) == "done"
+        return as_str(self.state.hget(keys.tasks(parent_tag), activity_id)) == "done"
 
     # ------------------------------------------------------------ the driver
 
@@ -181,7 +181,7 @@ class MapRuns:
             if token == 0:
                 return "busy"
             fields = decode_pairs(got[1])
-            inbox = [json.loads(_s(e)) for e in got[2]]
+            inbox = [json.loads(as_str(e)) for e in got[2]]
             try:
                 left = self._round(tag, token, fields, inbox)
             except RedisError:
@@ -398,7 +398,7 @@ class MapRuns:
             raw = self.state.get(keys.definition(def_id))
             if raw is not None:
                 try:
-                    flow = parse_definition(_s(raw))
+                    flow = parse_definition(as_str(raw))
                 except FdlError:
                     flow = None
             if flow is not None and not all(st.type in PURE_TYPES for sc in flow.scopes.values() for st in sc.states.values()):
@@ -462,10 +462,10 @@ class MapRuns:
         for (i, _, inline), child in zip(at, children, strict=True):
             answer = results[i]
             if inline:
-                status = _s(answer[1]) if int(answer[0]) == 0 else ""
+                status = as_str(answer[1]) if int(answer[0]) == 0 else ""
                 ended.append((int(child[0]), status or statuses[int(child[0])]))
-            elif int(answer[0]) == 0 and _s(answer[1]) in ENDED:  # claimed before a crash, and over since
-                ended.append((int(child[0]), _s(answer[1])))
+            elif int(answer[0]) == 0 and as_str(answer[1]) in ENDED:  # claimed before a crash, and over since
+                ended.append((int(child[0]), as_str(answer[1])))
         if created and acct:
             pipe = self.state.pipeline(transaction=False)
             for _ in created:
@@ -496,7 +496,7 @@ class MapRuns:
 
     def _stop_children(self, tag: str, fields: dict[str, str]) -> None:
         """Ask every child in flight to stop (it is then counted Aborted)."""
-        indexes = [int(_s(i)) for i in self.state.hkeys(keys.maprun_running(tag))]
+        indexes = [int(as_str(i)) for i in self.state.hkeys(keys.maprun_running(tag))]
         if not indexes:
             return
         now = now_ms()
@@ -563,9 +563,3 @@ def _ended_fields(decision: Decision, now: int) -> list[str]:
     else:
         out += ["error", decision.error or "", "cause", decision.cause or ""]
     return out
-
-
-def _s(value: Any) -> str:
-    if value is None or value is False:
-        return ""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -99,8 +99,8 @@ class S3Store:
     """OSS or any S3-compatible store, through boto3 (virtual-host addressing by default, as OSS requires)."""
 
     def __init__(self, settings: Settings) -> None:
-        import boto3  # type: ignore[import-untyped]
-        from botocore.config import Config  # type: ignore[import-untyped]
+        import boto3
+        from botocore.config import Config
 
         self.client = boto3.client(
             "s3",
@@ -121,7 +121,7 @@ class S3Store:
         )
 
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError  # type: ignore[import-untyped]
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
         try:
             return fn(**kwargs)

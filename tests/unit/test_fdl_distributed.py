@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from common.fdl import FdlError, parse_definition
 from common.express import ExpressLimitError
+from common.fdl import FdlError, parse_definition
 from common.fdl.distributed import DistributedSpec, Param
 from common.mapruns import check_express_children
 
