@@ -6,7 +6,8 @@ policy is a CPU check, so it is decided first, and then one pipeline carries:
 
 - gcra.lua, which spends the SignatureNonce (keys.signature_nonce, in the account's slot) and, for
   a request the policy allows, charges the limiter's buckets and checks the running cap, all or
-  nothing; a replay charges nothing. With no rule and no cap, a plain SET NX spends the nonce.
+  nothing; a replay charges nothing. With no rule and no cap, a plain SET NX spends the nonce; with
+  the cap alone (no bucket to charge), SET NX and a GET of the running count do (no script call).
 - for StartExecution, the flow's head fields (Store.queue_flow_head): read in the same round trip,
   so the handler does not read the flow again. They are read fresh for every request, so an
   UpdateFlow or DeleteFlow done through another front door is seen by the next start; only the
@@ -22,7 +23,7 @@ from typing import Any
 
 from api.auth import Verified
 from api.policy import authorize
-from api.throttle import REPLAYED, START, Limiter
+from api.throttle import ADMITTED, CAPPED, REPLAYED, START, Limiter
 from common import keys
 from common.errors import AccessDenied, SignatureNonceUsed
 from common.store import Store
@@ -58,9 +59,15 @@ async def admit(
     ttl = nonce_ttl_ms(verified, now_ms, settings.timestamp_skew_seconds)
     flow_name = params.get("FlowName", "") if action == START and denied is None else ""
 
+    # Only the running cap (no GCRA bucket applies): two plain commands do what gcra.lua would, the nonce
+    # spent first and the count read after it; the count is approximate anyway, so nothing needs a script.
+    cap_only = check is not None and check.cap_only
+
     def build(pipe: Any) -> None:
-        if check is None:
+        if check is None or cap_only:
             pipe.set(nonce_key, b"1", nx=True, px=ttl)
+            if check is not None:
+                pipe.get(check.keys[0])  # the running count (keys.running)
         else:
             script_keys, script_args = check.with_nonce(nonce_key, ttl)
             store.scripts.queue(pipe, "gcra", script_keys, script_args)
@@ -70,6 +77,10 @@ async def admit(
     results = await runner.pipeline(build)
     if check is None:
         replayed = not results[0]
+    elif cap_only:
+        replayed = not results[0]
+        value = int(results.pop(1) or 0)
+        verdict = CAPPED if value >= check.cap else ADMITTED
     else:
         verdict, value = int(results[0][0]), int(results[0][1])
         replayed = verdict == REPLAYED

@@ -46,6 +46,11 @@ class Check:
     cap: int  # the running-executions cap checked (0: none)
     account: str
 
+    @property
+    def cap_only(self) -> bool:
+        """No bucket to charge, only the running cap to read (api/admission.py then needs no script)."""
+        return int(self.args[0]) == 0 and self.cap > 0
+
     def with_nonce(self, nonce_key: str, ttl_ms: int) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of the same call that also spends a SignatureNonce first (gcra.lua's optional tail)."""
         return [*self.keys, nonce_key], [*self.args, max(1, ttl_ms)]

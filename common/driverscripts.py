@@ -2,6 +2,7 @@
 reply and one builder of commit's ARGV, so no caller counts positions."""
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,14 +12,19 @@ from common.scripts import Scripts
 
 # The record fields acquire.lua reads (HMGET), in its reply's order.
 RECORD_FIELDS = ("status", "state", "defid", "flow", "name", "acct", "cb", "hseq", "tp")
-NO_EXECUTION, HELD = -1, 0  # acquire.lua's token when it took no lease
+NO_EXECUTION, HELD = "-1", "0"  # acquire.lua's token when it took no lease
+
+
+def new_fence() -> str:
+    """A fencing token for one acquire.lua call: 64 random bits, never NO_EXECUTION or HELD."""
+    return secrets.token_hex(8)
 
 
 @dataclass(frozen=True)
 class Acquired:
     """acquire.lua's reply: the lease's fencing token and what the drive reads, or why there is no lease."""
 
-    token: int  # NO_EXECUTION, HELD (another driver has the lease), else the fencing token
+    token: str  # NO_EXECUTION, HELD (another driver has the lease), else the fencing token (new_fence)
     status: str = ""
     state: str = ""  # the interpreter state (JSON), "" before the first drive
     def_id: str = ""
@@ -33,22 +39,23 @@ class Acquired:
     @property
     def leased(self) -> bool:
         """Whether this driver holds the lease (and the fields are read)."""
-        return self.token > 0
+        return self.token not in (NO_EXECUTION, HELD)
 
 
 def read_acquired(reply: list[Any]) -> Acquired:
     """acquire.lua's reply ({-1}, {0} or {token, {fields...}, {events...}}) as an Acquired."""
-    token = int(reply[0])
-    if token <= 0:
+    token = as_str(reply[0])
+    if token in (NO_EXECUTION, HELD):
         return Acquired(token)
     status, state, def_id, flow, name, account, callback, hseq, traceparent = (as_str(v) for v in reply[1])
     inbox = tuple(as_str(e) for e in reply[2])
     return Acquired(token, status, state, def_id, flow, name, account, callback, int(hseq or 0), traceparent, inbox)
 
 
-def queue_acquire(scripts: Scripts, pipe: Any, tag: str, lease_ms: int) -> None:
-    """Queue acquire.lua for one execution (its answer: read_acquired)."""
-    scripts.queue(pipe, "acquire", keys.execution_keys(tag), [lease_ms])
+def queue_acquire(scripts: Scripts, pipe: Any, tag: str, lease_ms: int, token: str = "") -> None:
+    """Queue acquire.lua for one execution with a fencing token (a fresh new_fence() unless given; its
+    answer: read_acquired)."""
+    scripts.queue(pipe, "acquire", keys.execution_keys(tag), [lease_ms, token or new_fence()])
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ class Commit:
     """commit.lua's ARGV: one drive's result, written if the fencing token still holds the lease."""
 
     tag: str
-    token: int
+    token: str
     consumed: int  # inbox events the drive read (removed from the head)
     state: str  # the new interpreter state (JSON)
     history_chunk: bytes | str  # the new events (records.encode_history_chunk), empty for none
@@ -71,5 +78,6 @@ class Commit:
 
 
 def queue_commit(scripts: Scripts, pipe: Any, commit: Commit) -> None:
-    """Queue commit.lua (its answer: -1 if the lease was lost, else the inbox events left)."""
-    scripts.queue(pipe, "commit", keys.execution_keys(commit.tag), commit.argv())
+    """Queue commit.lua (its answer: -1 if the lease was lost, else the inbox events left); at the end
+    it deletes the execution's children hash too (KEYS[5])."""
+    scripts.queue(pipe, "commit", [*keys.execution_keys(commit.tag), keys.children(commit.tag)], commit.argv())

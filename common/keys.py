@@ -38,7 +38,7 @@ def split_tag(tag: str) -> tuple[str, str]:
 
 
 def execution(tag: str) -> str:
-    """Hash: the execution record (status, input, output, interpreter state, fence)."""
+    """Hash: the execution record (status, input, output, interpreter state)."""
     return f"{PREFIX}x:{{{tag}}}"
 
 

@@ -50,9 +50,12 @@ def new_execution_fields(
     depth: how deeply nested a child flow is, common/lineage.py, only written when above 0)."""
     fields = [
         "acct", account, "flow", flow, "fid", flow_id, "name", name, "status", "Running",
-        "input", raw_input, "defid", def_id, "qual", qualifier, "ver", version, "cb", callback,
-        "started", str(started), "hseq", "0", *(("tp", trace) if trace else ()),
+        "input", raw_input, "defid", def_id, "started", str(started), "hseq", "0",
     ]  # fmt: skip
+    # Optional fields only when set (every reader takes a missing field as ''): fewer values through claim.lua.
+    for field, value in (("qual", qualifier), ("ver", version), ("cb", callback), ("tp", trace)):
+        if value:
+            fields += [field, value]
     if depth > 0:
         fields += ["depth", str(depth)]
     return fields

@@ -46,6 +46,8 @@ class Driver:
         self.dispatcher = dispatcher or Dispatcher(redis, redis, settings)
         self.limits = Limits(max_state_bytes=settings.max_state_bytes, max_history_events=settings.max_history_events)
         self._flows: dict[str, FlowDef] = {}  # def id -> parsed definition (immutable)
+        # Executions this driver ended Succeeded: their wake-ups go with the next acquire round trip (see _commit).
+        self._unwake: list[str] = []
 
     def flow(self, def_id: str) -> FlowDef:
         """The parsed definition with this content id."""
@@ -72,7 +74,8 @@ class Driver:
         outcomes = dict.fromkeys(tags, "idle")
         active = list(outcomes)
         for _ in range(MAX_ROUNDS):
-            got = self.scripts.pipeline_sync(partial(self._acquire, tags=active))
+            unwake, self._unwake = self._unwake, []
+            got = self.scripts.pipeline_sync(partial(self._acquire, tags=active, unwake=unwake))[: len(active)]
             rounds = []
             for tag, answer in zip(active, got, strict=True):
                 acquired = read_acquired(answer)
@@ -95,10 +98,12 @@ class Driver:
                 break
         return outcomes
 
-    def _acquire(self, pipe: Any, tags: list[str]) -> None:
-        """Queue acquire.lua for each of these executions."""
+    def _acquire(self, pipe: Any, tags: list[str], unwake: list[str]) -> None:
+        """Queue acquire.lua for each of these executions, then the removal of the wake-ups `unwake` (see _commit)."""
         for tag in tags:
             queue_acquire(self.scripts, pipe, tag, self.settings.lease_ms)
+        if unwake:
+            pipe.zrem(keys.WAKE, *unwake)
 
     @traced_decide  # an openfnf.drive span when tracing is on (worker/spans.py)
     def _decide(self, tag: str, got: Acquired) -> _Round:
@@ -140,7 +145,8 @@ class Driver:
             tag, got.token, len(got.inbox), dumps(decision.state), encode_history_chunk(decision.history),
             hseq + len(decision.history), ttl, tuple(fields),
         )  # fmt: skip
-        return _Round(commit, got.account if fields else "", decision.history)
+        succeeded = bool(fields) and decision.status == Status.SUCCEEDED
+        return _Round(commit, got.account if fields else "", decision.history, succeeded)
 
     def _commit(self, rounds: list[_Round]) -> list[int]:
         """Write back every round in one round trip; for each, the inbox events left (-1: lost the lease).
@@ -155,15 +161,21 @@ class Driver:
         def build(pipe: Any) -> None:
             for r in rounds:
                 queue_commit(self.scripts, pipe, r.commit)
-            for r in ended:
+            for r in ended:  # (commit.lua deletes the children hash at the end: they were stopped with their tasks)
                 pipe.decr(keys.running(r.account))
-                pipe.delete(keys.children(r.tag))  # the children it waited for were stopped with their tasks
 
         lefts = [int(left) for left in self.scripts.pipeline_sync(build)[: len(rounds)]]
         retake = []
         for r, left in zip(rounds, lefts, strict=True):
             if left >= 0:
                 record_history(r.history)  # executions by status, for /metrics
+                if r.succeeded:
+                    # Succeeded for good: nothing joins its inbox any more (every appender checks the status first)
+                    # and it is never reopened (reopen.lua redrives only Failed, Stopped and TimedOut ones, and
+                    # re-arms the wake-up itself: removing one now could race with that), so its wake-up guards
+                    # nothing. Removed with the next acquire round trip rather than a round trip of its own; one
+                    # never removed (an idle or dead worker) is released by the timers' rescue as before.
+                    self._unwake.append(r.tag)
             else:
                 logger.warning("lost the lease of %s while driving it; its events stay for the next drive", r.tag)
                 if r.account:
@@ -183,6 +195,7 @@ class _Round:
     commit: Commit
     account: str  # set when this round ends the execution: its running count goes down
     history: list[HistoryEvent]
+    succeeded: bool = False  # this round ends it Succeeded (its wake-up can go, see Driver._commit)
 
     @property
     def tag(self) -> str:

@@ -1,6 +1,8 @@
 -- commit.lua: write one drive's result atomically, if the driver still holds the lease.
 -- Python side: common/driverscripts.py (Commit.argv builds this ARGV).
 -- KEYS[1] execution record   KEYS[2] inbox   KEYS[3] history   KEYS[4] lease
+-- KEYS[5] optional: the children hash (keys.children), deleted when the execution ends (the children
+--         its tasks waited for were stopped with those tasks)
 -- ARGV[1] fencing token from acquire.lua
 -- ARGV[2] how many inbox events the drive consumed (removed from the head)
 -- ARGV[3] the new interpreter state (JSON)
@@ -18,17 +20,32 @@ if redis.call('GET', KEYS[4]) ~= ARGV[1] then
   return -1
 end
 local consumed = tonumber(ARGV[2])
-if consumed > 0 then redis.call('LTRIM', KEYS[2], consumed, -1) end
+-- Only drivers remove from the inbox, under the lease: what is left is what came after the read.
+local left = redis.call('LLEN', KEYS[2]) - consumed
+if left < 0 then left = 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'hseq', ARGV[5], unpack(ARGV, 9))
 if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[4]) end
-redis.call('DEL', KEYS[4])
 local ttl = tonumber(ARGV[6])
+if left == 0 then
+  -- the inbox is empty now: it goes with the lease (and, at the end, the children hash) in one DEL
+  if ttl > 0 and KEYS[5] then
+    redis.call('DEL', KEYS[4], KEYS[2], KEYS[5])
+  else
+    redis.call('DEL', KEYS[4], KEYS[2])
+  end
+else
+  if consumed > 0 then redis.call('LTRIM', KEYS[2], consumed, -1) end
+  if ttl > 0 and KEYS[5] then
+    redis.call('DEL', KEYS[4], KEYS[5])
+  else
+    redis.call('DEL', KEYS[4])
+  end
+end
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
   redis.call('EXPIRE', KEYS[3], ttl)
+  if left > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
   if redis.call('HEXISTS', KEYS[1], 'watch') == 1 then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
 end
-local left = redis.call('LLEN', KEYS[2])
 if left > 0 then redis.call('HDEL', KEYS[1], 'dq') end
 return left

@@ -12,8 +12,8 @@
 --         {1, redrives} when reopened: status Running, the retention TTL undone on every key, the
 --         Redriven event queued; the caller restores the wake-up, the running count, and publishes a drive.
 -- The script is the arbiter of concurrent redrives: the first turns the status to Running, the
--- others then find it Running. Taking the fence (HINCRBY fence, DEL lease) makes a drive still
--- holding the ended execution's lease lose it: its commit (commit.lua) writes nothing, so it can
+-- others then find it Running. Deleting the lease makes a drive still holding the ended execution's
+-- lease lose it (its token is no longer there): its commit (commit.lua) writes nothing, so it can
 -- neither put the TTL back nor overwrite the reopened status.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -23,7 +23,6 @@ if count >= tonumber(ARGV[2]) then return {-2, count} end
 local hseq = tonumber(redis.call('HGET', KEYS[1], 'hseq') or '0')
 if hseq + 2 >= tonumber(ARGV[4]) then return {-3, hseq} end
 count = count + 1
-redis.call('HINCRBY', KEYS[1], 'fence', 1)
 redis.call('DEL', KEYS[4])
 redis.call('HSET', KEYS[1], 'status', 'Running', 'redrives', count, 'dq', ARGV[3])
 redis.call('HDEL', KEYS[1], 'stopped', 'output', 'error', 'cause')

@@ -52,11 +52,11 @@ def driver_with_a_late_event(svc: Service, r: redis.Redis) -> Driver:
     dispatch = driver.dispatcher.dispatch
     calls = {"n": 0}
 
-    def dispatch_while_an_event_arrives(tag: str, commands: list[dict[str, Any]]) -> None:
+    def dispatch_while_an_event_arrives(tag: str, commands: list[dict[str, Any]], *rest: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 1:
             r.rpush(keys.inbox(tag), NOISE)
-        dispatch(tag, commands)
+        dispatch(tag, commands, *rest)
 
     driver.dispatcher.dispatch = dispatch_while_an_event_arrives  # type: ignore[method-assign]
     return driver

@@ -15,6 +15,7 @@ import redis
 
 from common import keys
 from common.claims import queue_claim
+from common.driverscripts import new_fence
 from common.interpreter import Decision, Status
 from common.scripts import Scripts
 from common.settings import Settings
@@ -110,18 +111,18 @@ def test_acquire_clears_the_mark_busy_leaves_it_and_commit_clears_it_when_events
     tag = _claim(r, settings, "e1")
     xkeys, ekeys = keys.execution_keys(tag), [keys.execution(tag), keys.inbox(tag)]
     s.append(keys=ekeys, args=["{}", 10_000, STALE])
-    token, _, inbox = s.acquire(keys=xkeys, args=[5000])
+    token, _, inbox = s.acquire(keys=xkeys, args=[5000, new_fence()])
     assert _mark(r, tag) is None and len(inbox) == 2  # the holder reads everything: no drive is needed for it
     assert s.append(keys=ekeys, args=["{}", 10_001, STALE])[2] == 1  # arrives while it drives: publish
-    assert s.acquire(keys=xkeys, args=[5000]) == [0]  # that drive finds the lease held: the mark stays
+    assert s.acquire(keys=xkeys, args=[5000, new_fence()]) == [0]  # that drive finds the lease held: the mark stays
     assert _mark(r, tag) == b"10001"
     assert s.commit(keys=xkeys, args=[token, len(inbox), "{}", "", 1, 0, keys.DONE_CHANNEL, tag]) == 1
     assert _mark(r, tag) is None  # an event is left: whoever comes next publishes, should the holder stop here
-    token, _, inbox = s.acquire(keys=xkeys, args=[5000])
+    token, _, inbox = s.acquire(keys=xkeys, args=[5000, new_fence()])
     s.append(keys=ekeys, args=["{}", 10_002, STALE])
     r.hdel(keys.execution(tag), "dq")
     assert s.commit(keys=xkeys, args=[token, len(inbox), "{}", "", 1, 0, keys.DONE_CHANNEL, tag]) == 1
-    token, _, inbox = s.acquire(keys=xkeys, args=[5000])
+    token, _, inbox = s.acquire(keys=xkeys, args=[5000, new_fence()])
     assert s.commit(keys=xkeys, args=[token, len(inbox), "{}", "", 1, 0, keys.DONE_CHANNEL, tag]) == 0
     s.append(keys=ekeys, args=["{}", 10_003, STALE])
     assert _mark(r, tag) == b"10003"
@@ -154,7 +155,7 @@ def test_a_busy_holder_goes_round_and_the_next_event_publishes_once_it_stops(
     tag = _claim(r, settings, "e1")
     driver = Driver(r, settings)
     _drive(driver, tag)
-    token, _, inbox = s.acquire(keys=keys.execution_keys(tag), args=[settings.lease_ms])  # the holder
+    token, _, inbox = s.acquire(keys=keys.execution_keys(tag), args=[settings.lease_ms, new_fence()])  # the holder
     assert runner.deliver(tag, _event(1)) is True
     assert _drive(driver, tag) == "busy"  # the drive it published meets the holder
     assert runner.deliver(tag, _event(2)) is False  # the holder will see it: nothing to publish
@@ -228,7 +229,7 @@ def test_children_ending_together_publish_one_drive_of_their_parent(r: redis.Red
     for task_id in ("7", "8"):
         dispatcher.notify_parent(make_token(settings.token_secret, flow_id, name, task_id), ended, 10_000)
     assert r.llen(settings.drive_queue) == 1 and r.llen(keys.inbox(parent)) == 3  # Started and two reports
-    Scripts(r).acquire(keys=keys.execution_keys(parent), args=[5000])  # the drive takes the lease
+    Scripts(r).acquire(keys=keys.execution_keys(parent), args=[5000, new_fence()])  # the drive takes the lease
     dispatcher.notify_parent(make_token(settings.token_secret, flow_id, name, "9"), ended, 10_001)
     assert r.llen(settings.drive_queue) == 2
 

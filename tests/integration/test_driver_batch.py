@@ -92,3 +92,50 @@ def test_a_fenced_commit_in_a_batch_keeps_its_events_and_its_running_count(r: re
     assert r.hget(keys.execution(kept), "status") == b"Succeeded"
     assert r.hget(keys.execution(lost), "status") == b"Running" and r.llen(keys.inbox(lost)) == 1
     assert int(r.get(keys.running(ACCOUNT))) == 1  # the fenced one still counts as running
+
+
+def test_an_ended_execution_loses_its_wake_up_with_the_next_acquire_round_trip(r: redis.Redis, redis_server: str) -> None:
+    settings = Settings(_env_file=None, redis_url=redis_server)
+    first, second, lost = _start(r, settings, "first"), _start(r, settings, "second"), _start(r, settings, "lost")
+    assert {m.decode() for m in r.zrange(keys.WAKE, 0, -1)} == {first, second, lost}  # queue_claim armed them
+    driver = Driver(r, settings)
+    assert _drive_many(driver, [first]) == {first: "driven"}
+    assert r.zscore(keys.WAKE, first) is not None  # no round trip of its own: it waits for the next one
+    dispatch = driver.dispatcher.dispatch
+
+    def dispatch_then_lose_the_lease(tag: str, commands: list[dict[str, Any]], *rest: Any) -> None:
+        dispatch(tag, commands, *rest)
+        if tag == lost:
+            r.set(keys.lease(tag), "12345", px=60_000)  # the lease expired and another driver took it
+
+    driver.dispatcher.dispatch = dispatch_then_lose_the_lease  # type: ignore[method-assign]
+    assert _drive_many(driver, [second, lost]) == {second: "driven", lost: "fenced"}
+    assert r.zscore(keys.WAKE, first) is None  # gone with this drive's acquire round trip
+    assert r.zscore(keys.WAKE, second) is not None
+    r.delete(keys.lease(lost))
+    driver.dispatcher.dispatch = dispatch  # type: ignore[method-assign]
+    assert _drive_many(driver, [lost]) == {lost: "driven"}
+    assert r.hget(keys.execution(lost), "status") == b"Succeeded"
+    # The fenced commit ended nothing, so the execution kept its wake-up until its real end.
+    assert {m.decode() for m in r.zrange(keys.WAKE, 0, -1)} == {lost}
+
+
+def test_an_execution_that_fails_keeps_its_wake_up_as_a_redrive_may_reopen_it(r: redis.Redis, redis_server: str) -> None:
+    settings = Settings(_env_file=None, redis_url=redis_server)
+    r.set(keys.definition("d-fail"), "Type: StateMachine\nSpecVersion: v1\nName: f\nStartAt: F\nStates:\n  - {Type: Fail, Name: F, Error: E}\n")
+    scripts = Scripts(r)
+
+    def build(pipe: Any) -> None:
+        queue_claim(
+            scripts, pipe, settings, account=ACCOUNT, flow={"Id": "f2", "Name": "f"}, name="failing", raw_input="{}",
+            input_obj={}, def_id="d-fail", now=1_000,
+        )  # fmt: skip
+
+    scripts.pipeline_sync(build)
+    failing, other = keys.execution_tag("f2", "failing"), _start(r, settings, "other")
+    driver = Driver(r, settings)
+    assert _drive_many(driver, [failing]) == {failing: "driven"}
+    assert r.hget(keys.execution(failing), "status") == b"Failed"
+    _drive_many(driver, [other])
+    # reopen.lua (RedriveExecution) re-arms a Failed one's wake-up itself: the driver must not race it
+    assert r.zscore(keys.WAKE, failing) is not None

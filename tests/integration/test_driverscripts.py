@@ -8,7 +8,17 @@ from dataclasses import fields
 import redis
 
 from common import keys
-from common.driverscripts import HELD, NO_EXECUTION, RECORD_FIELDS, Acquired, Commit, queue_acquire, queue_commit, read_acquired
+from common.driverscripts import (
+    HELD,
+    NO_EXECUTION,
+    RECORD_FIELDS,
+    Acquired,
+    Commit,
+    new_fence,
+    queue_acquire,
+    queue_commit,
+    read_acquired,
+)
 from common.scripts import Scripts, source
 
 TAG = keys.execution_tag("flow-id-ds", "exec1")
@@ -18,8 +28,8 @@ RECORD = {
 }  # fmt: skip
 
 
-def acquire(s: Scripts, tag: str = TAG) -> Acquired:
-    (answer,) = s.pipeline_sync(lambda pipe: queue_acquire(s, pipe, tag, 5000))
+def acquire(s: Scripts, tag: str = TAG, token: str = "t1") -> Acquired:
+    (answer,) = s.pipeline_sync(lambda pipe: queue_acquire(s, pipe, tag, 5000, token))
     return read_acquired(answer)
 
 
@@ -35,12 +45,13 @@ def test_acquire_reads_every_field_by_name(r: redis.Redis) -> None:
     r.rpush(keys.inbox(TAG), '{"t":"A"}', "{\"t\":\"\u00e9\"}".encode())
     got = acquire(s)
     assert got == Acquired(
-        token=1, status="Running", state='{"v":2}', def_id="d1", flow="orders", name="exec1",
+        token="t1", status="Running", state='{"v":2}', def_id="d1", flow="orders", name="exec1",
         account="1234567890", callback="parent#3", hseq=7, traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         inbox=('{"t":"A"}', '{"t":"é"}'),
     )  # fmt: skip
     assert got.leased
-    assert acquire(s) == Acquired(HELD)
+    assert acquire(s, token="t2") == Acquired(HELD)
+    assert new_fence() != new_fence() and len(new_fence()) == 16 and new_fence() not in (HELD, NO_EXECUTION)
 
 
 def test_missing_fields_read_as_empty_and_hseq_as_zero(r: redis.Redis) -> None:
@@ -75,12 +86,13 @@ def test_commit_writes_by_name_and_is_fenced(r: redis.Redis) -> None:
 def test_the_reader_and_builder_follow_the_scripts_headers() -> None:
     acquire_lua, commit_lua = source("acquire"), source("commit")
     hmget = re.search(r"HMGET', KEYS\[1\], (.*)\)", acquire_lua)
-    assert hmget and tuple(re.findall(r"'(\w+)'", hmget.group(1))) == RECORD_FIELDS
+    read = tuple(re.findall(r"'(\w+)'", hmget.group(1))) if hmget else ()
+    assert read == (*RECORD_FIELDS, "dq")  # the `dq` mark is read for acquire.lua itself, not returned
     assert "{" + ", ".join(RECORD_FIELDS) + "}" in acquire_lua  # the header's Returns line
     names = [f.name for f in fields(Acquired)]
     assert len(names) == 1 + len(RECORD_FIELDS) + 1  # token, one per record field, inbox
     documented = [int(n) for n in re.findall(r"^-- ARGV\[(\d+)\]", commit_lua, re.M)]
-    argv = Commit("t", 1, 2, "s", "h", 3, 4, ("status", "Running")).argv()
+    argv = Commit("t", "tok", 2, "s", "h", 3, 4, ("status", "Running")).argv()
     assert documented == list(range(1, len(documented) + 1)) and "-- ARGV[9..] more field, value pairs" in commit_lua
-    assert argv == [1, 2, "s", "h", 3, 4, keys.DONE_CHANNEL, "t", "status", "Running"]
+    assert argv == ["tok", 2, "s", "h", 3, 4, keys.DONE_CHANNEL, "t", "status", "Running"]
     assert len(argv) - 2 == len(documented)

@@ -36,33 +36,69 @@ def test_claim_once_then_report_the_holder(r: redis.Redis) -> None:
 
 def test_acquire_fences_and_commit_checks_the_fence(r: redis.Redis) -> None:
     s = Scripts(r)
-    assert s.acquire(keys=XKEYS, args=[5000]) == [-1]  # no such execution
+    assert s.acquire(keys=XKEYS, args=[5000, "t1"]) == [-1]  # no such execution
+    assert not r.exists(XKEYS[0]) and not r.exists(XKEYS[3])  # and nothing written for it
     _claim(s)
-    token, rec, inbox = s.acquire(keys=XKEYS, args=[5000])
-    assert token == 1 and rec[0] == b"Running" and rec[2] == b"d1" and inbox == [b'{"t": "Started"}']
-    assert s.acquire(keys=XKEYS, args=[5000]) == [0]  # held
+    token, rec, inbox = s.acquire(keys=XKEYS, args=[5000, "t1"])
+    assert token == b"t1" and rec[0] == b"Running" and rec[2] == b"d1" and inbox == [b'{"t": "Started"}']
+    assert len(rec) == 9  # status .. tp, as documented (the `dq` mark read with them is not returned)
+    assert r.get(XKEYS[3]) == b"t1" and 0 < r.pttl(XKEYS[3]) <= 5000
+    assert s.acquire(keys=XKEYS, args=[5000, "t2"]) == [0]  # held
+    assert r.get(XKEYS[3]) == b"t1"  # the holder keeps its lease
     r.rpush(XKEYS[1], b'{"t":"Late"}')  # arrives while the driver works
-    left = s.commit(keys=XKEYS, args=[token, 1, '{"seq":3}', '[["e"]]', 3, 0, keys.DONE_CHANNEL, TAG, "status", "Running"])
+    left = s.commit(keys=XKEYS, args=["t1", 1, '{"seq":3}', '[["e"]]', 3, 0, keys.DONE_CHANNEL, TAG, "status", "Running"])
     assert left == 1
     assert r.lrange(XKEYS[1], 0, -1) == [b'{"t":"Late"}']
     assert r.hget(XKEYS[0], "state") == b'{"seq":3}' and r.hget(XKEYS[0], "hseq") == b"3"
     assert r.lrange(XKEYS[2], 0, -1) == [b'[["e"]]']
     assert not r.exists(XKEYS[3])
     # A stale driver (old token) writes nothing.
-    token2 = s.acquire(keys=XKEYS, args=[5000])[0]
-    assert token2 == 2
-    assert s.commit(keys=XKEYS, args=[token, 0, "{}", "", 0, 0, keys.DONE_CHANNEL, TAG]) == -1
+    token2 = s.acquire(keys=XKEYS, args=[5000, "t3"])[0]
+    assert token2 == b"t3"
+    assert s.commit(keys=XKEYS, args=["t1", 0, "{}", "", 0, 0, keys.DONE_CHANNEL, TAG]) == -1
     assert r.hget(XKEYS[0], "state") == b'{"seq":3}'
+    # The holder's commit takes the rest; an emptied inbox is deleted with the lease.
+    assert s.commit(keys=XKEYS, args=["t3", 1, '{"seq":4}', "", 3, 0, keys.DONE_CHANNEL, TAG]) == 0
+    assert not r.exists(XKEYS[1]) and not r.exists(XKEYS[3])
 
 
 def test_lease_expires(r: redis.Redis) -> None:
     s = Scripts(r)
     _claim(s)
-    assert s.acquire(keys=XKEYS, args=[1])[0] == 1
+    assert s.acquire(keys=XKEYS, args=[1, "t1"])[0] == b"t1"
     r.pexpire(XKEYS[3], 1)
     while r.exists(XKEYS[3]):  # expired (Redis checks a key's expiry when it is read)
         pass
-    assert s.acquire(keys=XKEYS, args=[5000])[0] == 2  # a new holder after expiry, with a higher fence
+    assert s.acquire(keys=XKEYS, args=[5000, "t2"])[0] == b"t2"  # a new holder after expiry
+    assert s.commit(keys=XKEYS, args=["t1", 1, "{}", "", 0, 0, keys.DONE_CHANNEL, TAG]) == -1  # the old one is fenced
+
+
+def test_acquire_clears_the_drive_mark_only_when_set(r: redis.Redis) -> None:
+    s = Scripts(r)
+    _claim(s)
+    r.set(XKEYS[3], "other")  # held: the mark stays (the holder's commit decides)
+    r.hset(XKEYS[0], "dq", "1000")
+    assert s.acquire(keys=XKEYS, args=[5000, "t1"]) == [0]
+    assert r.hget(XKEYS[0], "dq") == b"1000"
+    r.delete(XKEYS[3])
+    assert s.acquire(keys=XKEYS, args=[5000, "t1"])[0] == b"t1"
+    assert not r.hexists(XKEYS[0], "dq")
+
+
+def test_commit_at_the_end_deletes_the_children_hash_only_when_it_ends(r: redis.Redis) -> None:
+    s = Scripts(r)
+    _claim(s)
+    kids = keys.children(TAG)
+    r.hset(kids, "child-tag", "task-1")
+    s.acquire(keys=XKEYS, args=[5000, "t1"])
+    r.rpush(XKEYS[1], b'{"t":"Late"}')
+    assert s.commit(keys=[*XKEYS, kids], args=["t1", 1, "{}", "", 1, 0, keys.DONE_CHANNEL, TAG]) == 1
+    assert r.hget(kids, "child-tag") == b"task-1"  # still running: its children stay
+    s.acquire(keys=XKEYS, args=[5000, "t2"])
+    r.rpush(XKEYS[1], b'{"t":"Later"}')  # left behind by the ending drive: the inbox stays, and expires too
+    assert s.commit(keys=[*XKEYS, kids], args=["t2", 1, "{}", "[1]", 2, 3600, keys.DONE_CHANNEL, TAG, "status", "Failed"]) == 1
+    assert not r.exists(kids)
+    assert 0 < r.ttl(XKEYS[1]) <= 3600 and 0 < r.ttl(XKEYS[2]) <= 3600 and 0 < r.ttl(XKEYS[0]) <= 3600
 
 
 def test_commit_at_the_end_expires_and_publishes_only_when_watched(r: redis.Redis) -> None:
@@ -71,7 +107,7 @@ def test_commit_at_the_end_expires_and_publishes_only_when_watched(r: redis.Redi
     sub = r.pubsub(ignore_subscribe_messages=True)
     sub.subscribe(keys.DONE_CHANNEL)
     sub.get_message(timeout=1)
-    token = s.acquire(keys=XKEYS, args=[5000])[0]
+    token = s.acquire(keys=XKEYS, args=[5000, "t1"])[0]
     s.commit(keys=XKEYS, args=[token, 1, "{}", "", 0, 3600, keys.DONE_CHANNEL, TAG, "status", "Succeeded"])
     assert sub.get_message(timeout=0.2) is None  # nobody watched
     assert 0 < r.ttl(XKEYS[0]) <= 3600
@@ -80,7 +116,7 @@ def test_commit_at_the_end_expires_and_publishes_only_when_watched(r: redis.Redi
     okeys = keys.execution_keys(other)
     s.claim(keys=okeys[:2], args=["{}", "status", "Running"])
     assert s.watch(keys=okeys[:1], args=["1", "status"]) == [b"Running"]
-    token = s.acquire(keys=okeys, args=[5000])[0]
+    token = s.acquire(keys=okeys, args=[5000, "t2"])[0]
     s.commit(keys=okeys, args=[token, 1, "{}", "", 0, 3600, keys.DONE_CHANNEL, other, "status", "Failed"])
     msg = sub.get_message(timeout=2)
     assert msg is not None and msg["data"] == other.encode()

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from common.interpreter import HistoryEvent
-from common.records import as_str, decode_history, encode_history_chunk
+from common.records import as_str, decode_history, encode_history_chunk, new_execution_fields
 
 
 def _events(n: int) -> list[HistoryEvent]:
@@ -35,3 +36,14 @@ def test_plain_json_chunks_still_decode() -> None:
 def test_as_str_reads_a_redis_reply_value_as_text(reply: object, text: str) -> None:
     """None (a missing field) and False (Lua's nil inside a reply) read as empty text; 0 stays "0"."""
     assert as_str(reply) == text
+
+
+def test_a_new_record_writes_optional_fields_only_when_set() -> None:
+    base: dict[str, Any] = {"account": "1", "flow": "f", "flow_id": "fid", "name": "e", "raw_input": "{}", "def_id": "d", "started": 1}
+    fields = new_execution_fields(**base, qualifier="", callback="")
+    bare = dict(zip(fields[::2], fields[1::2], strict=True))
+    assert not {"qual", "ver", "cb", "tp", "depth"} & set(bare)  # read back as '' (HMGET's nil): fewer values for claim.lua
+    assert bare["status"] == "Running" and bare["hseq"] == "0"
+    fields = new_execution_fields(**base, qualifier="prod", callback="tok", version="3", depth=2)
+    full = dict(zip(fields[::2], fields[1::2], strict=True))
+    assert (full["qual"], full["ver"], full["cb"], full["depth"]) == ("prod", "3", "tok", "2")

@@ -1,0 +1,188 @@
+"""Redis work per completed execution of the 10-state Pass flow (issue 17): `INFO commandstats` per command.
+
+    python -m bench.rediswork [--n 3000] [--workers 2] [--front-doors 1] [--by-script] [--cap N] [--json]
+
+Starts OpenFnF as bench scenario 2 runs it (bench/services.py: its own redis-server, `openfnf api`,
+solo workers, `openfnf timers`), warms it up, waits until the warm-up's wake-ups are gone, resets
+the server's statistics, starts N executions of the 10-state Pass flow with the signed load client
+(bench/httpload.py), waits until every one has ended and the safety net has nothing left of them
+(the wake-up set is empty), then prints calls and microseconds per completed execution of every
+command (`INFO commandstats`), and redis-server CPU per execution (`INFO cpu`, user + system).
+
+Commands a Lua script runs are counted by Redis under their own names too, so EVALSHA's time
+already contains theirs: the table marks the script total and the `total (top level)` row counts
+EVALSHA and the commands no script runs. The harness's own polling (GET of the running counter,
+ZCARD of the wake-up set, INFO) is left out by name; its counts are tiny and fixed per poll.
+The timers process polls its sets every `timers_poll_ms` whatever the load: that background
+(idle calls/s, measured before the run) is printed too, and is part of the per-execution figure
+in the proportion of the run's duration.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.flows import fdl_pass_chain
+from bench.measure import load, wait_ended
+from bench.services import ACCOUNT, KEY_ID, SECRET, OpenFnF
+from common import keys
+from common.scripts import NAMES, source
+
+HARNESS = {"info", "config", "zcard"}  # the harness's own reads (its GETs are subtracted by count)
+# Commands only scripts run here (their time is inside EVALSHA's); others may also be sent at top level.
+SCRIPTED_ONLY = {"exists", "hincrby", "hdel", "lrange", "ltrim", "llen", "expire", "hexists", "zscore", "time"}
+
+
+def commandstats(r: redis.Redis) -> dict[str, tuple[int, int]]:
+    """command -> (calls, usec) since the last CONFIG RESETSTAT."""
+    info: dict[str, Any] = r.info("commandstats")
+    out = {}
+    for name, stats in info.items():
+        command = name.removeprefix("cmdstat_")
+        out[command] = (int(stats["calls"]), int(stats["usec"]))
+    return out
+
+
+def server_cpu(r: redis.Redis) -> float:
+    """redis-server's user + system CPU seconds so far (INFO cpu)."""
+    info: dict[str, Any] = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def wait_quiet(r: redis.Redis, timeout: float) -> int:
+    """Until no execution runs and the safety net holds no wake-up (the timers released every one);
+    how many GETs it sent."""
+    deadline, gets = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        running = int(r.get(keys.running(ACCOUNT)) or 0)
+        gets += 1
+        if running <= 0 and r.zcard(keys.WAKE) == 0:
+            return gets
+        time.sleep(0.25)
+    raise RuntimeError("executions or wake-ups left after the timeout")
+
+
+def by_script(r: redis.Redis) -> dict[str, tuple[int, int]]:
+    """Script name -> (calls, usec) of the EVALSHAs in the slow log (every command logged: `--by-script`)."""
+    names = {hashlib.sha1(source(name).encode()).hexdigest(): name for name in NAMES}
+    out: dict[str, tuple[int, int]] = {}
+    for entry in r.slowlog_get(1_000_000):
+        command = entry["command"].split() if isinstance(entry["command"], str) else entry["command"].decode("utf-8", "replace").split()
+        if command and command[0].lower() == "evalsha" and len(command) > 1:
+            name = names.get(command[1], command[1])
+            calls, usec = out.get(name, (0, 0))
+            out[name] = (calls + 1, usec + int(entry["duration"]))
+    return out
+
+
+def measure(n: int, workers: int, front_doors: int, workdir: Path, scripts: bool = False, cap: int = 0) -> dict[str, Any]:
+    """Run the workload once; the figures per completed execution."""
+    env = {"OPENFNF_MAX_RUNNING_EXECUTIONS": str(cap)} if cap else None
+    svc = OpenFnF(workdir, workers=workers, api_processes=front_doors, env=env).start()
+    try:
+        assert svc.r is not None
+        r = svc.r
+        flow_id = svc.create_flow("f", fdl_pass_chain(10))
+        spec: dict[str, Any] = {"host": "127.0.0.1", "port": svc.port, "kind": "fnf", "key_id": KEY_ID, "secret": SECRET,
+                                "flow": "f", "concurrency": 64, "duration": 600, "keep_indexes": True}  # fmt: skip
+        warm = load({**spec, "prefix": "w", "count": 100})
+        wait_ended(r, flow_id, [f"w{i}" for i in warm["ok_indexes"]], 120)
+        wait_quiet(r, 120)
+        r.config_resetstat()
+        idle_s = 3.0
+        time.sleep(idle_s)  # the timers' polling when nothing runs
+        idle = commandstats(r)
+        r.config_resetstat()
+        if scripts:
+            r.config_set("slowlog-max-len", 1_000_000)
+            r.config_set("slowlog-log-slower-than", 0)
+            r.slowlog_reset()
+        cpu0, t0 = server_cpu(r), time.monotonic()
+        result = load({**spec, "prefix": "x", "count": n})
+        names = [f"x{i}" for i in result["ok_indexes"]]
+        gets = wait_quiet(r, 600)
+        seconds = time.monotonic() - t0
+        stats = commandstats(r)
+        cpu = server_cpu(r) - cpu0
+        per_script = by_script(r) if scripts else {}
+        ended = wait_ended(r, flow_id, names, 10)
+        done = ended.by_status.get("Succeeded", 0)
+        if done != n:
+            raise RuntimeError(f"{done} of {n} executions succeeded: {ended.by_status}")
+        if "get" in stats:
+            calls, usec = stats["get"]
+            stats["get"] = (calls - gets, round(usec * (calls - gets) / max(1, calls)))
+        rows = {c: v for c, v in stats.items() if c not in HARNESS and v[0] > 0}
+        idle_rows = {c: v for c, v in idle.items() if c not in HARNESS}
+        return {
+            "n": n, "seconds": seconds, "cpu_us": cpu / n * 1e6,
+            "commands": {c: {"calls": calls / n, "usec": usec / n} for c, (calls, usec) in sorted(rows.items())},
+            "scripts": {s: {"calls": calls / n, "usec": usec / n} for s, (calls, usec) in sorted(per_script.items())},
+            "idle_per_s": {c: {"calls": calls / idle_s, "usec": usec / idle_s} for c, (calls, usec) in sorted(idle_rows.items())},
+        }  # fmt: skip
+    finally:
+        svc.stop()
+
+
+def table(res: dict[str, Any]) -> str:
+    """The Markdown table of one measurement."""
+    lines = [
+        f"{res['n']} executions of the 10-state Pass flow in {res['seconds']:.1f} s; "
+        f"redis-server CPU {res['cpu_us']:.1f} us per execution (INFO cpu, user + system)",
+        "",
+        "| command | calls/exec | usec/exec |",
+        "|---|---:|---:|",
+    ]
+    commands = res["commands"]
+    top_calls = top_usec = 0.0
+    for name, v in sorted(commands.items(), key=lambda kv: -kv[1]["usec"]):
+        scripted = name in SCRIPTED_ONLY
+        if not scripted:
+            top_calls += v["calls"]
+            top_usec += v["usec"]
+        label = f"{name} (in scripts)" if scripted else name
+        lines.append(f"| {label} | {v['calls']:.2f} | {v['usec']:.2f} |")
+    all_usec = sum(v["usec"] for v in commands.values())
+    lines.append(f"| **total (top level)** | {top_calls:.2f} | **{top_usec:.2f}** |")
+    lines.append(f"| total (every row) | | {all_usec:.2f} |")
+    idle_us = sum(v["usec"] for c, v in res["idle_per_s"].items() if c not in SCRIPTED_ONLY) * res["seconds"] / res["n"]
+    lines.append(f"| of the top-level total: the timers' idle polling over the run | | {idle_us:.2f} |")
+    if res["scripts"]:
+        lines += ["", "| script (slow log) | calls/exec | usec/exec |", "|---|---:|---:|"]
+        for name, v in sorted(res["scripts"].items(), key=lambda kv: -kv[1]["usec"]):
+            lines.append(f"| {name} | {v['calls']:.2f} | {v['usec']:.2f} |")
+    idle = res["idle_per_s"]
+    lines += ["", "Background when idle, per second: " + (", ".join(
+        f"{c} {v['calls']:.0f} calls {v['usec']:.0f} us" for c, v in idle.items()) or "none")]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(prog="python -m bench.rediswork", description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=3000, help="executions measured (default 3000)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--front-doors", type=int, default=1)
+    parser.add_argument("--by-script", action="store_true", help="also time each script (slow log; slows Redis a little)")
+    parser.add_argument("--cap", type=int, default=0,
+                        help="OPENFNF_MAX_RUNNING_EXECUTIONS (default 0, as scenario 2; the service's default is 10000)")
+    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="rediswork-") as tmp:
+        res = measure(args.n, args.workers, args.front_doors, Path(tmp), args.by_script, args.cap)
+    print(table(res))
+    if args.json:
+        print(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
