@@ -28,12 +28,14 @@ from api.protocol import ACTION, REQUEST_ID, parse_request, server_limits
 from api.throttle import Limiter
 from api.waiters import EndWaiters
 from common import brokers, tracing
+from common.browse import queue_throttled
 from common.errors import (
     ActionNotSupported,
     FnfError,
     InternalServerError,
     MethodNotAllowed,
     PathNotFound,
+    ResourceThrottled,
     ServiceUnavailable,
 )
 from common.logs import request_id_var
@@ -96,6 +98,8 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
     try:
         response = await handler(request)
     except FnfError as err:
+        if err.code == ResourceThrottled.code:
+            await _count_throttled(request)
         return error_response(err, request_id)
     except STORE_UNREACHABLE as exc:
         down = request.app[STORE_DOWN]
@@ -122,6 +126,17 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
         down.clear()
         logger.warning("Redis answers again: requests are served")
     return response
+
+
+async def _count_throttled(request: web.Request) -> None:
+    """Count a 429 in the shared per-minute counter the console's overview charts (one pipelined INCR + EXPIRE)."""
+    batcher = request.app.get(BATCHER)
+    if batcher is None:
+        return
+    try:
+        await batcher.pipeline(lambda pipe: queue_throttled(pipe, int(time.time() * 1000)))
+    except STORE_UNREACHABLE:  # the answer is a 429 either way; the chart misses one
+        logger.debug("cannot count a throttled answer in Redis")
 
 
 async def rpc(request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from common import keys
 from common.records import EXECUTION_VIEW_FIELDS, as_str, decode_hash
@@ -157,3 +158,17 @@ async def per_minute(store: Store, flow_ids: list[str], now: int, minutes: int =
             elif as_str(status) in ("Failed", "TimedOut"):
                 failed[bucket] += 1
     return [Minute(first + i * MINUTE_MS, started[i], succeeded[i], failed[i]) for i in range(minutes)]
+
+
+def queue_throttled(pipe: Any, now: int) -> None:
+    """Count one ResourceThrottled answer in this minute's shared counter (INCR + EXPIRE on `pipe`)."""
+    key = keys.throttled_minute(now // MINUTE_MS)
+    pipe.incr(key)
+    pipe.expire(key, keys.THROTTLED_MINUTE_TTL)
+
+
+async def throttled_per_minute(redis: Any, now: int, minutes: int = 60) -> list[int]:
+    """ResourceThrottled answers of all front doors per minute over the last `minutes`, oldest first."""
+    last = now // MINUTE_MS
+    raw = await redis.mget([keys.throttled_minute(m) for m in range(last - minutes + 1, last + 1)])
+    return [int(v) if v is not None else 0 for v in raw]

@@ -150,6 +150,13 @@ def console_signin_attempts(client: str, minute: int) -> str:
     return f"{PREFIX}console:signin:{client}:{minute}"
 
 
+def throttled_minute(minute: int) -> str:
+    """Counter with a short TTL: ResourceThrottled (429) answers of every front door in one minute (epoch ms // 60000)."""
+    return f"{PREFIX}thr429:{minute}"
+
+
+THROTTLED_MINUTE_TTL = 3900  # s: a minute's 429 count outlives the overview's hour by five minutes
+
 HEARTBEATS = PREFIX + "alive"  # zset: "<worker|timers>:<process name>" -> last heartbeat ms (the console's liveness view)
 
 

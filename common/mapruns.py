@@ -11,8 +11,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from common import keys
 from common.express import ExpressLimitError, check_express
 from common.fdl import FlowDef
+from common.records import EXECUTION_VIEW_FIELDS
 from common.taskmsg import redis_task_message
 from common.timefmt import rfc3339_ms
 
@@ -95,6 +97,40 @@ def describe_view(fields: dict[str, str]) -> dict[str, Any]:
     if fields.get("stopped"):
         view["StoppedTime"] = rfc3339_ms(_int(fields, "stopped"))
     return view
+
+
+VIEW_FIELDS = ("pname", "name", "status", "started", "stopped", "conc", "tcount", "tpct", "total", "running", "succeeded", "failed", "aborted")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else (value or "")
+
+
+async def read_view(redis: Any, flow_id: str, name: str) -> dict[str, str] | None:
+    """The view fields of MapRun `name` of the flow, read in one command (its counts add up); None if there is none."""
+    raw = await redis.hmget(keys.maprun(run_tag(flow_id, name)), *VIEW_FIELDS)
+    fields = {k: _text(v) for k, v in zip(VIEW_FIELDS, raw, strict=True)}
+    return fields if fields["name"] else None
+
+
+async def children_page(redis: Any, flow_id: str, name: str, start: str | None, limit: int) -> tuple[list[dict[str, str]], str | None]:
+    """The run's children (execution view fields) in index order from child `start`, and the child to go on from."""
+    index = keys.maprun_children(run_tag(flow_id, name))
+    first = 0
+    if start:
+        rank = await redis.zrank(index, start)
+        if rank is None:
+            return [], None
+        first = int(rank)
+    names = [_text(n) for n in await redis.zrange(index, first, first + limit)]
+    pipe = redis.pipeline(transaction=False)
+    for child in names[:limit]:
+        pipe.hmget(keys.execution(keys.execution_tag(flow_id, child)), *EXECUTION_VIEW_FIELDS)
+    rows = []
+    for raw in await pipe.execute() if names[:limit] else []:
+        if raw[0] is not None:
+            rows.append({k: _text(v) for k, v in zip(EXECUTION_VIEW_FIELDS, raw, strict=True)})
+    return rows, (names[limit] if len(names) > limit else None)
 
 
 def tolerance_exceeded(fields: dict[str, str]) -> bool:

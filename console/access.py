@@ -29,6 +29,7 @@ ROUTES = (
     Route("start", "POST", "StartExecution", "flow"),
     Route("execution", "GET", "DescribeExecution", "execution"),
     Route("live", "GET", "DescribeExecution", "execution"),
+    Route("maprun", "GET", "DescribeMapRun", "execution"),  # a distributed Map's run (issue 16), under its parent
     Route("stop", "POST", "StopExecution", "execution"),
     Route("redrive", "POST", "RedriveExecution", "execution"),  # the OpenFnF extension (issue 18)
     Route("restart", "POST", "StartExecution", "flow"),

@@ -1,10 +1,20 @@
 """Server-side SVG: an execution's timeline (a Gantt of states and tasks) and the overview's per-minute chart."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
+from typing import NamedTuple
 
 from common.browse import Minute
 from common.overlay import Bar
+
+
+class Throttled(NamedTuple):
+    """One minute of the overview's 429 chart: ResourceThrottled answers of all front doors."""
+
+    start: int  # ms
+    throttled: int
+
 
 ROW = 20  # px per timeline row
 LABEL = 220  # px for the labels column
@@ -52,16 +62,18 @@ def timeline_svg(bars: list[Bar], now: int) -> str:
     return "".join(out)
 
 
-def minutes_svg(minutes: list[Minute]) -> str:
-    """Three lines (started, succeeded, failed) over the last hour, one point per minute."""
+def minutes_svg(
+    minutes: Sequence[Minute | Throttled], fields: tuple[str, ...] = ("started", "succeeded", "failed"), label: str = "executions per minute"
+) -> str:
+    """One line per field (started, succeeded, failed; or throttled) over the last hour, one point per minute."""
     height, left, bottom = 180, 40, 20
     plot_w, plot_h = WIDTH - left - 10, height - bottom - 10
-    top = max([1] + [max(m.started, m.succeeded, m.failed) for m in minutes])
-    out = [f'<svg class="minutes" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="executions per minute">']
+    top = max([1] + [int(getattr(m, f)) for m in minutes for f in fields])
+    out = [f'<svg class="minutes" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(label)}">']
     out.append(f'<text x="4" y="14" class="tick">{top}</text><text x="4" y="{10 + plot_h}" class="tick">0</text>')
     out.append(f'<line x1="{left}" y1="{10 + plot_h}" x2="{left + plot_w}" y2="{10 + plot_h}" class="grid"/>')
     n = max(1, len(minutes) - 1)
-    for field in ("started", "succeeded", "failed"):
+    for field in fields:
         points = " ".join(
             f"{left + plot_w * i / n:.1f},{10 + plot_h - plot_h * getattr(m, field) / top:.1f}" for i, m in enumerate(minutes)
         )

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from markupsafe import Markup
 
-from common import browse, control, keys
+from common import browse, control, keys, mapruns
 from common.credentials import AccessKey
 from common.errors import FnfError
 from common.interpreter import TERMINAL, Status
@@ -35,9 +35,9 @@ from console.app import (
     now_ms,
     render,
 )
-from console.charts import minutes_svg
+from console.charts import Throttled, minutes_svg
 from console.sessions import COOKIE, COOKIE_PATH, PRE_COOKIE, new_token, same_token, secret_matches
-from console.views import PREFIX, execution_model, graph_of, link, pretty_json, script_json, show_time
+from console.views import PREFIX, execution_model, graph_of, link, map_runs, pretty_json, script_json, show_time
 
 PAGE = 25  # rows per list page
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
@@ -57,6 +57,7 @@ def setup(app: web.Application) -> None:
     r.add_post("/flows/{flow}/start", start, name="start")
     r.add_get("/flows/{flow}/executions/{execution}", execution_page, name="execution")
     r.add_get("/flows/{flow}/executions/{execution}/live", live, name="live")
+    r.add_get("/flows/{flow}/executions/{execution}/mapruns/{maprun}", maprun_page, name="maprun")
     r.add_post("/flows/{flow}/executions/{execution}/stop", stop, name="stop")
     r.add_post("/flows/{flow}/executions/{execution}/redrive", redrive, name="redrive")
     r.add_post("/flows/{flow}/executions/{execution}/restart", restart, name="restart")
@@ -303,7 +304,9 @@ async def execution_page(request: web.Request) -> web.StreamResponse:
     fields = await _execution(request, flow, name)
     definition = await store.definition(fields["defid"])
     history_allowed = _may(request, SECTIONS["history"], "execution", flow_name, name)
-    events = await store.history(flow["Id"], name) if history_allowed else []
+    runs_allowed = _may(request, "DescribeMapRun", "execution", flow_name, name)
+    all_events = await store.history(flow["Id"], name) if history_allowed or runs_allowed else []
+    events = all_events if history_allowed else []
     try:
         page = int(request.query.get("page", "1"))
     except ValueError:
@@ -315,7 +318,7 @@ async def execution_page(request: web.Request) -> web.StreamResponse:
     )  # fmt: skip
     running = fields["status"] not in TERMINAL
     chunks = await store.redis.llen(keys.history(keys.execution_tag(flow["Id"], name)))  # what `live` compares against
-    parent = await _parent_link(store, _key(request).account, flow, name, settings.token_secret)
+    parent, run = await _parent_link(store, _key(request).account, flow, name, settings.token_secret)
     base = ("flows", flow_name, "executions", name)
     return render(
         request,
@@ -342,25 +345,74 @@ async def execution_page(request: web.Request) -> web.StreamResponse:
         live_url=link(*base, "live"),
         page_url=link(*base),
         parent=parent,
+        maprun=run,
+        mapruns=map_runs(flow_name, name, all_events) if runs_allowed else [],
         hseq=str(chunks),
         **model,
     )
 
 
-async def _parent_link(store: Store, account: str, flow: dict[str, str], name: str, secret: str) -> dict[str, str] | None:
-    """The execution that started this one as a child (its callback token names it), if any."""
+async def _parent_link(
+    store: Store, account: str, flow: dict[str, str], name: str, secret: str
+) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+    """(the execution that started this one, the MapRun it is a child of): from its callback, if any."""
     raw = await store.redis.hget(keys.execution(keys.execution_tag(flow["Id"], name)), "cb")
     token = raw.decode() if isinstance(raw, bytes) else (raw or "")
     if not token:
-        return None
+        return None, None
+    of_run = mapruns.parse_callback(token)
+    if of_run is not None:  # a distributed Map's child: its run (same flow) names the parent
+        fid, run_name = keys.split_tag(of_run[0])
+        view = await mapruns.read_view(store.redis, fid, run_name) if fid == flow["Id"] else None
+        if view is None:
+            return None, None
+        base = ("flows", flow["Name"], "executions", view["pname"])
+        parent = {"flow": flow["Name"], "name": view["pname"], "url": link(*base)}
+        return parent, {"name": run_name, "url": link(*base, "mapruns", run_name)}
     try:
         ref = parse_token(secret, token)
     except InvalidToken:
-        return None
+        return None, None
     parent_flow = await browse.flow_name_by_id(store, account, ref.flow_id)
     if parent_flow is None:
-        return None
-    return {"flow": parent_flow, "name": ref.execution, "url": link("flows", parent_flow, "executions", ref.execution)}
+        return None, None
+    return {"flow": parent_flow, "name": ref.execution, "url": link("flows", parent_flow, "executions", ref.execution)}, None
+
+
+async def maprun_page(request: web.Request) -> web.StreamResponse:
+    """One MapRun of a distributed Map: status, times, limits, item counts and its child executions (paged)."""
+    flow_name, name, run_name = request.match_info["flow"], request.match_info["execution"], request.match_info["maprun"]
+    flow = await _flow(request, flow_name)
+    _require(request, "maprun", flow_name, name)
+    await _execution(request, flow, name)
+    store: Store = request.app[STORE]
+    fields = await mapruns.read_view(store.redis, flow["Id"], run_name)
+    if fields is None or fields["pname"] != name:
+        raise Refused(404, f"Execution {name} has no MapRun named {run_name}.")
+    view = mapruns.describe_view(fields)
+    children: list[dict[str, Any]] = []
+    nxt = ""
+    children_allowed = _may(request, SECTIONS["executions"], "flow", flow_name)
+    if children_allowed:
+        rows, after = await mapruns.children_page(store.redis, flow["Id"], run_name, request.query.get("from", "")[:200] or None, PAGE)
+        children = [_execution_row(flow_name, row) for row in rows]
+        nxt = link("flows", flow_name, "executions", name, "mapruns", run_name, **{"from": after}) if after else ""
+    return render(
+        request,
+        "maprun.html",
+        title=f"MapRun {run_name} · {name}",
+        flow=flow,
+        run=view,
+        started=show_time(fields.get("started")),
+        stopped=show_time(fields.get("stopped")),
+        tolerated_count=fields.get("tcount") or "—",
+        tolerated_pct=fields.get("tpct") or "—",
+        flow_url=link("flows", flow_name),
+        parent_url=link("flows", flow_name, "executions", name),
+        children=children,
+        children_allowed=children_allowed,
+        next_url=nxt,
+    )
 
 
 async def live(request: web.Request) -> web.StreamResponse:
@@ -467,7 +519,12 @@ async def overview(request: web.Request) -> web.StreamResponse:
     minutes = await browse.per_minute(store, [f["Id"] for f in page.rows], now_ms())
     rules = [r for r in decode_rules(await store.redis.hgetall(keys.THROTTLE_RULES)) if r.target in ("*", account) or r.scope.value != "account"]
     totals = {"started": sum(m.started for m in minutes), "succeeded": sum(m.succeeded for m in minutes), "failed": sum(m.failed for m in minutes)}
-    from console.liveness import liveness, throttled_counts
+    from console.liveness import liveness
+
+    now = now_ms()
+    counts = await browse.throttled_per_minute(store.redis, now)
+    first = (now // browse.MINUTE_MS - len(counts) + 1) * browse.MINUTE_MS
+    throttled = [Throttled(first + i * browse.MINUTE_MS, n) for i, n in enumerate(counts)]
 
     return render(
         request,
@@ -477,6 +534,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
         totals=totals,
         flows_counted=len(page.rows),
         rules=rules,
-        throttled=throttled_counts(),
+        throttled_chart=Markup(minutes_svg(throttled, ("throttled",), "429 answers per minute")),
+        throttled_total=sum(counts),
         alive=await liveness(store.redis, now_ms()),
     )

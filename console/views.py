@@ -155,3 +155,16 @@ def children(flow_id: str, execution: str, overlay: Any) -> list[dict[str, str]]
             name = str(given or uuid.uuid5(uuid.NAMESPACE_URL, f"openfnf:{tag}#{attempt.task_id}"))
             out.append({"state": visit.step, "flow": found.group(1), "name": name, "url": link("flows", found.group(1), "executions", name)})
     return out[:100]
+
+
+def map_runs(flow: str, execution: str, events: list[Any]) -> list[dict[str, str]]:
+    """The MapRuns a parent's distributed Map states started (their MapRunStarted events), in order, each once."""
+    out: dict[str, dict[str, str]] = {}
+    for e in events:
+        if e.type != "MapRunStarted":
+            continue
+        output = e.detail.get("output") if isinstance(e.detail, dict) else None
+        name = str(output.get("MapRunName") or "") if isinstance(output, dict) else ""
+        if name and name not in out:
+            out[name] = {"state": e.step, "name": name, "url": link("flows", flow, "executions", execution, "mapruns", name)}
+    return list(out.values())[:100]

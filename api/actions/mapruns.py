@@ -9,10 +9,8 @@ from api.actions.flows import get_flow
 from api.params import optional, required
 from common import keys
 from common.errors import ExecutionNotExists, InvalidArgument, MapRunAlreadyCompleted, MapRunNotExists
-from common.mapruns import describe_view, drive_message, run_tag
-from common.records import EXECUTION_VIEW_FIELDS, dumps
-
-VIEW_FIELDS = ("pname", "name", "status", "started", "stopped", "conc", "tcount", "tpct", "total", "running", "succeeded", "failed", "aborted")
+from common.mapruns import children_page, describe_view, drive_message, read_view, run_tag
+from common.records import dumps
 
 
 async def _run(call: Call) -> tuple[dict[str, str], str, dict[str, str]]:
@@ -23,9 +21,8 @@ async def _run(call: Call) -> tuple[dict[str, str], str, dict[str, str]]:
     if await call.store.read_execution(flow["Id"], execution) is None:
         raise ExecutionNotExists(execution, flow_name)
     tag = run_tag(flow["Id"], name)
-    raw = await call.store.redis.hmget(keys.maprun(tag), *VIEW_FIELDS)
-    fields = {k: (v.decode() if isinstance(v, bytes) else (v or "")) for k, v in zip(VIEW_FIELDS, raw, strict=True)}
-    if not fields["name"] or fields["pname"] != execution:
+    fields = await read_view(call.store.redis, flow["Id"], name)
+    if fields is None or fields["pname"] != execution:
         raise MapRunNotExists(name, execution)
     return flow, tag, fields
 
@@ -82,20 +79,4 @@ async def update_map_run(call: Call) -> dict[str, Any]:
 
 async def map_run_children(call: Call, flow_id: str, name: str, start: str | None, limit: int) -> tuple[list[dict[str, str]], str | None]:
     """ListExecutions with MapRunName: the run's children in index order from child `start`, and where to go on."""
-    index = keys.maprun_children(run_tag(flow_id, name))
-    redis = call.store.redis
-    first = 0
-    if start:
-        rank = await redis.zrank(index, start)
-        if rank is None:
-            return [], None
-        first = int(rank)
-    names = [n.decode() if isinstance(n, bytes) else n for n in await redis.zrange(index, first, first + limit)]
-    pipe = redis.pipeline(transaction=False)
-    for child in names[:limit]:
-        pipe.hmget(keys.execution(keys.execution_tag(flow_id, child)), *EXECUTION_VIEW_FIELDS)
-    rows = []
-    for raw in await pipe.execute():
-        if raw[0] is not None:
-            rows.append({k: (v.decode() if isinstance(v, bytes) else (v or "")) for k, v in zip(EXECUTION_VIEW_FIELDS, raw, strict=True)})
-    return rows, (names[limit] if len(names) > limit else None)
+    return await children_page(call.store.redis, flow_id, name, start, limit)

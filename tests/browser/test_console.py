@@ -113,6 +113,16 @@ steps:
     serviceParams:
       Input: $
 """
+FANOUT = """Type: StateMachine
+StartAt: M
+States:
+  - Type: Map
+    Name: M
+    ItemsPath: $Input.xs
+    ProcessorConfig: {ExecutionMode: Express}
+    Processor: {StartAt: P, States: [{Type: Pass, Name: P, End: true}]}
+    End: true
+"""
 WAIT = 30  # seconds any page condition may take
 
 
@@ -120,7 +130,7 @@ WAIT = 30  # seconds any page condition may take
 def sdk(console_service: Service) -> Any:
     """The service key's SDK client, with the flows the tests use."""
     client = console_service.client()
-    for name, definition in (("orders", ORDERS), ("booking", BOOKING), ("forever", FOREVER), ("approval", APPROVAL), ("kid", KID), ("mom", MOM)):
+    for name, definition in (("orders", ORDERS), ("booking", BOOKING), ("forever", FOREVER), ("approval", APPROVAL), ("kid", KID), ("mom", MOM), ("fanout", FANOUT)):
         client.create_flow(models.CreateFlowRequest(name=name, definition=definition, description=f"{name} (console test)", type="FDL"))
     return client
 
@@ -349,6 +359,21 @@ def test_parent_and_child_executions_link_to_each_other(browser: Any, console_se
     assert _status_text(browser) == "Succeeded"
     _css(browser, "#parent-link").click()
     _until(browser, lambda d: d.current_url.endswith(f"/flows/mom/executions/{name}"), "back on the parent's page")
+    # A distributed Map: the parent links its MapRun, whose page lists its children, which link back.
+    fan = _start(sdk, "fanout", {"xs": [1, 2, 3]})
+    assert _status(sdk, "fanout", fan, wait=30) == "Succeeded"
+    browser.get(_url(console_service, f"/flows/fanout/executions/{fan}"))
+    _css(browser, "a.maprun-link").click()
+    _until(browser, lambda d: "/mapruns/" in d.current_url, "on the MapRun's page")
+    run_url = browser.current_url
+    assert _css(browser, "#maprun-status").text == "Succeeded"
+    assert _css(browser, '#maprun-counts td[data-count="Total"]').text == "3"
+    assert len(_all(browser, "a.maprun-child")) == 3
+    _css(browser, "a.maprun-child").click()
+    _until(browser, lambda d: "/mapruns/" not in d.current_url, "on a child's page")
+    assert _css(browser, "#maprun-link").get_attribute("href") == run_url
+    _css(browser, "#parent-link").click()
+    _until(browser, lambda d: d.current_url.endswith(f"/flows/fanout/executions/{fan}"), "back on the Map's parent")
 
 
 def test_the_flows_list_counts_the_last_day_by_status(browser: Any, console_service: Service, sdk: Any) -> None:

@@ -12,6 +12,7 @@ from aiohttp import CookieJar, web
 from aiohttp.test_utils import TestClient
 
 from common import keys
+from common.mapruns import run_tag
 from common.records import definition_id
 from common.settings import Settings
 from common.store import Store
@@ -57,6 +58,8 @@ async def _seed(settings: Settings, r: Any) -> dict[str, str]:
         )
         names[f"x{i}"] = claim.fields["name"]
     await client.hset(keys.execution(keys.execution_tag("flow-id-1", "x3")), mapping={"status": "Failed", "error": "E", "cause": "C"})  # x3 ended: redrivable
+    run = {"pname": "x0", "name": "r0", "status": "Running", "started": "1700000000000", "conc": "2", "total": "3", "running": "1"}
+    await client.hset(keys.maprun(run_tag("flow-id-1", "r0")), mapping=run)  # a distributed Map's run of x0
     await client.aclose()
     return names
 
@@ -92,6 +95,7 @@ PATHS = {
     "start": ("POST", "/console/flows/f/start", {"input": "{}"}),
     "execution": ("GET", "/console/flows/f/executions/x0", {}),
     "live": ("GET", "/console/flows/f/executions/x0/live", {}),
+    "maprun": ("GET", "/console/flows/f/executions/x0/mapruns/r0", {}),
     "stop": ("POST", "/console/flows/f/executions/x1/stop", {"error": "E", "cause": "C"}),
     "restart": ("POST", "/console/flows/f/executions/x0/restart", {}),
     "redrive": ("POST", "/console/flows/f/executions/x3/redrive", {}),
