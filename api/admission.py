@@ -4,10 +4,13 @@ DESIGN.md's order stays as it was: the signature (CPU), then the nonce (a replay
 the policy, then the limiter; a request refused at one step is not counted by the later ones. The
 policy is a CPU check, so it is decided first, and then one pipeline carries:
 
-- gcra.lua, which spends the SignatureNonce (keys.signature_nonce, in the account's slot) and, for
-  a request the policy allows, charges the limiter's buckets and checks the running cap, all or
-  nothing; a replay charges nothing. With no rule and no cap, a plain SET NX spends the nonce; with
-  the cap alone (no bucket to charge), SET NX and a GET of the running count do (no script call).
+- a SET NX that spends the SignatureNonce (keys.signature_nonce, in a slot of its own so nonces spread
+  over a Cluster's shards), and, for a request the policy allows, gcra.lua, which charges the
+  limiter's buckets and checks the running cap, all or nothing (with the cap alone, no bucket to
+  charge, a GET of the running count instead: no script call). A replay charges nothing: when the
+  nonce turns out spent and gcra.lua admitted, gcra_refund.lua gives the charge back (one more round
+  trip, for replays only).
+- for StartExecution, the execution's wake-up (keys.pending_start), durable before the claim.
 - for StartExecution, the flow's head fields (Store.queue_flow_head): read in the same round trip,
   so the handler does not read the flow again. They are read fresh for every request, so an
   UpdateFlow or DeleteFlow done through another front door is seen by the next start; only the
@@ -18,12 +21,13 @@ Then the verdicts are read in DESIGN.md's order: replayed nonce, policy, throttl
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from api.auth import Verified
 from api.policy import authorize
-from api.throttle import ADMITTED, CAPPED, REPLAYED, START, Limiter
+from api.throttle import ADMITTED, CAPPED, START, Limiter
 from common import keys
 from common.errors import AccessDenied, SignatureNonceUsed
 from common.store import Store
@@ -36,6 +40,7 @@ class Admitted:
     """A request that passed every check before its handler; what was read for it on the way."""
 
     flow_head: list[Any] | None = None  # StartExecution: the raw answer of Store.queue_flow_head (None: not read)
+    execution_name: str = ""  # StartExecution: the name its wake-up was written for (chosen here if none was asked)
 
 
 def nonce_ttl_ms(verified: Verified, now_ms: int, skew_seconds: int) -> int:
@@ -58,32 +63,36 @@ async def admit(
     nonce_key = keys.signature_nonce(key.id, verified.nonce, key.account)
     ttl = nonce_ttl_ms(verified, now_ms, settings.timestamp_skew_seconds)
     flow_name = params.get("FlowName", "") if action == START and denied is None else ""
+    # Named here when not asked, so its wake-up is written with the admission.
+    execution_name = (params.get("ExecutionName") or str(uuid.uuid4())) if flow_name else ""
+    pending = keys.pending_start(key.account, flow_name, execution_name) if flow_name else ""
 
     # Only the running cap (no GCRA bucket applies): two plain commands do what gcra.lua would, the nonce
     # spent first and the count read after it; the count is approximate anyway, so nothing needs a script.
     cap_only = check is not None and check.cap_only
 
     def build(pipe: Any) -> None:
-        if check is None or cap_only:
-            pipe.set(nonce_key, b"1", nx=True, px=ttl)
-            if check is not None:
-                pipe.get(check.keys[0])  # the running count (keys.running)
-        else:
-            script_keys, script_args = check.with_nonce(nonce_key, ttl)
-            store.scripts.queue(pipe, "gcra", script_keys, script_args)
+        pipe.set(nonce_key, b"1", nx=True, px=ttl)  # in its own slot (keys.signature_nonce)
+        if check is not None and cap_only:
+            pipe.get(check.keys[0])  # the running count (keys.running)
+        elif check is not None:
+            store.scripts.queue(pipe, "gcra", check.keys, check.args)
         if flow_name:
             store.queue_flow_head(pipe, key.account, flow_name)
+            # The safety net's wake-up, durable before the claim (the next round trip) can be seen on any
+            # topology: if this process dies or the claim's answer is lost, the timers find the execution
+            # through its flow and drive it; a start refused after this leaves a wake-up they drop.
+            pipe.zadd(keys.wake_for(pending, settings.partitions), {pending: now_ms + settings.wake_after_ms})
 
     results = await runner.pipeline(build)
-    if check is None:
-        replayed = not results[0]
-    elif cap_only:
-        replayed = not results[0]
+    replayed = not results[0]
+    if check is not None and cap_only:
         value = int(results.pop(1) or 0)
         verdict = CAPPED if value >= check.cap else ADMITTED
-    else:
-        verdict, value = int(results[0][0]), int(results[0][1])
-        replayed = verdict == REPLAYED
+    elif check is not None:
+        verdict, value = int(results[1][0]), int(results[1][1])
+        if replayed and verdict == ADMITTED:  # a replay is never charged: give the request back
+            await store.scripts.gcra_refund(keys=check.keys, args=check.args)
     if replayed:
         logger.info("replayed signature nonce for access key %s", key.id)
         raise SignatureNonceUsed(verified.nonce)
@@ -92,5 +101,6 @@ async def admit(
     if check is not None:
         limiter.judge(check, verdict, value)
     limiter.chaos(action)
-    return Admitted(flow_head=results[1] if flow_name else None)
+    head_at = 2 if check is not None and not cap_only else 1  # (the cap-only count was popped above)
+    return Admitted(flow_head=results[head_at] if flow_name else None, execution_name=execution_name)
 

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 import redis.exceptions
 from aiohttp import web
 
@@ -39,7 +38,7 @@ from common.errors import (
     ServiceUnavailable,
 )
 from common.logs import request_id_var
-from common.redisurl import for_redis_py
+from common.redisclients import async_state_client
 from common.scripts import Scripts
 from common.settings import Settings
 from common.store import Store
@@ -170,6 +169,7 @@ async def rpc(request: web.Request) -> web.Response:
         publisher=app[PUBLISHER],
         waiters=app[WAITERS],
         flow_head=admitted.flow_head,
+        execution_name=admitted.execution_name,
     )
     body = await handler(call)
     body["RequestId"] = request[REQUEST_ID]
@@ -179,11 +179,11 @@ async def rpc(request: web.Request) -> web.Response:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     """Open Redis clients, the drive publisher and the long-poll listener; close them on shutdown."""
     settings = app[SETTINGS]
-    state = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=256)
+    state = async_state_client(settings, max_connections=256)
     broker = brokers.async_broker(settings, state)  # the state client, another Redis, or RabbitMQ (refuses a cluster)
     # The hot path's own client: no per-command socket timeout (redis-py arms one per read and wraps
     # each write in a task); each batch has one timeout instead (api/batching.py).
-    hot = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=64, socket_timeout=None, socket_connect_timeout=5)
+    hot = async_state_client(settings, max_connections=64, socket_timeout=None, socket_connect_timeout=5)
     batcher = PipelineBatcher(hot, Scripts(hot), timeout=REDIS_TIMEOUT_SECONDS)
     app[BATCHER] = batcher
     app[STORE] = Store(state, settings, runner=batcher)

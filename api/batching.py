@@ -26,6 +26,7 @@ from typing import Any
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.exceptions import ResponseError
 
+from common.redisclients import is_cluster
 from common.scripts import Scripts
 
 logger = logging.getLogger(__name__)
@@ -59,9 +60,16 @@ class PipelineBatcher:
         self.max_in_flight = max_in_flight
         self._queued: list[tuple[Stack, asyncio.Future[list[Any]]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._cluster = is_cluster(client)
 
-    async def pipeline(self, build: Callable[[Any], None]) -> list[Any]:
-        """Run the commands `build(pipe)` queues, batched with this iteration's others; their answers."""
+    async def pipeline(self, build: Callable[[Any], object]) -> list[Any]:
+        """Run the commands `build(pipe)` queues, batched with this iteration's others; their answers.
+
+        On a Redis Cluster each call is its own pipeline, which redis-py groups per node (one round
+        trip per node the commands reach, sent concurrently)."""
+        if self._cluster:
+            async with asyncio.timeout(self.timeout):
+                return await self.scripts.pipeline(build)
         pipe = self.client.pipeline(transaction=False)
         build(pipe)
         stack: Stack = list(pipe.command_stack)

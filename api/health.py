@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from common.redisclients import is_cluster
+
 logger = logging.getLogger(__name__)
 
 PING_TIMEOUT = 1.0  # seconds; a probe must answer well within the orchestrator's probe timeout
@@ -38,7 +40,9 @@ async def readyz(request: web.Request) -> web.Response:
         return _text(503, "draining")
     for client in request.app[CLIENTS]:
         try:
-            await asyncio.wait_for(client.ping(), PING_TIMEOUT)
+            # A cluster: every primary must answer (a shard down fails its share of every request).
+            target = {"target_nodes": client.PRIMARIES} if is_cluster(client) else {}
+            await asyncio.wait_for(client.ping(**target), PING_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - any failure means "do not send me traffic"; the reason goes in the body
             return _text(503, f"redis unreachable: {type(exc).__name__}")
     return _text(200, "ready")

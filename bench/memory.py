@@ -9,6 +9,7 @@ request is reported apart). A waiting execution is parked on a one-day Wait afte
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -19,6 +20,9 @@ from bench.measure import load, wait_ended, wait_until
 from bench.services import KEY_ID, SECRET, OpenFnF
 from bench.table import Row
 from common import keys
+from common.settings import Settings
+
+N = Settings().partitions  # the partitioned zsets (keys.wake, keys.timers) the services use
 
 SMALL_INPUT = '{"orderId":"A-1001","amount":42}'
 
@@ -42,11 +46,16 @@ def _drop_nonces(r: redis.Redis) -> int:
 
 def _settle(r: redis.Redis, timeout: float = 90) -> tuple[int, int, int]:
     """Wait for the transient keys to go; (used_memory, nonces dropped, used_memory before dropping them)."""
-    wait_until(lambda: r.llen("openfnf.drives") == 0 and r.hlen("unacked") == 0 and r.zcard(keys.WAKE) == 0, timeout, 0.5)
+    wait_until(lambda: r.llen("openfnf.drives") == 0 and r.hlen("unacked") == 0 and _zcard(r, keys.wake) == 0, timeout, 0.5)
     time.sleep(0.5)
     before = _used(r)
     dropped = _drop_nonces(r)
     return _used(r), dropped, before
+
+
+def _zcard(r: redis.Redis, key: Callable[[int, int], str]) -> int:
+    """Members over every partition of a partitioned zset (keys.wake, keys.timers)."""
+    return sum(int(r.zcard(key(p, N))) for p in range(N))
 
 
 def _key_bytes(r: redis.Redis, key: str) -> int:
@@ -68,7 +77,7 @@ def run(ctx: Ctx) -> None:
         warm = load({**base, "flow": "pass10", "prefix": "w", "count": 100})
         wait_ended(r, fin_id, [f"w{i}" for i in warm["ok_indexes"]], 60)
         load({**base, "flow": "parked", "prefix": "w", "count": 100})
-        wait_until(lambda: r.zcard(keys.TIMERS) >= 100, 60)
+        wait_until(lambda: _zcard(r, keys.timers) >= 100, 60)
 
         m0, _, _ = _settle(r)
         done = load({**base, "flow": "pass10", "prefix": "x", "count": n})
@@ -82,16 +91,16 @@ def run(ctx: Ctx) -> None:
         out["fin_index"] = _key_bytes(r, keys.executions_index(fin_id)) / max(1, r.zcard(keys.executions_index(fin_id)))
         out["fin_complete"] = ended.complete and ended.succeeded == n
 
-        timers0 = r.zcard(keys.TIMERS)
+        timers0 = _zcard(r, keys.timers)
         parked = load({**base, "flow": "parked", "prefix": "x", "count": n})
-        wait_until(lambda: r.zcard(keys.TIMERS) >= timers0 + parked["ok"], 900, 0.5)
+        wait_until(lambda: _zcard(r, keys.timers) >= timers0 + parked["ok"], 900, 0.5)
         m3, _, _ = _settle(r)
         out["waiting"] = (m3 - m1) / max(1, parked["ok"])
-        out["waiting_parked"] = r.zcard(keys.TIMERS) - timers0
+        out["waiting_parked"] = _zcard(r, keys.timers) - timers0
         tag = keys.execution_tag(wait_id, "x0")
         out["wait_record"] = _key_bytes(r, keys.execution(tag))
         out["wait_history"] = _key_bytes(r, keys.history(tag))
-        out["timer"] = _key_bytes(r, keys.TIMERS) / max(1, r.zcard(keys.TIMERS))
+        out["timer"] = sum(_key_bytes(r, keys.timers(p, N)) for p in range(N)) / max(1, _zcard(r, keys.timers))
     finally:
         svc.stop()
     rep = ctx.report

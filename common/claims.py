@@ -71,6 +71,7 @@ def queue_claim(
     watch: bool = False,
     trace: str = "",
     depth: int = 0,
+    wake: bool = True,
 ) -> PendingClaim:
     """Queue the claim of execution `name` of `flow` (as StartExecution's); `watch`: publish its end at once;
     `depth`: its nesting depth as a child flow (common/lineage.py)."""
@@ -85,19 +86,21 @@ def queue_claim(
     if watch:
         fields += ["watch", "1"]  # commit.lua publishes the end on keys.DONE_CHANNEL
     # The wake-up goes first: if this process dies before the drive is published, the timers
-    # process re-drives the execution after wake_after_ms.
-    pipe.zadd(keys.WAKE, {tag: now + settings.wake_after_ms})
+    # process re-drives the execution after wake_after_ms. First in one pipeline holds on one server
+    # only: on a cluster the caller writes it a round trip before (wake=False here; see store.claim_execution).
+    if wake:
+        pipe.zadd(keys.wake_for(tag, settings.partitions), {tag: now + settings.wake_after_ms})
     pipe.zadd(keys.executions_index(flow["Id"]), {name: now}, nx=True)
     at = len(pipe)
     scripts.queue(pipe, "claim", [keys.execution(tag), keys.inbox(tag)], [started_event, *fields])
     return PendingClaim(account, flow["Name"], name, tag, fields, at)
 
 
-def queue_express_timeout(pipe: Any, tag: str, now: int, seconds: int) -> None:
+def queue_express_timeout(pipe: Any, tag: str, now: int, seconds: int, partitions: int) -> None:
     """Queue the timer that ends an Express execution still running `seconds` after it started."""
     event = {
         "t": "StopRequested",
         "error": EXPRESS_TIMEOUT_ERROR,
         "cause": f"The Express execution did not end within {seconds} seconds.",
     }
-    pipe.zadd(keys.TIMERS, {dumps({"tag": tag, "event": event}): now + seconds * 1000})
+    pipe.zadd(keys.timers_for(tag, partitions), {dumps({"tag": tag, "event": event}): now + seconds * 1000})

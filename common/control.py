@@ -76,16 +76,17 @@ def pick_version(routes: list[dict[str, Any]], draw: float) -> str:
 async def start(
     store: Store, publish: Publish, settings: Settings, *, account: str, flow: dict[str, str], name: str,
     raw_input: str, input_obj: dict[str, Any], runs: Resolved, qualifier: str, callback: str, now: int,
-    parent: TaskRef | None = None, depth: int = 0,
+    parent: TaskRef | None = None, depth: int = 0, woken: bool = False,
 ) -> dict[str, Any]:
     """Claim the execution name atomically and hand the run to the workers; the API's execution object.
 
     A name still running answers that execution; a finished one is ExecutionAlreadyExists. `parent`:
     the task whose token is the callback (the new execution is its child, `depth` deep: common/lineage.py).
+    `woken`: its wake-up was written already (api/admission.py, keys.pending_start).
     """
     claim = await store.claim_execution(
         account=account, flow=flow, name=name, raw_input=raw_input, input_obj=input_obj, def_id=runs.def_id,
-        qualifier=qualifier, version=runs.version, callback=callback, now=now, depth=depth,
+        qualifier=qualifier, version=runs.version, callback=callback, now=now, depth=depth, woken=woken,
         trace=tracing.execution_started(flow["Name"], name),  # its drives continue the StartExecution span's trace
     )  # fmt: skip
     if not claim.created:
@@ -130,7 +131,7 @@ async def redrive(store: Store, publish: Publish, settings: Settings, *, account
         raise ExecutionNotRedrivable(name, flow["Name"], "it is an Express execution (only Standard ones are redriven)")
 
     def build(pipe: Any) -> None:
-        pipe.zadd(keys.WAKE, {tag: now + settings.wake_after_ms})
+        pipe.zadd(keys.wake_for(tag, settings.partitions), {tag: now + settings.wake_after_ms})
         store.scripts.queue(pipe, "reopen", [*keys.execution_keys(tag), keys.tasks(tag)], [dumps(REDRIVEN_EVENT), settings.max_redrives, now, settings.max_history_events])
 
     _, result = await store.scripts.pipeline(build)
@@ -160,7 +161,7 @@ async def report(
     """Deliver a task's reported result (succeeded_event / failed_event) once; the EventId ReportTask* answers."""
 
     def build(pipe: Any) -> None:
-        pipe.zadd(keys.WAKE, {ref.tag: now + settings.wake_after_ms})
+        pipe.zadd(keys.wake_for(ref.tag, settings.partitions), {ref.tag: now + settings.wake_after_ms})
         # With now and wake_after_ms, report.lua keeps the drive mark: reports arriving together
         # (a Map's callbacks) publish one drive while it is queued.
         store.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), account, now, settings.wake_after_ms])

@@ -7,23 +7,116 @@ created again under the same name starts with no executions, as the cloud docume
 """
 from __future__ import annotations
 
+import functools
+import json
+import zlib
+
+from redis.crc import key_slot
+
 PREFIX = "fnf:"
 
-WAKE = PREFIX + "wake"  # zset: execution tag -> deadline ms (the safety net)
-TIMERS = PREFIX + "timers"  # zset: timer entry json -> due ms
-ACTIVITIES = PREFIX + "acts"  # zset: "<tag>#<activity id>" -> when to run it again if no worker shows life (ms)
-ACTIVITY_COMMANDS = PREFIX + "actcmd"  # hash: "<tag>#<activity id>" -> the RunActivity command (JSON)
-ACTIVITY_STARTS = PREFIX + "actstarts"  # hash: "<tag>#<activity id>" -> times a worker began its call (cleared by its report)
 DONE_CHANNEL = PREFIX + "done"  # pub/sub: tag of a watched execution that just ended
+
+# Partitioned sets (issue 17). What was one global key is `Settings.partitions` keys, partition p
+# holding the members whose `partition(...)` is p. A partition's keys share one hash tag, chosen so
+# the partitions spread evenly over the slots (and so over a Cluster's shards): no key carries a share
+# of the traffic that grows with executions. A single Redis uses the same keys (one code path).
+
+
+def partition(member: str, n: int) -> int:
+    """The partition (0..n-1) of an execution tag or a schedule member."""
+    return zlib.crc32(member.encode()) % n
+
+
+@functools.cache
+def partition_tag(p: int, n: int) -> str:
+    """The hash tag of partition p of n: the first `fnf.p<p>.<j>` whose slot lies in the p-th n-th of the slots."""
+    span = -(-16384 // n)
+    for j in range(1_000_000):
+        tag = f"fnf.p{p}.{j}"
+        if key_slot(tag.encode()) // span == p:
+            return tag
+    raise AssertionError("unreachable: every slot range holds some tag")
+
+
+def wake(p: int, n: int) -> str:
+    """Zset: execution tag -> deadline ms (the safety net), partition p of n."""
+    return f"{PREFIX}wake:{{{partition_tag(p, n)}}}"
+
+
+def timers(p: int, n: int) -> str:
+    """Zset: timer entry json -> due ms, partition p of n (by the timer's execution tag)."""
+    return f"{PREFIX}timers:{{{partition_tag(p, n)}}}"
+
+
+def activities(p: int, n: int) -> str:
+    """Zset: "<tag>#<activity id>" -> when to run it again if no worker shows life (ms), partition p of n."""
+    return f"{PREFIX}acts:{{{partition_tag(p, n)}}}"
+
+
+def activity_commands(p: int, n: int) -> str:
+    """Hash: "<tag>#<activity id>" -> the RunActivity command (JSON), partition p of n (beside `activities`)."""
+    return f"{PREFIX}actcmd:{{{partition_tag(p, n)}}}"
+
+
+def activity_starts(p: int, n: int) -> str:
+    """Hash: "<tag>#<activity id>" -> times a worker began its call (cleared by its report), partition p of n."""
+    return f"{PREFIX}actstarts:{{{partition_tag(p, n)}}}"
+
+
+def schedules_due(p: int, n: int) -> str:
+    """Zset: schedule member JSON -> next fire ms (a hint; the record is the truth), partition p of n."""
+    return f"{PREFIX}sched:due:{{{partition_tag(p, n)}}}"
+
+
+def partition_lease(p: int, n: int) -> str:
+    """String with a TTL: the id of the timers process polling partition p of n."""
+    return f"{PREFIX}plock:{{{partition_tag(p, n)}}}"
+
+
+TIMERS_MEMBERS = PREFIX + "timers:members"  # zset: timers process id -> last seen ms (how many share the partitions)
+
+
+def pending_start(account: str, flow_name: str, name: str) -> str:
+    """The wake-up member of a StartExecution not yet claimed, written before the claim (the flow id,
+    so the tag, is not known yet): the timers resolve it through the flow record. A JSON array, which
+    no tag (`<flow id>/<name>`) starts like."""
+    return json.dumps([account, flow_name, name], separators=(",", ":"))
+
+
+def wake_for(tag: str, n: int) -> str:
+    """The wake-up zset holding execution `tag`."""
+    return wake(partition(tag, n), n)
+
+
+def timers_for(tag: str, n: int) -> str:
+    """The timers zset holding the timers of execution `tag`."""
+    return timers(partition(tag, n), n)
+
+
+def activities_for(tag: str, n: int) -> str:
+    """The activity rescue zset holding the activities of execution `tag`."""
+    return activities(partition(tag, n), n)
+
+
+def activity_starts_for(tag: str, n: int) -> str:
+    """The activity start-count hash holding the activities of execution `tag`."""
+    return activity_starts(partition(tag, n), n)
+
+
+def activity_commands_for(tag: str, n: int) -> str:
+    """The activity command hash holding the activities of execution `tag`."""
+    return activity_commands(partition(tag, n), n)
 
 
 def signature_nonce(key_id: str, nonce: str, account: str = "*") -> str:
     """String with a TTL: a SignatureNonce this access key (of `account`) has used (replay guard of the front door).
 
-    In the account's slot, so gcra.lua spends it in the same call that charges the account's buckets;
+    Hashed by itself (issue 17): nonces are one key per request, so in the account's slot they piled
+    onto one Cluster shard. The admission spends it beside gcra.lua in one round trip (api/admission.py);
     the default account `*` (with key_id/nonce `*`) makes a SCAN pattern of every nonce.
     """
-    return f"{PREFIX}n:{{{account}}}:{key_id}:{nonce}"
+    return f"{PREFIX}n:{{{account}:{key_id}:{nonce}}}"
 
 
 def execution_tag(flow_id: str, name: str) -> str:
@@ -126,8 +219,12 @@ def running(account: str) -> str:
 
 
 # Schedules (issue 8). A schedule belongs to a flow by the flow's Id (a flow created again under the
-# same name starts with none) and hashes by account, like flows. The due zset is global, as TIMERS.
-SCHEDULES_DUE = PREFIX + "sched:due"  # zset: schedule member JSON -> next fire ms (a hint; the record is the truth)
+# same name starts with none) and hashes by account, like flows. The due zset is partitioned, as the timers.
+
+
+def schedules_due_for(member: str, n: int) -> str:
+    """The due zset (keys.schedules_due) holding schedule member `member`."""
+    return schedules_due(partition(member, n), n)
 
 
 def schedule(account: str, flow_id: str, name: str) -> str:
@@ -162,7 +259,17 @@ HEARTBEATS = PREFIX + "alive"  # zset: "<worker|timers>:<process name>" -> last 
 
 # Distributed Map (issue 16). A MapRun is addressed like an execution, `<flow id>/<MapRun name>`, so
 # ListExecutions(FlowName, MapRunName) finds it without its parent; its keys share that hash tag.
-MAPRUN_WAKE = PREFIX + "mrwake"  # zset: MapRun tag -> when the timers drive it again if nothing else did (ms)
+
+
+def maprun_wake(p: int, n: int) -> str:
+    """Zset: MapRun tag -> when the timers drive it again if nothing else did (ms), partition p of n."""
+    return f"{PREFIX}mrwake:{{{partition_tag(p, n)}}}"
+
+
+def maprun_wake_for(tag: str, n: int) -> str:
+    """The MapRun wake-up zset holding MapRun `tag`."""
+    return maprun_wake(partition(tag, n), n)
+
 
 
 def maprun(tag: str) -> str:

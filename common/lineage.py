@@ -77,12 +77,12 @@ def adoption_refused(answer: Any) -> str:
     return "Running"
 
 
-def queue_stops(scripts: Scripts, pipe: Any, tags: list[str], event: dict[str, Any], now: int, wake_after_ms: int) -> None:
+def queue_stops(scripts: Scripts, pipe: Any, tags: list[str], event: dict[str, Any], now: int, wake_after_ms: int, partitions: int = 16) -> None:
     """Queue a stop for each of these executions (ZADD wake-up, append.lua: two results each); those
     that have ended or do not exist are left alone. `stops_to_publish` reads which need a drive."""
     raw = dumps(event)
     for tag in tags:
-        pipe.zadd(keys.WAKE, {tag: now + wake_after_ms})
+        pipe.zadd(keys.wake_for(tag, partitions), {tag: now + wake_after_ms})
         scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [raw, now, wake_after_ms])
 
 
@@ -100,7 +100,8 @@ class _TreeStop:
     """One walk down a tree of adopted children, level by level (stop_child.lua): what to queue for a
     level, and from its answers which drives to publish and which children make the next level."""
 
-    def __init__(self, scripts: Scripts, tags: list[str], event: dict[str, Any], now: int, wake_after_ms: int) -> None:
+    def __init__(self, scripts: Scripts, tags: list[str], event: dict[str, Any], now: int, wake_after_ms: int, partitions: int) -> None:
+        self.partitions = partitions  # Settings.partitions: which keys.wake holds each
         self.scripts = scripts
         self.now = now
         self.wake_after_ms = wake_after_ms
@@ -118,7 +119,7 @@ class _TreeStop:
 
     def build(self, pipe: Any) -> None:
         for tag, ev in self.level:
-            pipe.zadd(keys.WAKE, {tag: self.now + self.wake_after_ms})
+            pipe.zadd(keys.wake_for(tag, self.partitions), {tag: self.now + self.wake_after_ms})
             script_keys = [keys.execution(tag), keys.inbox(tag), keys.children(tag)]
             self.scripts.queue(pipe, "stop_child", script_keys, [dumps(ev), self.now, self.wake_after_ms])
 
@@ -138,23 +139,25 @@ class _TreeStop:
         self.level = below
 
 
-def stop_tree(scripts: Scripts, tags: list[str], event: dict[str, Any], now: int, wake_after_ms: int) -> list[str]:
+def stop_tree(scripts: Scripts, tags: list[str], event: dict[str, Any], now: int, wake_after_ms: int, partitions: int = 16) -> list[str]:
     """Stop these executions with `event` and, at once, every descendant they have adopted (stop_child.lua,
     one round trip per level, sync client); the executions whose drive the caller must publish.
 
     Marking each one `stopping` first makes adopt.lua refuse new children for it, so a flow that
     spawns a level of children per drive cannot outrun its stop.
     """
-    walk = _TreeStop(scripts, tags, event, now, wake_after_ms)
+    walk = _TreeStop(scripts, tags, event, now, wake_after_ms, partitions)
     while walk.next_level():
         walk.read(scripts.pipeline_sync(walk.build))
     return walk.publish
 
 
-async def stop_tree_async(scripts: Scripts, tag: str, event: dict[str, Any], now: int, wake_after_ms: int) -> tuple[int, list[str]]:
+async def stop_tree_async(
+    scripts: Scripts, tag: str, event: dict[str, Any], now: int, wake_after_ms: int, partitions: int = 16
+) -> tuple[int, list[str]]:
     """stop_tree for one execution on an asyncio client (StopExecution): stop_child.lua's verdict for
     it (-1 missing, 0 ended, 1 stopping) and the executions whose drive must be published."""
-    walk = _TreeStop(scripts, [tag], event, now, wake_after_ms)
+    walk = _TreeStop(scripts, [tag], event, now, wake_after_ms, partitions)
     while walk.next_level():
         walk.read(await scripts.pipeline(walk.build))
     return int(walk.answers[0][0]), walk.publish

@@ -2,7 +2,7 @@
 
 A schedule is a hash (keys.schedule) holding its API fields plus `next` (the armed tick, epoch ms,
 '' while disabled), `anchor` (where `@every` ticks count from) and `rev` (bumped by every API write,
-so UpdateSchedule can refuse a concurrent change). The global zset keys.SCHEDULES_DUE wakes the
+so UpdateSchedule can refuse a concurrent change). The partitioned zsets keys.schedules_due wake the
 timers at `next`; it is only a hint, the record is the truth. Writers keep this invariant: the
 hint is never later than the record's `next` once both writes are done (API writers ZADD LT around
 their script; the timers raise a hint only by ZADD then re-reading the record, see worker/schedules.py).
@@ -25,7 +25,7 @@ MAX_NAME = 128
 
 
 def member(account: str, flow_name: str, flow_id: str, name: str) -> str:
-    """The schedule's member in keys.SCHEDULES_DUE (enough to find the flow and the record)."""
+    """The schedule's member in keys.schedules_due (enough to find the flow and the record)."""
     return json.dumps([account, flow_name, flow_id, name], separators=(",", ":"))
 
 
@@ -70,9 +70,10 @@ def schedule_view(fields: dict[str, str]) -> dict[str, Any]:
 class ScheduleStore:
     """Schedules of one Redis for the front door (redis.asyncio client)."""
 
-    def __init__(self, redis: Any, scripts: Scripts) -> None:
+    def __init__(self, redis: Any, scripts: Scripts, partitions: int) -> None:
         self.redis = redis
         self.scripts = scripts
+        self.partitions = partitions  # Settings.partitions: which keys.schedules_due holds a schedule
 
     async def put(
         self, mode: str, account: str, flow: dict[str, str], name: str, fields: dict[str, str], rev: str = ""
@@ -87,10 +88,10 @@ class ScheduleStore:
             # The hint is lowered before the write (a crash after it leaves a harmless early wake-up)
             # and again after it (a timers process that raised it in between sees the new record).
             if nxt:
-                pipe.zadd(keys.SCHEDULES_DUE, {hint: int(nxt)}, lt=True)
+                pipe.zadd(keys.schedules_due_for(hint, self.partitions), {hint: int(nxt)}, lt=True)
             self.scripts.queue(pipe, "put_schedule", skeys, [mode, flow["Id"], name, rev, *pairs])
             if nxt:
-                pipe.zadd(keys.SCHEDULES_DUE, {hint: int(nxt)}, lt=True)
+                pipe.zadd(keys.schedules_due_for(hint, self.partitions), {hint: int(nxt)}, lt=True)
 
         results = await self.scripts.pipeline(build)
         status, value = results[1 if nxt else 0]

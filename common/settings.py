@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     # The state Redis is a Redis Cluster (its support comes with issue 17's cluster part); the broker
     # must then be another server (common/brokers.py refuse_cluster_broker).
     redis_cluster: bool = False
+    # Global sets (wake-ups, timers, activity rescue, due schedules) are split into this many keys, each
+    # in its own hash slot, so no key (no Cluster shard) carries a share of the traffic that grows with executions.
+    partitions: Annotated[int, Field(ge=1, le=1024)] = 16
 
     # Front door.
     host: str = "127.0.0.1"

@@ -1,6 +1,7 @@
 """The async store the front door uses: flows, definitions and executions in Redis (redis.asyncio)."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from common.records import (
     decode_pairs,
     dumps,
 )
+from common.redisclients import is_cluster
 from common.scripts import Scripts
 from common.settings import Settings
 from common.versions import VersionStore
@@ -153,9 +155,17 @@ class Store:
         version: str = "",
         trace: str = "",
         depth: int = 0,
+        woken: bool = False,
     ) -> Claim:
-        """StartExecution's claim: one round trip (wake-up, index entry, atomic claim script, running count)."""
+        """StartExecution's claim: one round trip (wake-up, index entry, atomic claim script, running count).
+
+        `woken`: the wake-up (keys.pending_start) was written in an earlier round trip (the admission's),
+        so none is queued here. Otherwise it is queued before the claim in this pipeline, which orders
+        them on one server only: on a cluster (the pieces go to several nodes at once) the claim could
+        land while the wake-up does not, so it is written first, in a round trip of its own.
+        """
         pending: list[PendingClaim] = []
+        cluster = is_cluster(self.redis)
 
         def build(pipe: Any) -> None:
             pending[:] = [
@@ -163,12 +173,23 @@ class Store:
                     self.scripts, pipe, self.settings, account=account, flow=flow, name=name, raw_input=raw_input,
                     input_obj=input_obj, def_id=def_id, now=now, qualifier=qualifier, version=version, callback=callback, trace=trace,
                     depth=depth,
+                    wake=not woken and not cluster,
                 )
             ]  # fmt: skip
             # Counted in the same round trip (Scripts.pipeline runs non-script commands once), given back below if lost.
             pipe.incr(keys.running(account))
 
-        results = await self.runner.pipeline(build)  # fills `pending` first
+        if cluster and not woken:
+            tag = keys.execution_tag(flow["Id"], name)
+            await self.redis.zadd(keys.wake_for(tag, self.settings.partitions), {tag: now + self.settings.wake_after_ms})
+        try:
+            results = await self.runner.pipeline(build)  # fills `pending` first
+        except Exception:
+            # The claim's answer is lost: give the count back (a claim that landed anyway is driven by
+            # its wake-up, and its end gives the count back once more: the cap errs on the open side).
+            with contextlib.suppress(Exception):
+                await self.redis.decr(keys.running(account))
+            raise
         claim = pending[0].outcome(results)
         if not claim.created:
             await self.redis.decr(keys.running(account))  # nothing started: give the running count back
@@ -187,13 +208,13 @@ class Store:
         child it waits for, theirs too (common/lineage.py); (1 stopping | 0 ended | -1 missing, the
         executions whose drive must be published)."""
         tag = keys.execution_tag(flow_id, name)
-        return await stop_tree_async(self.scripts, tag, event, now, self.settings.wake_after_ms)
+        return await stop_tree_async(self.scripts, tag, event, now, self.settings.wake_after_ms, self.settings.partitions)
 
     async def append_event(self, flow_id: str, name: str, event: dict[str, Any], now: int) -> tuple[int, str]:
         """Append an inbox event to a running execution: (1 appended | 0 ended | -1 missing, status)."""
         tag = keys.execution_tag(flow_id, name)
         def build(pipe: Any) -> None:
-            pipe.zadd(keys.WAKE, {tag: now + self.settings.wake_after_ms})
+            pipe.zadd(keys.wake_for(tag, self.settings.partitions), {tag: now + self.settings.wake_after_ms})
             self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [dumps(event)])
 
         _, result = await self.scripts.pipeline(build)
@@ -275,7 +296,7 @@ class Store:
         _, parent_name = keys.split_tag(parent_tag)
         flow = as_str(await self.redis.hget(keys.execution(parent_tag), "flow"))
         event = orphan_event(flow, parent_name, status)
-        await self.scripts.pipeline(lambda pipe: queue_stops(self.scripts, pipe, [child_tag], event, now, self.settings.wake_after_ms))
+        await self.scripts.pipeline(lambda pipe: queue_stops(self.scripts, pipe, [child_tag], event, now, self.settings.wake_after_ms, self.settings.partitions))
         return True
 
     async def history(self, flow_id: str, name: str) -> list[HistoryEvent]:

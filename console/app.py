@@ -16,12 +16,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from common import brokers
 from common.credentials import AccessKey, Keyring
-from common.redisurl import for_redis_py
+from common.redisclients import async_state_client
 from common.settings import Settings
 from common.store import Store
 from common.taskmsg import drive_messages
@@ -138,7 +137,7 @@ def _str(value: Any) -> str:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     """The console's own Redis clients, store, sessions and credentials watcher (no SIGHUP hook: the API owns it)."""
     settings = app[SETTINGS]
-    state = aioredis.from_url(for_redis_py(settings.redis_url), max_connections=32, socket_timeout=10, socket_connect_timeout=5)
+    state = async_state_client(settings, max_connections=32, socket_timeout=10, socket_connect_timeout=5)
     broker = brokers.async_broker(settings, state, max_connections=8)  # a Redis, or RabbitMQ (common/brokers.py)
     app[STORE] = Store(state, settings)
     app[SESSIONS] = Sessions(state, settings.console_session_seconds, settings.console_signin_attempts)

@@ -11,7 +11,7 @@ import click
 import redis
 
 from common import keys
-from common.redisurl import for_redis_py
+from common.redisclients import state_client
 from common.settings import Settings
 from common.throttle_rules import (
     ANY,
@@ -53,7 +53,10 @@ def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _client(url: str | None, data_dir: Path | None) -> redis.Redis:
-    client = redis.Redis.from_url(for_redis_py(redis_url(url, data_dir)), socket_timeout=10)
+    settings = Settings()
+    if url or data_dir is not None:  # an explicit server: a single Redis unless the settings say cluster and no dev dir
+        settings = settings.model_copy(update={"redis_url": redis_url(url, data_dir), "redis_cluster": settings.redis_cluster and data_dir is None})
+    client: redis.Redis = state_client(settings, socket_timeout=10)
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:

@@ -57,7 +57,7 @@ def worker_crashed(deaths: int, limit: int) -> Outcome:
 
 
 def activity_member(tag: str, activity_id: str) -> str:
-    """The activity's entry in keys.ACTIVITIES and keys.ACTIVITY_COMMANDS."""
+    """The activity's entry in keys.activities and keys.activity_commands (the execution's partition)."""
     return f"{tag}#{activity_id}"
 
 
@@ -180,13 +180,13 @@ class ActivityRunner:
         None when the command is no longer recorded (reported, cancelled or failed meanwhile)."""
         deadline = int(time.time() * 1000) + self.settings.activity_rescue_ms
         pipe = self.state.pipeline(transaction=False)
-        pipe.zscore(keys.ACTIVITIES, member)
-        pipe.zadd(keys.ACTIVITIES, {member: deadline}, xx=True)
-        pipe.hincrby(keys.ACTIVITY_STARTS, member, 1)
+        pipe.zscore(self._acts([member]), member)
+        pipe.zadd(self._acts([member]), {member: deadline}, xx=True)
+        pipe.hincrby(self._starts(member), member, 1)
         score, _, starts = pipe.execute()
         if score is not None:
             return int(starts)
-        self.state.hdel(keys.ACTIVITY_STARTS, member)  # a duplicate message of a call already over: not counted
+        self.state.hdel(self._starts(member), member)  # a duplicate message of a call already over: not counted
         return None
 
     def beat(self, members: list[str]) -> None:
@@ -194,15 +194,22 @@ class ActivityRunner:
         meanwhile is not brought back)."""
         if members:
             deadline = int(time.time() * 1000) + self.settings.activity_rescue_ms
-            self.state.zadd(keys.ACTIVITIES, dict.fromkeys(members, deadline), xx=True)
+            self.state.zadd(self._acts(members), dict.fromkeys(members, deadline), xx=True)
+
+    def _acts(self, members: list[str]) -> str:
+        """The rescue zset of these activities (all of one execution, as one message carries)."""
+        return keys.activities_for(members[0].rsplit("#", 1)[0], self.settings.partitions)
+
+    def _starts(self, member: str) -> str:
+        return keys.activity_starts_for(member.rsplit("#", 1)[0], self.settings.partitions)
 
     def take(self, members: list[str]) -> list[bool]:
         """Which of these activities are still recorded (neither reported nor cancelled), their rescue
         deadlines pushed on, in one round trip."""
         deadline = int(time.time() * 1000) + self.settings.activity_rescue_ms
         pipe = self.state.pipeline(transaction=False)
-        pipe.zmscore(keys.ACTIVITIES, members)
-        pipe.zadd(keys.ACTIVITIES, dict.fromkeys(members, deadline), xx=True)
+        pipe.zmscore(self._acts(members), members)
+        pipe.zadd(self._acts(members), dict.fromkeys(members, deadline), xx=True)
         scores = pipe.execute()[0]
         return [score is not None for score in scores]
 
@@ -234,12 +241,12 @@ class ActivityRunner:
 
         def build(pipe: Any) -> None:
             if events:
-                pipe.zadd(keys.WAKE, {tag: now + wake_after})
+                pipe.zadd(keys.wake_for(tag, self.settings.partitions), {tag: now + wake_after})
                 self.scripts.queue(pipe, "append", [keys.execution(tag), keys.inbox(tag)], [events[0], now, wake_after, *events[1:]])
             if members:  # after the append: a crash in between runs the call again, never loses it
-                pipe.zrem(keys.ACTIVITIES, *members)
-                pipe.hdel(keys.ACTIVITY_COMMANDS, *members)
-                pipe.hdel(keys.ACTIVITY_STARTS, *members)
+                pipe.zrem(keys.activities_for(tag, self.settings.partitions), *members)
+                pipe.hdel(keys.activity_commands_for(tag, self.settings.partitions), *members)
+                pipe.hdel(keys.activity_starts_for(tag, self.settings.partitions), *members)
 
         results = self.scripts.pipeline_sync(build)
         if not events:

@@ -5,12 +5,12 @@ import gc
 import logging
 from typing import Any
 
-import redis
 from celery import Celery, signals
 
 from common import brokers
 from common.mapruns import MAPRUN_TASK
-from common.redisurl import for_kombu, for_redis_py
+from common.redisclients import state_client
+from common.redisurl import for_kombu
 from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK, DRIVE_TASK
 from worker import heartbeat
@@ -171,7 +171,7 @@ def _mapruns() -> MapRuns:
 
 
 def _clients(settings: Settings) -> tuple[Any, Any]:
-    state = redis.Redis.from_url(for_redis_py(settings.redis_url))
+    state = state_client(settings)
     return state, brokers.sync_broker(settings, state)
 
 

@@ -131,7 +131,7 @@ class ChildStarter:
             flow_id, parent_name = keys.split_tag(parent_tag)
             raw_flow = self.state.hget(keys.execution(parent_tag), "flow")
             event = orphan_event(as_str(raw_flow) or flow_id, parent_name, status)
-            self.scripts.pipeline_sync(lambda pipe: queue_stops(self.scripts, pipe, [tag], event, now, self.settings.wake_after_ms))
+            self.scripts.pipeline_sync(lambda pipe: queue_stops(self.scripts, pipe, [tag], event, now, self.settings.wake_after_ms, self.settings.partitions))
 
 
 def _exists(name: str, flow_name: str) -> Outcome:

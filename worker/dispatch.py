@@ -66,19 +66,20 @@ class Dispatcher:
             return
         activities = []
         cancelled: set[str] = set()
+        n = self.settings.partitions
         pipe = self.state.pipeline(transaction=False)
         for command in commands:
             kind, cid = command.get("t"), str(command.get("id"))
             if kind == CommandType.START_TIMER:
-                pipe.zadd(keys.TIMERS, {timer_member(tag, cid): int(command["fire_at"])})
+                pipe.zadd(keys.timers_for(tag, n), {timer_member(tag, cid): int(command["fire_at"])})
             elif kind == CommandType.CANCEL_TIMER:
-                pipe.zrem(keys.TIMERS, timer_member(tag, cid))
+                pipe.zrem(keys.timers_for(tag, n), timer_member(tag, cid))
             elif kind == CommandType.CANCEL_ACTIVITY:
                 pipe.hset(keys.tasks(tag), cid, "done")  # its token's reports are TaskAlreadyCompleted from now on
                 cancelled.add(cid)
-                pipe.zrem(keys.ACTIVITIES, activity_member(tag, cid))  # and it is never run again
-                pipe.hdel(keys.ACTIVITY_COMMANDS, activity_member(tag, cid))
-                pipe.hdel(keys.ACTIVITY_STARTS, activity_member(tag, cid))
+                pipe.zrem(keys.activities_for(tag, n), activity_member(tag, cid))  # and it is never run again
+                pipe.hdel(keys.activity_commands_for(tag, n), activity_member(tag, cid))
+                pipe.hdel(keys.activity_starts_for(tag, n), activity_member(tag, cid))
             elif kind == CommandType.RUN_ACTIVITY:
                 if waits_for_report(command):
                     pipe.hsetnx(keys.tasks(tag), cid, "waiting")
@@ -90,8 +91,8 @@ class Dispatcher:
             # Recorded before they are published: a message lost with a killed worker is run again
             # by the timers after activity_rescue_ms (worker/timers.py rescue_activities).
             members = [activity_member(tag, str(c["id"])) for c in activities]
-            pipe.hset(keys.ACTIVITY_COMMANDS, mapping={m: json.dumps(c) for m, c in zip(members, activities, strict=True)})
-            pipe.zadd(keys.ACTIVITIES, dict.fromkeys(members, int(time.time() * 1000) + self.settings.activity_rescue_ms))
+            pipe.hset(keys.activity_commands_for(tag, n), mapping={m: json.dumps(c) for m, c in zip(members, activities, strict=True)})
+            pipe.zadd(keys.activities_for(tag, n), dict.fromkeys(members, int(time.time() * 1000) + self.settings.activity_rescue_ms))
         kids_at = -1
         if cancelled and orphaned is not None:
             kids_at = len(pipe)  # read after the tasks are marked done: adopt.lua adopts no child of theirs from now on
@@ -110,7 +111,7 @@ class Dispatcher:
         if not kids:
             return
         self.state.hdel(keys.children(tag), *kids)
-        publish = stop_tree(self.scripts, kids, event, int(time.time() * 1000), self.settings.wake_after_ms)
+        publish = stop_tree(self.scripts, kids, event, int(time.time() * 1000), self.settings.wake_after_ms, self.settings.partitions)
         logger.info("stopping %d child execution(s) of %s and theirs: the tasks that waited for them were cancelled", len(kids), tag)
         self.publish_drives(publish)
 
@@ -135,7 +136,7 @@ class Dispatcher:
         def build(pipe: Any) -> None:
             if tag:
                 pipe.hdel(keys.children(ref.tag), tag)
-            pipe.zadd(keys.WAKE, {ref.tag: now + wake_after})
+            pipe.zadd(keys.wake_for(ref.tag, self.settings.partitions), {ref.tag: now + wake_after})
             self.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), "", now, wake_after])
 
         with report_span(self.state, ref.tag, ref.task_id, decision.status == Status.SUCCEEDED):

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from common import keys
-from common.redisurl import for_redis_py
 from common.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ def heartbeat_path(settings: Settings, role: str) -> Path:
 class Heartbeat:
     """The heartbeat of one process: state kept by the process, written to a file by a thread."""
 
-    def __init__(self, path: Path, role: str, interval: float, redis_url: str | None = None) -> None:
+    def __init__(self, path: Path, role: str, interval: float, redis_url: str | None = None, cluster: bool = False) -> None:
         self.path = path
         self.role = role
         self.interval = interval
@@ -69,9 +68,9 @@ class Heartbeat:
         self.member = f"{role}:{socket.gethostname()}/{os.getpid()}"
         self._redis: Any = None
         if redis_url:
-            import redis  # here, not at the top: `--check` imports this module and must stay cheap
+            from common.redisclients import client_for  # here, not at the top: `--check` imports this module and must stay cheap
 
-            self._redis = redis.Redis.from_url(for_redis_py(redis_url), socket_timeout=2, socket_connect_timeout=2)
+            self._redis = client_for(redis_url, cluster, socket_timeout=2, socket_connect_timeout=2)
 
     def tick(self) -> None:
         """The main loop ran (cheap: called from the loop itself)."""
@@ -223,7 +222,7 @@ def install_worker(app: Any, settings: Settings) -> Heartbeat:
     """Wire a heartbeat into a Celery app: task start/end, warm shutdown, and a main-loop tick."""
     from celery import bootsteps, signals
 
-    beat = Heartbeat(heartbeat_path(settings, "worker"), "worker", settings.heartbeat_interval_seconds, settings.redis_url)
+    beat = Heartbeat(heartbeat_path(settings, "worker"), "worker", settings.heartbeat_interval_seconds, settings.redis_url, settings.redis_cluster)
     interval = settings.heartbeat_interval_seconds
 
     class LoopTick(bootsteps.StartStopStep):

@@ -12,7 +12,7 @@ appends ChildEnded to the run's inbox and wakes the driver; so the counts Descri
 add up to Total. When every item has ended, the results go back to the parent's task token, as a
 JSON array or through the ResultWriter, and the run ends.
 
-The safety net: every live run sits in keys.MAPRUN_WAKE; the timers drive a run whose deadline
+The safety net: every live run sits in keys.maprun_wake (partitioned); the timers drive a run whose deadline
 passed (a drive message lost with a killed worker), and each drive arms it again.
 """
 from __future__ import annotations
@@ -135,7 +135,7 @@ class MapRuns:
             pipe.set(keys.definition(def_id), definition, nx=True)
             pipe.sadd(keys.execution_mapruns(parent_tag), tag)
             pipe.expire(keys.execution_mapruns(parent_tag), self.settings.retention_days * 86400)
-            pipe.zadd(keys.MAPRUN_WAKE, {tag: now + self.settings.wake_after_ms})
+            pipe.zadd(keys.maprun_wake_for(tag, self.settings.partitions), {tag: now + self.settings.wake_after_ms})
             self.scripts.queue(pipe, "claim", [keys.maprun(tag), keys.maprun_inbox(tag)], [dumps({"t": "Start"}), *fields])
 
         if self._cancelled(parent_tag, str(command["id"])):  # the parent left the Map before its run began
@@ -176,7 +176,7 @@ class MapRuns:
             got = self.scripts.maprun_acquire(keys=keys.maprun_keys(tag)[:3], args=[self.settings.lease_ms])
             token = int(got[0])
             if token == -1:
-                self.state.zrem(keys.MAPRUN_WAKE, tag)
+                self.state.zrem(keys.maprun_wake_for(tag, self.settings.partitions), tag)
                 return "missing"
             if token == 0:
                 return "busy"
@@ -204,7 +204,7 @@ class MapRuns:
         if any(isinstance(e, dict) and e.get("t") == "Abort" for e in inbox):
             self._stop_children(tag, fields)
             return self._end(tag, token, consumed, fields, "Aborted", ABORTED, "the parent execution no longer waits for this MapRun")
-        self.state.zadd(keys.MAPRUN_WAKE, {tag: now_ms() + self.settings.wake_after_ms})
+        self.state.zadd(keys.maprun_wake_for(tag, self.settings.partitions), {tag: now_ms() + self.settings.wake_after_ms})
         spec = json.loads(fields.get("spec") or "{}")
         updates: dict[str, str] = {}
         if fields.get("claiming"):  # a drive died between reserving children and claiming them
@@ -273,7 +273,7 @@ class MapRuns:
             pipe = self.state.pipeline(transaction=False)
             for key in (keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_children(tag), keys.maprun_running(tag)):
                 pipe.expire(key, ttl)
-            pipe.zrem(keys.MAPRUN_WAKE, tag)
+            pipe.zrem(keys.maprun_wake_for(tag, self.settings.partitions), tag)
             pipe.srem(keys.execution_mapruns(fields.get("parent", "")), tag)
             pipe.execute()
         return min(left, 0)
@@ -288,7 +288,7 @@ class MapRuns:
         wake = self.settings.wake_after_ms
 
         def build(pipe: Any) -> None:
-            pipe.zadd(keys.WAKE, {ref.tag: now + wake})
+            pipe.zadd(keys.wake_for(ref.tag, self.settings.partitions), {ref.tag: now + wake})
             self.scripts.queue(pipe, "report", report_keys(ref), [ref.task_id, dumps(event), "", now, wake])
 
         result = self.scripts.pipeline_sync(build)[-1]
@@ -445,7 +445,7 @@ class MapRuns:
                     as_json = dumps(dict(zip(record[::2], record[1::2], strict=True)))
                     self.scripts.queue(pipe, "maprun_child_done", [keys.execution(ctag), keys.history(ctag)], [chunk, ttl, as_json])
                     continue
-                pipe.zadd(keys.WAKE, {ctag: now + wake})
+                pipe.zadd(keys.wake_for(ctag, self.settings.partitions), {ctag: now + wake})
                 at.append((len(pipe), ctag, False))
                 self.scripts.queue(pipe, "claim", [keys.execution(ctag), keys.inbox(ctag)], [dumps(started_event), *record])
                 if express:
@@ -506,7 +506,7 @@ class MapRuns:
 
         def build(pipe: Any) -> None:
             for ctag in ctags:
-                pipe.zadd(keys.WAKE, {ctag: now + wake})
+                pipe.zadd(keys.wake_for(ctag, self.settings.partitions), {ctag: now + wake})
                 self.scripts.queue(pipe, "append", [keys.execution(ctag), keys.inbox(ctag)], [event, now, wake])
 
         results = self.scripts.pipeline_sync(build)[1::2]
@@ -532,7 +532,7 @@ def child_ended(scripts: Scripts, broker: Any, settings: Settings, callback: str
         queue = settings.activity_queue
         broker.rpush(queue, drive_message(tag, queue))
     elif int(result[0]) >= 1 and int(result[1]) == 2:  # refills are batched: the timers drive it soon
-        scripts.client.zadd(keys.MAPRUN_WAKE, {tag: now + REFILL_DELAY_MS}, xx=True, lt=True)
+        scripts.client.zadd(keys.maprun_wake_for(tag, settings.partitions), {tag: now + REFILL_DELAY_MS}, xx=True, lt=True)
     return True
 
 

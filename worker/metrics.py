@@ -63,7 +63,8 @@ def record_history(events: Iterable[Any]) -> None:
 class RedisDepthCollector(Collector):
     """Queue and timer backlogs, read from Redis when Prometheus scrapes (one pipeline)."""
 
-    def __init__(self, state: Any, broker: Any, queues: list[str]) -> None:
+    def __init__(self, state: Any, broker: Any, queues: list[str], partitions: int = 16) -> None:
+        self.partitions = partitions  # Settings.partitions: the timers and wake-up zsets summed
         self.state = state
         self.broker = broker
         self.queues = queues
@@ -73,9 +74,12 @@ class RedisDepthCollector(Collector):
         try:
             lengths = brokers.queue_lengths(self.broker, self.queues)  # the broker's own counts (Redis or RabbitMQ)
             pipe = self.state.pipeline(transaction=False)
-            pipe.zcard(keys.TIMERS)
-            pipe.zcard(keys.WAKE)
-            timers, wakeups = pipe.execute()
+            n = self.partitions
+            for p in range(n):
+                pipe.zcard(keys.timers(p, n))
+                pipe.zcard(keys.wake(p, n))
+            counts = pipe.execute()
+            timers, wakeups = sum(counts[0::2]), sum(counts[1::2])
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail because Redis is away; the series are then absent
             logger.warning("metrics: cannot read queue depths from Redis: %s", exc)
             return
@@ -90,13 +94,12 @@ def serve(settings: Settings, registry: CollectorRegistry = REGISTRY) -> Any:
     """Serve /metrics on host:metrics_port with the Redis backlog gauges; None when metrics_port is 0."""
     if not settings.metrics_port:
         return None
-    import redis
 
-    from common.redisurl import for_redis_py
+    from common.redisclients import state_client
 
-    state = redis.Redis.from_url(for_redis_py(settings.redis_url), socket_timeout=2, socket_connect_timeout=2)
+    state = state_client(settings, socket_timeout=2, socket_connect_timeout=2)
     broker = brokers.sync_broker(settings, state, socket_timeout=2)
-    registry.register(RedisDepthCollector(state, broker, [settings.drive_queue, settings.activity_queue]))
+    registry.register(RedisDepthCollector(state, broker, [settings.drive_queue, settings.activity_queue], settings.partitions))
     server, _thread = start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
     logger.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
     return server

@@ -42,9 +42,15 @@ class ScheduleFirer:
         self.settings = settings
         self.publish = publish
 
-    def fire(self, now: int) -> int:
-        """Fire every schedule due at `now` (epoch ms); returns how many due entries were handled."""
-        claimed = self.scripts.claim_due(keys=[keys.SCHEDULES_DUE], args=[now, BATCH, CLAIM_MS])
+    def fire(self, now: int, parts: list[int] | None = None) -> int:
+        """Fire every schedule due at `now` (epoch ms) in partitions `parts` (default all); returns how
+        many due entries were handled."""
+        n = self.settings.partitions
+        parts = list(range(n)) if parts is None else parts
+        answers = self.scripts.pipeline_sync(
+            self.scripts.each("claim_due", [([keys.schedules_due(p, n)], [now, BATCH, CLAIM_MS]) for p in parts])
+        )  # one round trip per node
+        claimed = [x for answer in answers for x in answer]
         tags: list[str] = []
         for raw, score in zip(claimed[::2], claimed[1::2], strict=True):
             text = raw.decode() if isinstance(raw, bytes) else str(raw)
@@ -114,7 +120,7 @@ class ScheduleFirer:
                 )
             ]  # fmt: skip
             if express:
-                queue_express_timeout(pipe, pending[0].tag, now, self.settings.express_timeout_seconds)
+                queue_express_timeout(pipe, pending[0].tag, now, self.settings.express_timeout_seconds, self.settings.partitions)
 
         with schedule_start(flow["Name"], execution, name):  # the execution's trace starts here (tracing on)
             trace = tracing.traceparent()
@@ -135,27 +141,30 @@ class ScheduleFirer:
 
         def build(pipe: Any) -> None:
             # Raise the hint before the compare-and-set: an API write after it lowers it again (ZADD LT).
-            pipe.zadd(keys.SCHEDULES_DUE, {text: following})
+            pipe.zadd(self._due(text), {text: following})
             self.scripts.queue(pipe, "arm_schedule", [skey], [tick, following])
 
         _, armed = self.scripts.pipeline_sync(build)
         if int(armed[0]) == 0:
             nxt, enabled = as_str(armed[1]), as_str(armed[2])
             if enabled == "1" and nxt:
-                self.state.zadd(keys.SCHEDULES_DUE, {text: int(nxt)}, lt=True)
+                self.state.zadd(self._due(text), {text: int(nxt)}, lt=True)
 
     def _raise_hint(self, text: str, account: str, flow_id: str, name: str, tick: int) -> None:
         """Set the hint to the record's tick, then re-read the record: a change in between wins (ZADD LT)."""
         pipe = self.state.pipeline(transaction=False)
-        pipe.zadd(keys.SCHEDULES_DUE, {text: tick})
+        pipe.zadd(self._due(text), {text: tick})
         pipe.hmget(keys.schedule(account, flow_id, name), "next", "Enable")
         _, (nxt, enabled) = pipe.execute()
         nxt, enabled = as_str(nxt), as_str(enabled)
         if enabled == "1" and nxt and int(nxt) != tick:
-            self.state.zadd(keys.SCHEDULES_DUE, {text: int(nxt)}, lt=True)
+            self.state.zadd(self._due(text), {text: int(nxt)}, lt=True)
+
+    def _due(self, text: str) -> str:
+        return keys.schedules_due_for(text, self.settings.partitions)
 
     def _release(self, text: str, claim_score: int) -> None:
-        self.scripts.release_if(keys=[keys.SCHEDULES_DUE], args=[text, claim_score])
+        self.scripts.release_if(keys=[self._due(text)], args=[text, claim_score])
 
     def _drop_orphan(self, account: str, flow_id: str, name: str) -> None:
         pipe = self.state.pipeline(transaction=True)

@@ -75,11 +75,11 @@ async def start_execution(call: Call) -> dict[str, Any]:
         depth = parent_depth + 1
     qualifier = optional(p, "Qualifier")
     runs = await resolve_qualifier(call, flow, qualifier)
-    name = name or str(uuid.uuid4())
+    name = name or call.execution_name or str(uuid.uuid4())
     return await control.start(
         call.store, call.publisher.publish, call.settings, account=call.account, flow=flow, name=name,
         raw_input=raw_input, input_obj=input_obj, runs=runs, qualifier=qualifier, callback=callback, now=call.now,
-        parent=parent, depth=depth,
+        parent=parent, depth=depth, woken=call.flow_head is not None,  # the admission wrote its wake-up (api/admission.py)
     )  # fmt: skip
 
 

@@ -152,7 +152,7 @@ async def delete_flow(call: Call) -> dict[str, Any]:
     if not await call.store.delete_flow(call.account, name):
         raise FlowNotExists(name)
     if flow is not None:
-        await ScheduleStore(call.store.redis, call.store.scripts).purge_flow(call.account, flow["Id"])
+        await ScheduleStore(call.store.redis, call.store.scripts, call.settings.partitions).purge_flow(call.account, flow["Id"])
     return {}
 
 

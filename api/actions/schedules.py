@@ -22,7 +22,7 @@ LIST_DEFAULT = 60  # the docs give the range (1-1000) but no default; ListFlows'
 
 
 def _store(call: Call) -> ScheduleStore:
-    return ScheduleStore(call.store.redis, call.store.scripts)
+    return ScheduleStore(call.store.redis, call.store.scripts, call.settings.partitions)
 
 
 def _cron(text: str) -> Cron:

@@ -44,7 +44,7 @@ async def start_sync_execution(call: Call) -> dict[str, Any]:
                 qualifier=qualifier, version=runs.version, watch=True, trace=trace,
             )
         ]  # fmt: skip
-        queue_express_timeout(pipe, tag, call.now, limit)
+        queue_express_timeout(pipe, tag, call.now, limit, call.settings.partitions)
 
     results = await call.store.scripts.pipeline(build)
     claim = pending[0].outcome(results)

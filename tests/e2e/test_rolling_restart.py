@@ -204,7 +204,7 @@ def stuck(r: redis.Redis, name: str) -> str:
         return (
             f"record={ {k.decode(): v.decode()[:60] for k, v in r.hgetall(key).items() if k != b'state'} } "
             f"inbox={r.lrange(keys.inbox(tag), 0, -1)} lease={r.get(keys.lease(tag))} "
-            f"pttl={r.pttl(keys.lease(tag))} wake={r.zscore(keys.WAKE, tag)} now={int(time.time() * 1000)}"
+            f"pttl={r.pttl(keys.lease(tag))} wake={r.zscore(keys.wake_for(tag, 16), tag)} now={int(time.time() * 1000)}"
         )
     return "no record"
 

@@ -235,7 +235,7 @@ def test_every_second_for_ten_seconds_across_two_timers_processes(sdk: Any, svc:
 
 def _due_for(state: redis.Redis, flow: str, schedule: str) -> bool:
     """Whether the timers still hold a wake-up for this schedule (the due zset's member names flow and schedule)."""
-    return any(json.loads(m)[1::2] == [flow, schedule] for m in state.zrange(keys.SCHEDULES_DUE, 0, -1))
+    return any(json.loads(m)[1::2] == [flow, schedule] for p in range(16) for m in state.zrange(keys.schedules_due(p, 16), 0, -1))
 
 
 def test_deleting_the_flow_stops_its_schedules(sdk: Any, svc: Service) -> None:

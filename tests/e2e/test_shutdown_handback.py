@@ -73,7 +73,7 @@ def test_a_stopping_worker_hands_the_execution_back(front_door: Service) -> None
         heartbeat.STOPPING.clear()
     assert r.exists(keys.lease(tag)) == 0, "the lease is released at once, not left to expire"
     assert r.lrange(keys.inbox(tag), 0, -1) == [NOISE.encode()], "the unseen event stays for the next drive"
-    assert r.zscore(keys.WAKE, tag) is not None, "its wake-up stays, so the safety net re-drives it"
+    assert r.zscore(keys.wake_for(tag, 16), tag) is not None, "its wake-up stays, so the safety net re-drives it"
     assert r.hget(keys.execution(tag), "status") == b"Succeeded", "what the round did is committed"
     assert contextvars.copy_context().run(Driver(r, Settings(redis_url=front_door.redis_url)).drive, tag) == "driven"
     assert r.llen(keys.inbox(tag)) == 0

@@ -66,8 +66,8 @@ def _record(r: redis.Redis, commands: list[dict[str, Any]], deadline: int = 1) -
     """As the dispatcher records them before publishing (deadline 1: long overdue unless kept alive)."""
     for c in commands:
         member = activity_member(TAG, c["id"])
-        r.hset(keys.ACTIVITY_COMMANDS, member, json.dumps(c))
-        r.zadd(keys.ACTIVITIES, {member: deadline})
+        r.hset(keys.activity_commands_for(TAG, 16), member, json.dumps(c))
+        r.zadd(keys.activities_for(TAG, 16), {member: deadline})
 
 
 def _inbox_ids(r: redis.Redis) -> list[str]:
@@ -84,8 +84,8 @@ def test_the_dispatcher_batches_one_decisions_activities(r: redis.Redis, setting
     assert [[c["id"] for c in batch] for _, batch in sent] == [
         [c["id"] for c in commands[i : i + per]] for i in range(0, len(commands), per)
     ]
-    assert r.hlen(keys.ACTIVITY_COMMANDS) == len(commands) and r.zcard(keys.ACTIVITIES) == len(commands)
-    assert r.zcard(keys.TIMERS) == 1
+    assert r.hlen(keys.activity_commands_for(TAG, 16)) == len(commands) and r.zcard(keys.activities_for(TAG, 16)) == len(commands)
+    assert r.zcard(keys.timers_for(TAG, 16)) == 1
     r.delete(settings.activity_queue)
     dispatcher.dispatch(TAG, [command("lone")])
     assert messages(r, settings.activity_queue) == [[TAG, command("lone")]]  # one command: the message as before
@@ -98,7 +98,7 @@ def test_a_batch_reports_every_result_in_order_with_one_drive(r: redis.Redis, ru
     assert _inbox_ids(r) == [c["id"] for c in commands]
     assert [json.loads(e)["result"]["id"] for e in r.lrange(keys.inbox(TAG), 0, -1)] == [c["id"] for c in commands]
     assert published == [TAG]
-    assert r.zcard(keys.ACTIVITIES) == 0 and r.hlen(keys.ACTIVITY_COMMANDS) == 0
+    assert r.zcard(keys.activities_for(TAG, 16)) == 0 and r.hlen(keys.activity_commands_for(TAG, 16)) == 0
     # A lone command (the message before batches, and the timers' rescue) still runs as it did.
     _record(r, [command("x")])
     assert runner.run(TAG, command("x")) == "ActivityCompleted"
@@ -127,7 +127,7 @@ def test_a_slow_batch_hands_back_what_it_has_not_started_and_reports_what_is_don
         assert messages(r, settings.activity_queue) == [[TAG, commands[2]], [TAG, commands[3]]]
         assert published == [TAG]
         # Kept alive while they are this batch's: all four had their overdue deadline pushed on.
-        assert all(score > 1 for _, score in r.zrange(keys.ACTIVITIES, 0, -1, withscores=True))
+        assert all(score > 1 for _, score in r.zrange(keys.activities_for(TAG, 16), 0, -1, withscores=True))
     finally:
         RELEASE.set()
         thread.join(30)
@@ -136,9 +136,9 @@ def test_a_slow_batch_hands_back_what_it_has_not_started_and_reports_what_is_don
     assert json.loads(r.lrange(keys.inbox(TAG), 1, 1)[0])["result"] == {"released": True}
     assert published == [TAG]  # the drive for "1" had not run yet: "2" waits for it
     # The handed-back ones stay recorded, so the timers run them should their messages be lost.
-    left = {m.decode() for m in r.zrange(keys.ACTIVITIES, 0, -1)}
+    left = {m.decode() for m in r.zrange(keys.activities_for(TAG, 16), 0, -1)}
     assert left == {activity_member(TAG, "3"), activity_member(TAG, "4")}
-    assert r.hlen(keys.ACTIVITY_COMMANDS) == 2
+    assert r.hlen(keys.activity_commands_for(TAG, 16)) == 2
 
 
 def test_a_call_outliving_its_timeout_in_a_batch_is_forgotten_and_the_rest_still_runs(
@@ -152,7 +152,7 @@ def test_a_call_outliving_its_timeout_in_a_batch_is_forgotten_and_the_rest_still
     finally:
         RELEASE.set()
     assert said[0] == "TimedOut"  # its timer ends the task: nothing is reported, the rescue entry is gone
-    assert "1" not in _inbox_ids(r) and activity_member(TAG, "1") not in {m.decode() for m in r.zrange(keys.ACTIVITIES, 0, -1)}
+    assert "1" not in _inbox_ids(r) and activity_member(TAG, "1") not in {m.decode() for m in r.zrange(keys.activities_for(TAG, 16), 0, -1)}
     if said[1] == "HandedBack":  # the usual case: the batch was split while "1" ran
         assert messages(r, settings.activity_queue) == [[TAG, commands[1]]] and _inbox_ids(r) == []
     else:
@@ -163,10 +163,10 @@ def test_a_redelivered_batch_skips_what_was_reported_or_cancelled(r: redis.Redis
     """Celery delivers a batch again when its worker died mid-batch: only the unfinished calls run again."""
     commands = [command(str(i)) for i in range(4)]
     _record(r, commands)
-    r.zrem(keys.ACTIVITIES, activity_member(TAG, "0"))  # reported before the worker died
-    r.hdel(keys.ACTIVITY_COMMANDS, activity_member(TAG, "0"))
-    r.zrem(keys.ACTIVITIES, activity_member(TAG, "2"))  # cancelled by a later decision
-    r.hdel(keys.ACTIVITY_COMMANDS, activity_member(TAG, "2"))
+    r.zrem(keys.activities_for(TAG, 16), activity_member(TAG, "0"))  # reported before the worker died
+    r.hdel(keys.activity_commands_for(TAG, 16), activity_member(TAG, "0"))
+    r.zrem(keys.activities_for(TAG, 16), activity_member(TAG, "2"))  # cancelled by a later decision
+    r.hdel(keys.activity_commands_for(TAG, 16), activity_member(TAG, "2"))
     assert runner.run(TAG, commands) == "Gone ActivityCompleted Gone ActivityCompleted"
     assert _inbox_ids(r) == ["1", "3"] and published == [TAG]
-    assert r.zcard(keys.ACTIVITIES) == 0 and r.hlen(keys.ACTIVITY_COMMANDS) == 0
+    assert r.zcard(keys.activities_for(TAG, 16)) == 0 and r.hlen(keys.activity_commands_for(TAG, 16)) == 0

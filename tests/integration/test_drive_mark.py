@@ -198,7 +198,7 @@ def test_a_lost_drive_is_redriven_by_the_safety_net_and_a_stale_mark_publishes_a
     published.clear()  # that drive message is lost (a worker SIGKILLed before kombu recorded it)
     assert runner.deliver(tag, _event(2)) is False  # the mark believes it queued
     # The safety net does not look at the mark: the wake-up the deliveries recorded re-drives it.
-    deadline = int(r.zscore(keys.WAKE, tag) or 0)
+    deadline = int(r.zscore(keys.wake_for(tag, 16), tag) or 0)
     timers = Timers(r, r, settings)
     r.delete(settings.drive_queue)
     assert timers.rescue(deadline + 1) == 1
@@ -238,9 +238,9 @@ def test_timers_due_together_fire_in_one_round_trip_and_publish_one_drive_per_ex
     a, b = _claim(r, settings, "a"), _claim(r, settings, "b")
     driver = Driver(r, settings)
     _drive(driver, a), _drive(driver, b)  # both wait now; their drives are done, no mark
-    r.delete(keys.TIMERS)  # their Wait timers are not this test's
+    r.delete(*(keys.timers(p, 16) for p in range(16)))  # their Wait timers are not this test's
     for tag, timer in ((a, "t1"), (a, "t2"), (b, "t1")):
-        r.zadd(keys.TIMERS, {json.dumps({"tag": tag, "event": {"t": "TimerFired", "id": timer}}): 500})
+        r.zadd(keys.timers_for(tag, 16), {json.dumps({"tag": tag, "event": {"t": "TimerFired", "id": timer}}): 500})
     r.delete(settings.drive_queue)
     timers = Timers(r, r, settings)
     assert timers.fire_timers(10**13) == 3
@@ -248,10 +248,10 @@ def test_timers_due_together_fire_in_one_round_trip_and_publish_one_drive_per_ex
     tags = [t for m in queued for t in json.loads(base64.b64decode(m["body"]))[0]]
     assert sorted(tags) == sorted([a, b])  # a's two timers: one drive
     assert _mark(r, a) is not None and _mark(r, b) is not None
-    assert r.llen(keys.inbox(a)) == 2 and r.llen(keys.inbox(b)) == 1 and r.zcard(keys.TIMERS) == 0
+    assert r.llen(keys.inbox(a)) == 2 and r.llen(keys.inbox(b)) == 1 and sum(r.zcard(keys.timers(p, 16)) for p in range(16)) == 0
     assert timers.fire_timers(10**13) == 0
     # Another timer of `a` while its drive is still queued: appended, no second drive.
     r.delete(settings.drive_queue)
-    r.zadd(keys.TIMERS, {json.dumps({"tag": a, "event": {"t": "TimerFired", "id": "t3"}}): 500})
+    r.zadd(keys.timers_for(a, 16), {json.dumps({"tag": a, "event": {"t": "TimerFired", "id": "t3"}}): 500})
     assert timers.fire_timers(10**13) == 1
     assert r.llen(keys.inbox(a)) == 3 and r.llen(settings.drive_queue) == 0

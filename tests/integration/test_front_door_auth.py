@@ -65,7 +65,7 @@ async def test_a_replayed_nonce_is_refused_within_the_window(client: TestClient,
     assert "nonce" in body["Message"]
     # The guard lives in Redis (shared by every front door) only as long as the window needs it.
     nonce = dict(p.split("=", 1) for p in path[2:].split("&"))["SignatureNonce"]
-    ttl = r.pttl(keys.signature_nonce("AKA", nonce, ACCOUNT_A))  # in the account's slot (gcra.lua spends it)
+    ttl = r.pttl(keys.signature_nonce("AKA", nonce, ACCOUNT_A))  # in a slot of its own (issue 17)
     assert 14 * 60 * 1000 < ttl <= 16 * 60 * 1000
     # The same nonce under another key is that key's own first use.
     other_path, other_form = signed_request("ListFlows", key_id="AKB", SignatureNonce=nonce)

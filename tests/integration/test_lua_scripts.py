@@ -187,11 +187,11 @@ def test_the_safety_net_holds_back_while_the_drive_queue_is_backlogged(r: redis.
     timers = Timers(r, r, settings)
     s = Scripts(r)
     _claim(s)
-    r.zadd(keys.WAKE, {TAG: 0})
+    r.zadd(keys.wake_for(TAG, 16), {TAG: 0})
     r.rpush(settings.drive_queue, "a", "b", "c")  # a backlog of three queued drives
     assert timers.rescue(10_000) == 1
     assert r.llen(settings.drive_queue) == 3  # nothing more pushed
-    assert r.zscore(keys.WAKE, TAG) == 11_000  # still armed, a wake-up later
+    assert r.zscore(keys.wake_for(TAG, 16), TAG) == 11_000  # still armed, a wake-up later
     r.delete(settings.drive_queue)
     assert timers.rescue(20_000) == 1
     assert r.llen(settings.drive_queue) == 1  # the queue is short again: re-driven
@@ -218,11 +218,11 @@ def test_a_lost_activity_is_published_again_and_an_ended_executions_is_forgotten
     message = json.loads(r.lpop(settings.activity_queue))
     assert message["headers"]["task"] == ACTIVITY_TASK
     member = activity_member(TAG, "7")
-    assert r.zscore(keys.ACTIVITIES, member) == far + 1000  # armed again, in case this one is lost too
+    assert r.zscore(keys.activities_for(TAG, 16), member) == far + 1000  # armed again, in case this one is lost too
     r.hset(XKEYS[0], "status", "Succeeded")  # the execution ended meanwhile
     assert timers.rescue_activities(far * 2) == 1
     assert r.llen(settings.activity_queue) == 0  # not run again ...
-    assert r.zscore(keys.ACTIVITIES, member) is None and not r.hexists(keys.ACTIVITY_COMMANDS, member)  # ... and forgotten
+    assert r.zscore(keys.activities_for(TAG, 16), member) is None and not r.hexists(keys.activity_commands_for(TAG, 16), member)  # ... and forgotten
 
 
 
@@ -295,7 +295,7 @@ def test_cancelled_activities_are_never_run_again(r: redis.Redis) -> None:
     settings = Settings(_env_file=None)
     d = Dispatcher(r, r, settings)
     d.dispatch(TAG, [{"t": "RunActivity", "id": "9", "kind": "fc", "resource": "x", "mode": "RequestComplete"}])
-    assert r.zscore(keys.ACTIVITIES, activity_member(TAG, "9")) is not None
+    assert r.zscore(keys.activities_for(TAG, 16), activity_member(TAG, "9")) is not None
     d.dispatch(TAG, [{"t": "CancelActivity", "id": "9"}])
-    assert r.zscore(keys.ACTIVITIES, activity_member(TAG, "9")) is None
-    assert not r.hexists(keys.ACTIVITY_COMMANDS, activity_member(TAG, "9"))
+    assert r.zscore(keys.activities_for(TAG, 16), activity_member(TAG, "9")) is None
+    assert not r.hexists(keys.activity_commands_for(TAG, 16), activity_member(TAG, "9"))

@@ -104,7 +104,7 @@ async def test_a_tick_fired_again_after_a_stalled_claim_starts_nothing(redis_ser
     # Process A started the tick's execution and died before re-arming: the record still holds the tick.
     hint = member(ACCT, "f", flow["Id"], "s")
     r.hset(keys.schedule(ACCT, flow["Id"], "s"), "next", str(T0 + 1000))
-    r.zadd(keys.SCHEDULES_DUE, {hint: T0 + 1000 + CLAIM_MS})
+    r.zadd(keys.schedules_due_for(hint, 16), {hint: T0 + 1000 + CLAIM_MS})
     assert b.fire(T0 + 1500) == 0  # still claimed by A
     b.fire(T0 + 1000 + CLAIM_MS)  # the claim expired: B takes over
     assert started(r, flow) == [tick_execution_name("s", T0 + 1000)]  # the tick collided, no second execution
@@ -163,29 +163,29 @@ async def test_disabled_schedules_are_not_armed_and_enabling_restarts_from_now(r
     view = await act(store, actions.create_schedule, T0, FlowName="f", ScheduleName="s", CronExpression="@every 1s")
     assert view["Enable"] is False  # Enable omitted: disabled (docs/compatibility.md)
     hint = member(ACCT, "f", flow["Id"], "s")
-    assert r.zscore(keys.SCHEDULES_DUE, hint) is None and record(r, flow)["next"] == ""
+    assert r.zscore(keys.schedules_due_for(hint, 16), hint) is None and record(r, flow)["next"] == ""
     await act(store, actions.update_schedule, T0 + 5200, FlowName="f", ScheduleName="s", Enable="True")
-    assert record(r, flow)["next"] == str(T0 + 6000) and r.zscore(keys.SCHEDULES_DUE, hint) == T0 + 6000
+    assert record(r, flow)["next"] == str(T0 + 6000) and r.zscore(keys.schedules_due_for(hint, 16), hint) == T0 + 6000
     await act(store, actions.update_schedule, T0 + 5500, FlowName="f", ScheduleName="s", Enable="False")
     a, _ = firer(redis_server)
     a.fire(T0 + 6000)
     assert started(r, flow) == []
-    assert r.zscore(keys.SCHEDULES_DUE, hint) is None  # the stale hint was dropped
+    assert r.zscore(keys.schedules_due_for(hint, 16), hint) is None  # the stale hint was dropped
 
 
 async def test_updating_the_expression_re_arms_from_now(redis_server: str, r: redis.Redis, store: Store) -> None:
     flow = await make_flow(store)
     await act(store, actions.create_schedule, T0, FlowName="f", ScheduleName="s", CronExpression="@every 1h", Enable="true")
     hint = member(ACCT, "f", flow["Id"], "s")
-    assert r.zscore(keys.SCHEDULES_DUE, hint) == T0 + 3_600_000
+    assert r.zscore(keys.schedules_due_for(hint, 16), hint) == T0 + 3_600_000
     await act(store, actions.update_schedule, T0 + 100, FlowName="f", ScheduleName="s", CronExpression="@every 2s")
-    assert r.zscore(keys.SCHEDULES_DUE, hint) == T0 + 2000  # lowered at once
+    assert r.zscore(keys.schedules_due_for(hint, 16), hint) == T0 + 2000  # lowered at once
     await act(store, actions.update_schedule, T0 + 200, FlowName="f", ScheduleName="s", CronExpression="@every 1m")
-    assert r.zscore(keys.SCHEDULES_DUE, hint) == T0 + 2000  # a later tick leaves an early hint...
+    assert r.zscore(keys.schedules_due_for(hint, 16), hint) == T0 + 2000  # a later tick leaves an early hint...
     a, _ = firer(redis_server)
     a.fire(T0 + 2000)
     assert started(r, flow) == []  # ...which wakes the timers early: nothing fires
-    assert r.zscore(keys.SCHEDULES_DUE, hint) == T0 + 60_000  # and the hint now follows the record
+    assert r.zscore(keys.schedules_due_for(hint, 16), hint) == T0 + 60_000  # and the hint now follows the record
     # Same expression again: the cadence is kept.
     await act(store, actions.update_schedule, T0 + 30_000, FlowName="f", ScheduleName="s", CronExpression="@every 1m",
               Description="d")  # fmt: skip
@@ -202,18 +202,18 @@ async def test_an_update_between_fire_and_arm_wins(redis_server: str, r: redis.R
         tag = original(*args)
         # An UpdateSchedule lands while the timers process fires the tick.
         r.hset(keys.schedule(ACCT, flow["Id"], "s"), mapping={"next": str(T0 + 50_000), "CronExpression": "@every 50s"})
-        r.zadd(keys.SCHEDULES_DUE, {member(ACCT, "f", flow["Id"], "s"): T0 + 50_000}, lt=True)
+        r.zadd(keys.schedules_due_for(member(ACCT, "f", flow["Id"], "s"), 16), {member(ACCT, "f", flow["Id"], "s"): T0 + 50_000}, lt=True)
         return tag
 
     a._start = start_then_update  # type: ignore[method-assign]
     a.fire(T0 + 1000)
     assert record(r, flow)["next"] == str(T0 + 50_000)  # the arm did not overwrite the update
     hint = member(ACCT, "f", flow["Id"], "s")
-    assert r.zscore(keys.SCHEDULES_DUE, hint) <= T0 + 50_000  # never later than the record: at worst an early wake-up
+    assert r.zscore(keys.schedules_due_for(hint, 16), hint) <= T0 + 50_000  # never later than the record: at worst an early wake-up
     a._start = original  # type: ignore[method-assign]
     a.fire(T0 + 2000)
     assert started(r, flow) == [tick_execution_name("s", T0 + 1000)]  # the early wake-up starts nothing
-    assert r.zscore(keys.SCHEDULES_DUE, hint) == T0 + 50_000
+    assert r.zscore(keys.schedules_due_for(hint, 16), hint) == T0 + 50_000
 
 
 async def test_deleted_schedules_and_flows_stop_firing(redis_server: str, r: redis.Redis, store: Store) -> None:
@@ -226,7 +226,7 @@ async def test_deleted_schedules_and_flows_stop_firing(redis_server: str, r: red
     a, _ = firer(redis_server)
     a.fire(T0 + 1000)
     assert started(r, flow) == [tick_execution_name("t", T0 + 1000)]
-    assert r.zscore(keys.SCHEDULES_DUE, member(ACCT, "f", flow["Id"], "s")) is None
+    assert r.zscore(keys.schedules_due_for(member(ACCT, "f", flow["Id"], "s"), 16), member(ACCT, "f", flow["Id"], "s")) is None
     # DeleteFlow takes its schedules along.
     await act(store, flow_actions.delete_flow, T0 + 1100, Name="f")
     assert r.exists(keys.schedule(ACCT, flow["Id"], "t"), keys.schedule_index(ACCT, flow["Id"])) == 0
@@ -236,7 +236,7 @@ async def test_deleted_schedules_and_flows_stop_firing(redis_server: str, r: red
     await store.redis.hset(keys.flow(ACCT, "g"), "Id", "a-new-flow-of-the-same-name")
     a.fire(T0 + 2000)
     assert started(r, flow2) == [] and r.exists(keys.schedule(ACCT, flow2["Id"], "u")) == 0
-    assert r.zcard(keys.SCHEDULES_DUE) == 0
+    assert sum(r.zcard(keys.schedules_due(p, 16)) for p in range(16)) == 0
 
 
 async def test_express_flows_get_their_time_limit(redis_server: str, r: redis.Redis, store: Store) -> None:
@@ -245,7 +245,7 @@ async def test_express_flows_get_their_time_limit(redis_server: str, r: redis.Re
     a, _ = firer(redis_server)
     a.fire(T0 + 1000)
     tag = keys.execution_tag(flow["Id"], tick_execution_name("s", T0 + 1000))
-    [(entry, due)] = r.zrange(keys.TIMERS, 0, -1, withscores=True)
+    [(entry, due)] = r.zrange(keys.timers_for(tag, 16), 0, -1, withscores=True)
     assert json.loads(entry)["tag"] == tag and json.loads(entry)["event"]["error"] == "FnF.Timeout"
     assert due == T0 + 1000 + 300_000
 

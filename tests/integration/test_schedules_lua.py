@@ -66,20 +66,20 @@ def test_arm_schedule_moves_next_only_from_the_tick_that_fired(rr: redis.Redis) 
 
 
 def test_zadd_lt_only_lowers_and_adds_new_members(rr: redis.Redis) -> None:
-    rr.zadd(keys.SCHEDULES_DUE, {"m": 5000}, lt=True)
-    assert rr.zscore(keys.SCHEDULES_DUE, "m") == 5000
-    rr.zadd(keys.SCHEDULES_DUE, {"m": 9000}, lt=True)
-    assert rr.zscore(keys.SCHEDULES_DUE, "m") == 5000
-    rr.zadd(keys.SCHEDULES_DUE, {"m": 1000}, lt=True)
-    assert rr.zscore(keys.SCHEDULES_DUE, "m") == 1000
+    rr.zadd(keys.schedules_due(0, 1), {"m": 5000}, lt=True)
+    assert rr.zscore(keys.schedules_due(0, 1), "m") == 5000
+    rr.zadd(keys.schedules_due(0, 1), {"m": 9000}, lt=True)
+    assert rr.zscore(keys.schedules_due(0, 1), "m") == 5000
+    rr.zadd(keys.schedules_due(0, 1), {"m": 1000}, lt=True)
+    assert rr.zscore(keys.schedules_due(0, 1), "m") == 1000
 
 
 def test_claim_due_and_release_if_on_the_schedule_zset(rr: redis.Redis) -> None:
     s = Scripts(rr)
-    rr.zadd(keys.SCHEDULES_DUE, {"a": 1000, "b": 5000})
-    claimed = s.claim_due(keys=[keys.SCHEDULES_DUE], args=[2000, 10, 30000])
+    rr.zadd(keys.schedules_due(0, 1), {"a": 1000, "b": 5000})
+    claimed = s.claim_due(keys=[keys.schedules_due(0, 1)], args=[2000, 10, 30000])
     assert claimed == [b"a", b"32000"]
-    assert s.claim_due(keys=[keys.SCHEDULES_DUE], args=[2000, 10, 30000]) == []  # a second process gets nothing
-    rr.zadd(keys.SCHEDULES_DUE, {"a": 1500}, lt=True)  # an API write re-armed it meanwhile
-    assert s.release_if(keys=[keys.SCHEDULES_DUE], args=["a", 32000]) == 0
-    assert rr.zscore(keys.SCHEDULES_DUE, "a") == 1500
+    assert s.claim_due(keys=[keys.schedules_due(0, 1)], args=[2000, 10, 30000]) == []  # a second process gets nothing
+    rr.zadd(keys.schedules_due(0, 1), {"a": 1500}, lt=True)  # an API write re-armed it meanwhile
+    assert s.release_if(keys=[keys.schedules_due(0, 1)], args=["a", 32000]) == 0
+    assert rr.zscore(keys.schedules_due(0, 1), "a") == 1500

@@ -1,0 +1,48 @@
+"""The timers processes share the partitioned sets (issue 17): each partition is polled by one process
+at a time, all of them by someone, and a dead process's partitions are taken over after its lease."""
+from __future__ import annotations
+
+import time
+
+import redis
+
+from common import keys
+from common.settings import Settings
+from worker.timers import Timers
+
+N = 16
+
+
+def _timers(r: redis.Redis, lease_ms: int) -> Timers:
+    return Timers(r, r, Settings(partitions=N, lease_ms=lease_ms, _env_file=None))  # type: ignore[call-arg]
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def test_partitions_are_shared_without_overlap_and_taken_over_when_a_process_dies(r: redis.Redis) -> None:
+    a, b, c = _timers(r, 600), _timers(r, 600), _timers(r, 600)
+    for _ in range(6):  # a few renewals: the processes count each other and settle on their shares
+        owned = [set(t.share(_now())) for t in (a, b, c)]
+        for t in (a, b, c):
+            t._renew_at = 0
+    assert owned[0] | owned[1] | owned[2] == set(range(N))
+    assert not (owned[0] & owned[1] or owned[0] & owned[2] or owned[1] & owned[2])
+    assert all(len(o) <= -(-N // 3) for o in owned)
+    holders = {p: r.get(keys.partition_lease(p, N)) for p in range(N)}
+    assert {h.decode() for h in holders.values() if h} == {a.id, b.id, c.id}
+    # c dies (stops renewing): once its leases and its membership expire, a and b take its partitions.
+    deadline = time.monotonic() + 10
+    while True:
+        now = int(time.time() * 1000)
+        got = [set(t.share(now)) for t in (a, b)]
+        for t in (a, b):
+            t._renew_at = 0
+        if got[0] | got[1] == set(range(N)):
+            break
+        assert time.monotonic() < deadline, got
+        time.sleep(0.05)
+    assert not got[0] & got[1]
+    a.release()
+    assert all(r.get(keys.partition_lease(p, N)) != a.id.encode() for p in range(N))
