@@ -382,7 +382,7 @@ States:
         def mine(member: bytes) -> bool:
             return tag in member.decode()
 
-        assert any(mine(m) for m in r.zrange(keys.TIMERS, 0, -1))
+        assert any(mine(m) for p in range(16) for m in r.zrange(keys.timers(p, 16), 0, -1))
         assert sorted(r.hvals(keys.tasks(tag))) == [b"waiting", b"waiting"]
         token = r.lpop("test:tokens").decode()
         sdk.report_task_succeeded(models.ReportTaskSucceededRequest(task_token=token, output='{"boom": true}'))
@@ -392,7 +392,7 @@ States:
         assert (kind, detail["error"]) == ("ExecutionFailed", "FnF.InternalError") and "injected fault" in detail["cause"]
         state = json.loads(r.hget(keys.execution(tag), "state"))
         assert state["v"] == 2 and state["status"] == "Failed" and state["waits"] == {}
-        assert not any(mine(m) for m in r.zrange(keys.TIMERS, 0, -1))  # the Wait's timer is cancelled
+        assert not any(mine(m) for p in range(16) for m in r.zrange(keys.timers(p, 16), 0, -1))  # the Wait's timer is cancelled
         assert sorted(r.hvals(keys.tasks(tag))) == [b"done", b"done"]  # the other task no longer waits
         top = describe(sdk, "fragile_parent", "p1", wait=30)
         assert top.status == "Failed"

@@ -106,7 +106,7 @@ def test_a_batch_reports_every_result_in_order_with_one_drive(r: redis.Redis, ru
     # ... and a duplicate of it (a rescue or redelivery) once it was reported is not run again.
     inbox = r.llen(keys.inbox(TAG))
     assert runner.run(TAG, command("x")) == "Gone"
-    assert r.llen(keys.inbox(TAG)) == inbox and not r.exists(keys.ACTIVITY_STARTS)
+    assert r.llen(keys.inbox(TAG)) == inbox and not r.exists(keys.activity_starts_for(TAG, 16))
 
 
 def test_a_slow_batch_hands_back_what_it_has_not_started_and_reports_what_is_done(

@@ -98,7 +98,7 @@ def test_the_safety_net_holds_back_while_the_rabbitmq_queue_is_backlogged(
     client.lpush(drives, *drive_messages(["x", "y", "z"], drives, 1))  # a backlog of three queued drives
     assert timers.rescue(10_000) == 1
     assert client.llen(drives) == 3  # nothing more published
-    assert r.zscore(keys.WAKE, tag) == 11_000  # still armed
+    assert r.zscore(keys.wake_for(tag, 16), tag) == 11_000  # still armed
     assert len(take_all(rabbit, drives)) == 3
     assert timers.rescue(20_000) == 1
     assert [json.loads(m.body)[0] for m in take_all(rabbit, drives)] == [[tag]]  # the queue is short again: re-driven

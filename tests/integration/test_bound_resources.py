@@ -123,8 +123,8 @@ def _running(r: redis.Redis, *recorded: dict[str, Any]) -> None:
     command no longer recorded is a duplicate message and not run)."""
     r.hset(keys.execution(TAG), "status", "Running")
     for c in recorded:
-        r.hset(keys.ACTIVITY_COMMANDS, activity_member(TAG, c["id"]), json.dumps(c))
-        r.zadd(keys.ACTIVITIES, {activity_member(TAG, c["id"]): 1})
+        r.hset(keys.activity_commands_for(TAG, 16), activity_member(TAG, c["id"]), json.dumps(c))
+        r.zadd(keys.activities_for(TAG, 16), {activity_member(TAG, c["id"]): 1})
 
 
 def test_results_of_bound_resources_are_delivered(r: redis.Redis, runner: ActivityRunner, rec: Recorder) -> None:

@@ -251,7 +251,7 @@ def test_a_call_whose_worker_died_max_times_fails_worker_crashed(r: redis.Redis)
     for death in (1, 2):
         r.delete(settings.activity_queue)
         runner.begin(member)  # a worker begins the call ... and dies (nothing reported)
-        assert int(r.hget(keys.ACTIVITY_STARTS, member)) == death
+        assert int(r.hget(keys.activity_starts_for(TAG, 16), member)) == death
         now += 10**6
         assert timers.rescue_activities(now) == 1
         if death < 2:
@@ -261,7 +261,7 @@ def test_a_call_whose_worker_died_max_times_fails_worker_crashed(r: redis.Redis)
     assert (event["t"], event["id"], event["error"]) == ("ActivityFailed", "7", WORKER_CRASHED)  # ... its task fails
     assert "died 2 times" in event["cause"]
     assert r.llen(settings.drive_queue) == 1  # and the execution is driven
-    assert not r.exists(keys.ACTIVITIES) and not r.exists(keys.ACTIVITY_COMMANDS) and not r.exists(keys.ACTIVITY_STARTS)
+    assert not r.exists(keys.activities_for(TAG, 16)) and not r.exists(keys.activity_commands_for(TAG, 16)) and not r.exists(keys.activity_starts_for(TAG, 16))
 
 
 def test_a_worker_does_not_run_a_call_begun_max_times_already(r: redis.Redis) -> None:
@@ -279,12 +279,12 @@ def test_a_worker_does_not_run_a_call_begun_max_times_already(r: redis.Redis) ->
     member = activity_member(TAG, "7")
     published: list[str] = []
     runner = ActivityRunner(r, settings, Functions([], None), published.append)
-    r.hset(keys.ACTIVITY_STARTS, member, 2)  # begun twice, each time its worker died
+    r.hset(keys.activity_starts_for(TAG, 16), member, 2)  # begun twice, each time its worker died
     assert runner.run(TAG, command) == "ActivityFailed"
     event = json.loads(r.lrange(XKEYS[1], -1, -1)[0])
     assert (event["error"], event["id"]) == (WORKER_CRASHED, "7") and "died 2 times" in event["cause"]  # not FunctionNotFound: not run
     assert published == [TAG]
-    assert not r.exists(keys.ACTIVITIES) and not r.exists(keys.ACTIVITY_STARTS)
+    assert not r.exists(keys.activities_for(TAG, 16)) and not r.exists(keys.activity_starts_for(TAG, 16))
     assert runner.run(TAG, command) == "Gone"  # another duplicate: nothing more
 
 def test_cancelled_activities_are_never_run_again(r: redis.Redis) -> None:
