@@ -94,7 +94,7 @@ def test_the_safety_net_holds_back_while_the_rabbitmq_queue_is_backlogged(
     timers = Timers(r, client, settings)
     tag = keys.execution_tag("flow-id-1", "exec1")
     Scripts(r).claim(keys=keys.execution_keys(tag)[:2], args=[json.dumps({"t": "Started"}), "status", "Running"])
-    r.zadd(keys.WAKE, {tag: 0})
+    r.zadd(keys.wake_for(tag, 16), {tag: 0})
     client.lpush(drives, *drive_messages(["x", "y", "z"], drives, 1))  # a backlog of three queued drives
     assert timers.rescue(10_000) == 1
     assert client.llen(drives) == 3  # nothing more published
