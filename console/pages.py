@@ -216,7 +216,7 @@ async def flow_page(request: web.Request) -> web.StreamResponse:
     aliases = await store.versions.aliases(account, name) if versions is not None else None
     schedules = None
     if _may(request, SECTIONS["schedules"], "flow", name):
-        rows, _ = await ScheduleStore(store.redis, store.scripts).list(account, flow["Id"], None, 50)
+        rows, _ = await ScheduleStore(store.redis, store.scripts, store.settings.partitions).list(account, flow["Id"], None, 50)
         schedules = [schedule_view(r) for r in rows]
     return render(
         request,
