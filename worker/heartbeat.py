@@ -61,6 +61,7 @@ class Heartbeat:
         self.loop_at = time.time()  # last time the main loop showed progress (epoch seconds)
         self.task: str | None = None
         self.task_since: float | None = None
+        self.failing_since: float | None = None  # tasks fail with a Redis error since (task_outcome)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._redis_thread: threading.Thread | None = None
@@ -86,6 +87,15 @@ class Heartbeat:
         self.task, self.task_since = None, None
         self.tick()
 
+    def task_outcome(self, error: BaseException | None) -> None:
+        """A task ended with `error` (None: it succeeded). Tasks that keep failing on Redis errors other
+        than Redis being unreachable (a client that cannot follow a cluster, a protocol error) make
+        `--check` fail once that has lasted heartbeat_stale_seconds; a success clears it."""
+        if error is None or not is_lasting_redis_error(error):
+            self.failing_since = None
+        elif self.failing_since is None:
+            self.failing_since = time.time()
+
     def snapshot(self) -> dict[str, Any]:
         """What the file holds."""
         return {
@@ -96,6 +106,7 @@ class Heartbeat:
             "loop_at": self.loop_at,
             "task": self.task,
             "task_since": self.task_since,
+            "failing_since": self.failing_since,
         }
 
     def write(self) -> None:
@@ -161,6 +172,15 @@ class Verdict:
     reason: str
 
 
+def is_lasting_redis_error(error: BaseException) -> bool:
+    """A Redis client error a restart may cure: not Redis being unreachable (that is /readyz's)."""
+    import redis
+    from redis.exceptions import ClusterDownError, MasterDownError
+
+    away = (redis.ConnectionError, redis.TimeoutError, ClusterDownError, MasterDownError)
+    return isinstance(error, redis.RedisError) and not isinstance(error, away)
+
+
 def judge(doc: dict[str, Any] | None, now: float, stale: float, stuck: float, pid_alive: bool) -> Verdict:
     """Decide liveness from a heartbeat document (pure: the clock and the pid test come in)."""
     if doc is None:
@@ -175,6 +195,9 @@ def judge(doc: dict[str, Any] | None, now: float, stale: float, stuck: float, pi
         return Verdict(False, f"heartbeat is {now - at:.1f} s old (limit {stale:g} s)")
     if not pid_alive:
         return Verdict(False, f"process {doc.get('pid')} is gone")
+    failing = doc.get("failing_since")
+    if isinstance(failing, int | float) and now - failing > stale:
+        return Verdict(False, f"tasks have failed on Redis errors for {now - failing:.1f} s (limit {stale:g} s)")
     if task_since is not None:
         if stuck > 0 and now - task_since > stuck:
             return Verdict(False, f"task {doc.get('task')} has run for {now - task_since:.1f} s (limit {stuck:g} s)")
@@ -258,6 +281,12 @@ def install_worker(app: Any, settings: Settings) -> Heartbeat:
     def on_postrun(**_: Any) -> None:
         beat.task_ended()
 
+    def on_success(**_: Any) -> None:
+        beat.task_outcome(None)
+
+    def on_failure(exception: BaseException | None = None, **_: Any) -> None:
+        beat.task_outcome(exception)
+
     def on_shutting_down(**_: Any) -> None:
         STOPPING.set()
         beat.state = "stopping"
@@ -266,5 +295,7 @@ def install_worker(app: Any, settings: Settings) -> Heartbeat:
     # weak=False: these closures live only in the signal registry.
     signals.task_prerun.connect(on_prerun, weak=False)
     signals.task_postrun.connect(on_postrun, weak=False)
+    signals.task_success.connect(on_success, weak=False)
+    signals.task_failure.connect(on_failure, weak=False)
     signals.worker_shutting_down.connect(on_shutting_down, weak=False)
     return beat
