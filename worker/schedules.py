@@ -22,6 +22,7 @@ from common import keys, tracing
 from common.claims import PendingClaim, queue_claim, queue_express_timeout
 from common.cron import CronError, next_fire, parse_cron
 from common.records import as_str, decode_hash
+from common.redisclients import is_cluster
 from common.schedules import parse_member, tick_execution_name
 from common.scripts import Scripts
 from common.settings import Settings
@@ -111,12 +112,16 @@ class ScheduleFirer:
         execution = tick_execution_name(name, tick)
         express = flow.get("ExecutionMode") == "Express"
         pending: list[PendingClaim] = []
+        cluster = is_cluster(self.state)
+        if cluster:  # the wake-up durable before the claim (one pipeline orders them on one server only)
+            tag = keys.execution_tag(flow["Id"], execution)
+            self.state.zadd(keys.wake_for(tag, self.settings.partitions), {tag: now + self.settings.wake_after_ms})
 
         def build(pipe: Any) -> None:
             pending[:] = [
                 queue_claim(
                     self.scripts, pipe, self.settings, account=account, flow=flow, name=execution,
-                    raw_input=payload, input_obj=input_obj, def_id=flow["DefId"], now=now, trace=trace,
+                    raw_input=payload, input_obj=input_obj, def_id=flow["DefId"], now=now, trace=trace, wake=not cluster,
                 )
             ]  # fmt: skip
             if express:

@@ -16,6 +16,7 @@ from common import keys, tracing
 from common.claims import PendingClaim, queue_claim, queue_express_timeout
 from common.errors import ActionNotSupported, ExecutionAlreadyExists
 from common.interpreter import TERMINAL
+from common.redisclients import is_cluster
 from common.timefmt import rfc3339_ms
 
 
@@ -36,12 +37,16 @@ async def start_sync_execution(call: Call) -> dict[str, Any]:
     pending: list[PendingClaim] = []
     trace = tracing.execution_started(flow_name, name)
 
+    cluster = is_cluster(call.store.redis)
+    if cluster:  # the wake-up durable before the claim (one pipeline orders them on one server only)
+        await call.store.redis.zadd(keys.wake_for(tag, call.settings.partitions), {tag: call.now + call.settings.wake_after_ms})
+
     def build(pipe: Any) -> None:
         pending[:] = [
             queue_claim(
                 call.store.scripts, pipe, call.settings, account=call.account, flow=flow, name=name,
                 raw_input=raw_input, input_obj=input_obj, def_id=runs.def_id, now=call.now,
-                qualifier=qualifier, version=runs.version, watch=True, trace=trace,
+                qualifier=qualifier, version=runs.version, watch=True, trace=trace, wake=not cluster,
             )
         ]  # fmt: skip
         queue_express_timeout(pipe, tag, call.now, limit, call.settings.partitions)
