@@ -228,9 +228,18 @@ def test_every_second_for_ten_seconds_across_two_timers_processes(sdk: Any, svc:
         assert done.status == "Succeeded" and json.loads(done.output) == {"got": {"n": 7}}  # Payload is the input
         assert done.input == '{"n": 7}'
     # Disabled: the timers drop its wake-up at the next tick and start nothing more.
-    state = redis.Redis.from_url(svc.redis_url)
+    state = _state(svc)
     wait_for(lambda: not _due_for(state, "tick_flow", "tick"), what="the disabled schedule to be dropped")
     assert len(executions(sdk, "tick_flow")) == len(runs)
+
+
+def _state(svc: Service) -> Any:
+    """A client of the service's state Redis (a cluster client when it runs on one: test_cluster_schedules)."""
+    if svc.env_extra.get("OPENFNF_REDIS_CLUSTER") == "true":
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(svc.redis_url.split(",")[0])
+    return redis.Redis.from_url(svc.redis_url)
 
 
 def _due_for(state: redis.Redis, flow: str, schedule: str) -> bool:
@@ -247,7 +256,7 @@ def test_deleting_the_flow_stops_its_schedules(sdk: Any, svc: Service) -> None:
     assert err.code == "FlowNotExists"
     create_flow(sdk, "doomed")  # the same name again: a new flow, without the old schedules
     assert sdk.list_schedules(models.ListSchedulesRequest(flow_name="doomed")).body.schedules == []
-    state = redis.Redis.from_url(svc.redis_url)
+    state = _state(svc)
     wait_for(lambda: not _due_for(state, "doomed", "beat"), what="the deleted flow's schedule to be dropped")
     assert executions(sdk, "doomed") == []
 
