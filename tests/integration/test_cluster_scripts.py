@@ -63,3 +63,16 @@ async def test_an_async_pipeline_over_every_node_recovers_from_noscript(cluster:
         assert [int(r[0]) for r in again[1::2]] == [0] * len(TAGS)
     finally:
         await client.aclose()
+
+
+def test_the_throttle_cli_works_on_a_cluster(cluster: Cluster) -> None:
+    from click.testing import CliRunner
+
+    from openfnf.cli import main
+
+    env = {"OPENFNF_REDIS_CLUSTER": "true", "OPENFNF_REDIS_URL": cluster.url}
+    set_ = CliRunner().invoke(main, ["throttle", "set", "--action", "StartExecution", "--rate", "5", "--burst", "10"], env=env)
+    assert set_.exit_code == 0, set_.output
+    shown = CliRunner().invoke(main, ["throttle", "show", "--json"], env=env)
+    assert shown.exit_code == 0 and "StartExecution" in shown.output, shown.output
+    assert cluster.client().hlen(keys.THROTTLE_RULES) == 1
