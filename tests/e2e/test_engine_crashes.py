@@ -13,6 +13,7 @@ import pytest
 import redis
 from alibabacloud_fnf20190315 import models
 
+from common import keys
 from openfnf.redisserver import start_redis
 from tests.conftest import ROOT, Service, running_service
 
@@ -106,6 +107,11 @@ def test_worker_sigkilled_in_the_middle_of_an_activity(svc: Service) -> None:
     assert [e.type for e in events].count("TaskSucceeded") == 1  # history is exactly once
 
 
+def _timers(r: redis.Redis) -> int:
+    """Timers pending over every partition (keys.timers, Settings.partitions' default)."""
+    return sum(int(r.zcard(keys.timers(p, 16))) for p in range(16))
+
+
 def test_timers_sigkilled_with_timers_pending(svc: Service) -> None:
     sdk = svc.client()
     create(sdk, "waits", WAITS)
@@ -114,9 +120,9 @@ def test_timers_sigkilled_with_timers_pending(svc: Service) -> None:
         sdk.start_execution(models.StartExecutionRequest(flow_name="waits", execution_name=f"e{i}"))
     r = redis.Redis.from_url(svc.redis_url)
     deadline = time.monotonic() + 60
-    while r.zcard("fnf:timers") < 5 and time.monotonic() < deadline:
+    while _timers(r) < 5 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert r.zcard("fnf:timers") == 5  # every execution waits on its timer
+    assert _timers(r) == 5  # every execution waits on its timer
     svc.stop("timers0", signal.SIGKILL)
     last_due_ms = max(score for _, score in r.zrange("fnf:timers", 0, -1, withscores=True))
     while time.time() * 1000 <= last_due_ms:  # every timer comes due while no timers process runs
@@ -136,7 +142,7 @@ def test_redis_restarted_while_executions_wait(svc: Service) -> None:
         sdk.start_execution(models.StartExecutionRequest(flow_name="survives", execution_name=f"e{i}"))
     r = redis.Redis.from_url(svc.redis_url)
     deadline = time.monotonic() + 60
-    while r.zcard("fnf:timers") < 10 and time.monotonic() < deadline:
+    while _timers(r) < 10 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert svc.redis is not None
     data_dir = Path(svc.redis_url.removeprefix("unix://")).parent
