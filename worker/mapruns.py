@@ -449,7 +449,7 @@ class MapRuns:
                 at.append((len(pipe), ctag, False))
                 self.scripts.queue(pipe, "claim", [keys.execution(ctag), keys.inbox(ctag)], [dumps(started_event), *record])
                 if express:
-                    queue_express_timeout(pipe, ctag, now, self.settings.express_timeout_seconds)
+                    queue_express_timeout(pipe, ctag, now, self.settings.express_timeout_seconds, self.settings.partitions)
                 tags.append(ctag)
 
         def index_them(pipe: Any) -> None:

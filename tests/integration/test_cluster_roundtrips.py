@@ -40,7 +40,7 @@ class Writes:
     def __init__(self) -> None:
         self.steps: list[list[tuple[int, bytes]]] = []
 
-    def __enter__(self) -> "Writes":
+    def __enter__(self) -> Writes:
         self._send = aioconn.AbstractConnection.send_packed_command
         self._pipe = AsyncClusterPipeline.execute
         self._cmd = AsyncRedisCluster.execute_command
