@@ -46,6 +46,12 @@ SCRIPT_KEYS: dict[str, list[list[str]]] = {
     "partition_lease": [[keys.partition_lease(p, N)] for p in range(N)],
     "adopt": [[keys.execution(TAG), keys.tasks(TAG), keys.children(TAG)]],
     "stop_child": [[keys.execution(TAG), keys.inbox(TAG), keys.children(TAG)]],
+    "reopen": [[*keys.execution_keys(TAG), keys.tasks(TAG)]],
+    "maprun_acquire": [keys.maprun_keys(TAG)[:3]],
+    "maprun_commit": [keys.maprun_keys(TAG)],
+    "maprun_child_end": [[keys.maprun(TAG), keys.maprun_inbox(TAG), keys.maprun_running(TAG)]],
+    "maprun_update": [[keys.maprun(TAG), keys.maprun_inbox(TAG)]],
+    "maprun_child_done": [[keys.execution(TAG), keys.history(TAG)]],
 }
 
 # Every MULTI (pipeline(transaction=True)) and the keys it touches.
@@ -75,7 +81,7 @@ def test_a_partitions_keys_share_its_slot_and_partitions_spread_over_the_slots()
     for n in (1, 3, 16, 64):
         slots = []
         for p in range(n):
-            mine = {key_slot(f(p, n).encode()) for f in (keys.wake, keys.timers, keys.activities, keys.activity_commands, keys.activity_starts, keys.schedules_due, keys.partition_lease)}
+            mine = {key_slot(f(p, n).encode()) for f in (keys.wake, keys.timers, keys.activities, keys.activity_commands, keys.activity_starts, keys.schedules_due, keys.maprun_wake, keys.partition_lease)}
             assert len(mine) == 1
             slots.append(mine.pop())
         assert len(set(slots)) == n  # one slot each
