@@ -102,8 +102,9 @@ class Driver:
         """Queue acquire.lua for each of these executions, then the removal of the wake-ups `unwake` (see _commit)."""
         for tag in tags:
             queue_acquire(self.scripts, pipe, tag, self.settings.lease_ms)
-        if unwake:
-            pipe.zrem(keys.WAKE, *unwake)
+        n = self.settings.partitions
+        for wake_key in dict.fromkeys(keys.wake_for(t, n) for t in unwake):  # one ZREM per partition (slot)
+            pipe.zrem(wake_key, *(t for t in unwake if keys.wake_for(t, n) == wake_key))
 
     @traced_decide  # an openfnf.drive span when tracing is on (worker/spans.py)
     def _decide(self, tag: str, got: Acquired) -> _Round:

@@ -51,6 +51,10 @@ def _drive_many(driver: Driver, tags: list[str]) -> dict[str, str]:
     return contextvars.copy_context().run(driver.drive_many, tags)
 
 
+def _wakes(r: redis.Redis) -> list[bytes]:
+    return [m for p in range(16) for m in r.zrange(keys.wake(p, 16), 0, -1)]
+
+
 def test_a_batch_ends_each_execution_as_alone(r: redis.Redis, redis_server: str) -> None:
     settings = Settings(_env_file=None, redis_url=redis_server)
     tags = [_start(r, settings, f"e{i}") for i in range(5)]
@@ -97,10 +101,10 @@ def test_a_fenced_commit_in_a_batch_keeps_its_events_and_its_running_count(r: re
 def test_an_ended_execution_loses_its_wake_up_with_the_next_acquire_round_trip(r: redis.Redis, redis_server: str) -> None:
     settings = Settings(_env_file=None, redis_url=redis_server)
     first, second, lost = _start(r, settings, "first"), _start(r, settings, "second"), _start(r, settings, "lost")
-    assert {m.decode() for m in r.zrange(keys.WAKE, 0, -1)} == {first, second, lost}  # queue_claim armed them
+    assert {m.decode() for m in _wakes(r)} == {first, second, lost}  # queue_claim armed them
     driver = Driver(r, settings)
     assert _drive_many(driver, [first]) == {first: "driven"}
-    assert r.zscore(keys.WAKE, first) is not None  # no round trip of its own: it waits for the next one
+    assert r.zscore(keys.wake_for(first, 16), first) is not None  # no round trip of its own: it waits for the next one
     dispatch = driver.dispatcher.dispatch
 
     def dispatch_then_lose_the_lease(tag: str, commands: list[dict[str, Any]], *rest: Any) -> None:
@@ -110,14 +114,14 @@ def test_an_ended_execution_loses_its_wake_up_with_the_next_acquire_round_trip(r
 
     driver.dispatcher.dispatch = dispatch_then_lose_the_lease  # type: ignore[method-assign]
     assert _drive_many(driver, [second, lost]) == {second: "driven", lost: "fenced"}
-    assert r.zscore(keys.WAKE, first) is None  # gone with this drive's acquire round trip
-    assert r.zscore(keys.WAKE, second) is not None
+    assert r.zscore(keys.wake_for(first, 16), first) is None  # gone with this drive's acquire round trip
+    assert r.zscore(keys.wake_for(second, 16), second) is not None
     r.delete(keys.lease(lost))
     driver.dispatcher.dispatch = dispatch  # type: ignore[method-assign]
     assert _drive_many(driver, [lost]) == {lost: "driven"}
     assert r.hget(keys.execution(lost), "status") == b"Succeeded"
     # The fenced commit ended nothing, so the execution kept its wake-up until its real end.
-    assert {m.decode() for m in r.zrange(keys.WAKE, 0, -1)} == {lost}
+    assert {m.decode() for m in _wakes(r)} == {lost}
 
 
 def test_an_execution_that_fails_keeps_its_wake_up_as_a_redrive_may_reopen_it(r: redis.Redis, redis_server: str) -> None:
@@ -138,4 +142,4 @@ def test_an_execution_that_fails_keeps_its_wake_up_as_a_redrive_may_reopen_it(r:
     assert r.hget(keys.execution(failing), "status") == b"Failed"
     _drive_many(driver, [other])
     # reopen.lua (RedriveExecution) re-arms a Failed one's wake-up itself: the driver must not race it
-    assert r.zscore(keys.WAKE, failing) is not None
+    assert r.zscore(keys.wake_for(failing, 16), failing) is not None
