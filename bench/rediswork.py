@@ -35,6 +35,9 @@ from bench.measure import load, wait_ended
 from bench.services import ACCOUNT, KEY_ID, SECRET, OpenFnF
 from common import keys
 from common.scripts import NAMES, source
+from common.settings import Settings
+
+N = Settings().partitions  # the wake-up set's partitions (keys.wake) the services use
 
 HARNESS = {"info", "config", "zcard"}  # the harness's own reads (its GETs are subtracted by count)
 # Commands only scripts run here (their time is inside EVALSHA's); others may also be sent at top level.
@@ -64,7 +67,7 @@ def wait_quiet(r: redis.Redis, timeout: float) -> int:
     while time.monotonic() < deadline:
         running = int(r.get(keys.running(ACCOUNT)) or 0)
         gets += 1
-        if running <= 0 and r.zcard(keys.WAKE) == 0:
+        if running <= 0 and not any(r.zcard(keys.wake(p, N)) for p in range(N)):
             return gets
         time.sleep(0.25)
     raise RuntimeError("executions or wake-ups left after the timeout")
