@@ -3,7 +3,8 @@
     python bench/scale_workers.py [--executions 3000] [--workers 1,2,4] [--states 10]
 
 For each worker count: a fresh redis-server, one front door and the workers. The executions are
-started first with no worker running, their drive messages are parked in another list, the
+started first with no worker running, their drive messages (each carrying up to OPENFNF_DRIVE_BATCH
+executions) are parked in another list once they carry every execution, the
 workers are started and wait idle (heartbeat state `ready`), then the backlog is moved back onto
 the drives queue in one RENAME and the clock runs until the workers' /metrics count every
 execution as Succeeded. So the figure is the workers' throughput, not the front door's or the
@@ -12,6 +13,7 @@ start-up's. Needs the test extra (the official SDK starts the executions).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -55,6 +57,16 @@ def wait(pred: Any, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
+def queued_executions(r: redis.Redis) -> int:
+    """Executions the drive messages on the queue carry: a message carries up to OPENFNF_DRIVE_BATCH tags
+    (common/taskmsg.py), so the list's length is not the count."""
+    total = 0
+    for raw in r.lrange(QUEUE, 0, -1):
+        body = json.loads(base64.b64decode(json.loads(raw)["body"]))
+        total += len(body[0])
+    return total
+
+
 def succeeded(ports: list[int]) -> float:
     """Executions the workers have finished as Succeeded, from their /metrics."""
     total = 0.0
@@ -90,7 +102,7 @@ def run(workers: int, executions: int, states: int, work: Path) -> float:
         client.create_flow(models.CreateFlowRequest(name="bench", definition=pass_flow(states), description="", type="FDL"))
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda i: client.start_execution(models.StartExecutionRequest(flow_name="bench", execution_name=f"b{i}", input=json.dumps({"i": i}))), range(executions)))
-        wait(lambda: r.llen(QUEUE) >= executions, 30, "the drive messages")
+        wait(lambda: queued_executions(r) >= executions, 30, "the drive messages")
         r.rename(QUEUE, PARKED)
         metrics_ports = []
         for w in range(workers):
