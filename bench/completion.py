@@ -34,12 +34,14 @@ class Batch:
 
 def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_input: str | None = None,
                profile: str | None = None, timeout: float = 600.0, env: dict[str, str] | None = None,
-               extra_pids: dict[str, list[int]] | None = None) -> Batch:  # fmt: skip
-    """Start n executions of `definition` on a fresh OpenFnF with `workers` worker processes; wait for all."""
+               extra_pids: dict[str, list[int]] | None = None, cluster: int = 0, broker: bool = False) -> Batch:  # fmt: skip
+    """Start n executions of `definition` on a fresh OpenFnF with `workers` worker processes; wait for all.
+    `cluster`: the state on a Redis Cluster of that many primaries; `broker`: the broker on a redis-server
+    of its own (always with a cluster). CPU is then counted per redis-server (services.OpenFnF.redis_pids)."""
     workdir = ctx.sub(f"{label}-w{workers}")
     if env and "OPENFNF_BROKER_URL" in env:  # queues of its own on a shared broker: no leftovers of another batch
         env = {"OPENFNF_DRIVE_QUEUE": f"{workdir.name}.drives", "OPENFNF_ACTIVITY_QUEUE": f"{workdir.name}.activities", **env}
-    svc = OpenFnF(workdir, workers=workers, api_processes=ctx.sizes.front_doors, env=env).start()
+    svc = OpenFnF(workdir, workers=workers, api_processes=ctx.sizes.front_doors, env=env, cluster=cluster, broker=broker).start()
     try:
         flow_id = svc.create_flow("f", definition)
         assert svc.r is not None
@@ -53,7 +55,7 @@ def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_
         if profile and ctx.profile_dir is not None:
             spy = profiling.start(svc.procs.pid("worker0"), 10, ctx.profile_dir / f"{profile}.txt")
         pids = {"api": svc.api_pids(), "workers": [svc.procs.pid(f"worker{i}") for i in range(workers)],
-                "redis": [svc.redis.process.pid] if svc.redis else [], "timers": [svc.procs.pid("timers")], **(extra_pids or {})}  # fmt: skip
+                **svc.redis_pids(), "timers": [svc.procs.pid("timers")], **(extra_pids or {})}  # fmt: skip
         cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
         result = load({**spec, "prefix": "x", "count": n})
         names = [f"x{i}" for i in result["ok_indexes"]]
@@ -66,9 +68,10 @@ def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_
             pipe.hget(keys.execution(keys.execution_tag(flow_id, name)), "hseq")
         seqs = [int(v or 0) for v in pipe.execute()]
         events = sum(seqs) / max(1, len(seqs))
+        shard_keys = [int(n.client().dbsize()) for n in svc.cluster.nodes] if svc.cluster is not None else []
     finally:
         svc.stop()
-    return Batch(ended, result["rate"], events, {"codes": result["codes"], "first_error": result["first_error"]}, cpu)
+    return Batch(ended, result["rate"], events, {"codes": result["codes"], "first_error": result["first_error"], "shard_keys": shard_keys}, cpu)
 
 
 def peer_batch(ctx: Ctx, name: str, definition: str, n: int, raw_input: str = "{}") -> Batch:

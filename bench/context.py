@@ -31,13 +31,19 @@ class Sizes:
     celery: int = 5000  # bare Celery tasks per row
     workers: tuple[int, ...] = (1, 2, 4)
     front_doors: int = 2  # front door processes sharing the port in scenarios 2 and 4 (scenario 1 measures 1 and 2)
+    dmap_items: int = 100_000  # scenario 6: rows of the CSV a distributed Map reads (Express and Standard children)
+    dmap_small_items: int = 10_000  # ... and a smaller run of each, to show memory flat in the item count
+    dmap_call_items: int = 5_000  # ... rows whose children call a function
+    inline_items: int = 20_000  # items our inline Map runs in all (executions of as many as the state size allows)
+    inline_items_peer: int = 5_000  # moto's inline Map
     repeat: int = 2  # throughput figures: best of this many attempts (other load on a shared machine only ever lowers them)
 
     @classmethod
     def quick(cls) -> Sizes:
         """A smoke run: every scenario in a few seconds."""
         return cls(duration=3.0, warmup=0.5, pass10=500, pass10_peer=60, peer_timeout=40.0, scaling=300, latency=30,
-                   latency_peer=15, fanout=3, memory=1000, celery=500, repeat=1)  # fmt: skip
+                   latency_peer=15, fanout=3, memory=1000, celery=500, dmap_items=5000, dmap_small_items=1000,
+                   dmap_call_items=300, inline_items=2000, inline_items_peer=500, repeat=1)  # fmt: skip
 
 
 @dataclass

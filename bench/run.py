@@ -2,7 +2,7 @@
 
     python -m bench                       # everything (about 10 minutes on 2 cores), writes bench/results/latest.md
     python -m bench --quick               # a smoke run with small counts (about 3 minutes)
-    python -m bench --only start,latency  # some parts: bare, start, pass10, scaling, latency, fanout, memory
+    python -m bench --only start,latency  # some parts: bare, start, pass10, scaling, latency, fanout, memory, dmap, cluster
     python -m bench --profile DIR         # also py-spy the front door (scenario 1) and a worker (2 and 4) into DIR
     python -m bench --tracing             # OpenFnF traced at 100% sampling, exporting to a sink in this process
 
@@ -23,12 +23,13 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import bare, completion, latency, memory, otlpsink, profiling, services, start
+from bench import bare, charts, cluster, completion, distributed_map, latency, memory, otlpsink, profiling, services, start
 from bench.context import Ctx, Sizes
 from bench.table import Report, Row, render
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARTS = ("bare", "start", "pass10", "scaling", "latency", "fanout", "memory")
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PARTS = ("bare", "start", "pass10", "scaling", "latency", "fanout", "memory", "dmap", "cluster")
 
 
 def _bare(ctx: Ctx) -> None:
@@ -58,6 +59,8 @@ STEPS: dict[str, Callable[[Ctx], None]] = {
     "latency": latency.run,
     "fanout": completion.fanout,
     "memory": memory.run,
+    "dmap": distributed_map.run,
+    "cluster": cluster.run,
 }
 
 
@@ -96,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts (default all: {','.join(PARTS)})")
     ap.add_argument("--out", type=Path, default=RESULTS / "latest.md", help="where the table is written")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--charts", type=Path, default=None, metavar="DIR",
+                    help="where the charts go (default docs/, except with --quick or --no-write: none unless given)")
     ap.add_argument("--profile", type=Path, default=None, metavar="DIR", help="py-spy the front door and a worker into DIR")
     ap.add_argument("--repeat", type=int, default=None, help="attempts per throughput figure, best kept (default 2; --quick 1)")
     ap.add_argument("--front-doors", type=int, default=None, metavar="N",
@@ -195,6 +200,15 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")
         print(f"written to {args.out}", file=sys.stderr)
+    chart_dir = args.charts or (None if args.quick or args.no_write else DOCS)
+    if chart_dir is not None:
+        caption = f"python -m bench, {started:%Y-%m-%d}, {os.cpu_count()} cores, load {load_start[0]:.2f} at start, code {commit_start}"
+        drawn = charts.write(ctx.facts, chart_dir, caption)
+        wanted = {"dmap", "cluster"} & set(parts)
+        if wanted and not drawn:
+            print("no chart drawn: it needs matplotlib (pip install 'openfnf[bench]')", file=sys.stderr)
+        for path in drawn:
+            print(f"chart written to {path}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -21,6 +21,7 @@ import redis
 
 from common import keys
 from openfnf.loadtest import sign
+from openfnf.rediscluster import Cluster, start_cluster
 from openfnf.redisserver import RedisServer, free_port, start_redis, wait_for_port, wait_for_ports
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,7 +79,7 @@ class OpenFnF:
 
     def __init__(
         self, workdir: Path, workers: int = 2, timers: bool = True, pool: str = "solo", env: dict[str, str] | None = None,
-        api_processes: int = 1,
+        api_processes: int = 1, cluster: int = 0, broker: bool = False,
     ) -> None:
         self.workdir = workdir
         self.n_workers = workers
@@ -88,8 +89,12 @@ class OpenFnF:
         self.extra_env = env or {}
         self.procs = Processes(workdir)
         self.redis: RedisServer | None = None
+        self.n_shards = cluster  # > 0: the state on a Redis Cluster of this many primaries (openfnf/rediscluster.py)
+        self.separate_broker = broker or cluster > 0  # the Celery broker on a redis-server of its own (kombu cannot use a cluster)
+        self.cluster: Cluster | None = None
+        self.broker: RedisServer | None = None
         self.port = 0
-        self.r: redis.Redis | None = None
+        self.r: Any = None  # redis.Redis, or redis.cluster.RedisCluster on a cluster
 
     def env(self) -> dict[str, str]:
         """The environment every OpenFnF process runs with."""
@@ -98,7 +103,7 @@ class OpenFnF:
         env = {k: v for k, v in base_env().items() if TRACING_ENV or not k.startswith("OTEL_")}
         env.update(TRACING_ENV)
         env.update(
-            OPENFNF_REDIS_URL=self.redis.url,
+            OPENFNF_REDIS_URL=self.cluster.url if self.cluster is not None else self.redis.url,
             OPENFNF_ACCESS_KEY_ID=KEY_ID,
             OPENFNF_ACCESS_KEY_SECRET=SECRET,
             OPENFNF_ACCOUNT_ID=ACCOUNT,
@@ -107,13 +112,24 @@ class OpenFnF:
             OPENFNF_FUNCTIONS=str(ROOT / "bench" / "functions.yaml"),
             OPENFNF_HEARTBEAT_INTERVAL_SECONDS="0.5",  # so the harness sees a worker ready soon
         )
+        if self.cluster is not None:
+            env["OPENFNF_REDIS_CLUSTER"] = "true"
+        if self.broker is not None:
+            env["OPENFNF_BROKER_URL"] = self.broker.url
         env.update(self.extra_env)
         return env
 
     def start(self) -> OpenFnF:
         """redis-server, then the front door, the workers and the timers; returns once all are ready."""
-        self.redis = start_redis(self.workdir / "redis", aof=True)
-        self.r = redis.Redis.from_url(self.redis.url)
+        if self.n_shards:
+            self.cluster = start_cluster(self.workdir / "cluster", self.n_shards, appendonly=True)
+            self.r = self.cluster.client()
+        if self.separate_broker:
+            self.broker = start_redis(self.workdir / "broker", aof=True)
+        # With a cluster, `redis` is the broker's server (the one plain redis-server there is).
+        self.redis = self.broker if self.broker is not None and self.cluster is not None else start_redis(self.workdir / "redis", aof=True)
+        if self.r is None:
+            self.r = redis.Redis.from_url(self.redis.url)
         self.port = free_port()
         api = self.start_api()
         for i in range(self.n_workers):
@@ -135,6 +151,17 @@ class OpenFnF:
         if self.api_processes > 1:
             env["OPENFNF_REUSE_PORT"] = "1"
         return [self.procs.start("api" if i == 0 else f"api{i}", [sys.executable, "-m", "openfnf", "api"], env) for i in range(self.api_processes)]
+
+    def redis_pids(self) -> dict[str, list[int]]:
+        """The redis-server processes by role: `redis` (state and broker on one server), or `state` and
+        `broker` (a separate broker), or `shard0`.. and `broker` (a cluster)."""
+        if self.cluster is not None:
+            assert self.broker is not None
+            return {**{f"shard{i}": [n.process.pid] for i, n in enumerate(self.cluster.nodes)}, "broker": [self.broker.process.pid]}
+        assert self.redis is not None
+        if self.broker is not None:
+            return {"state": [self.redis.process.pid], "broker": [self.broker.process.pid]}
+        return {"redis": [self.redis.process.pid]}
 
     def api_pids(self) -> list[int]:
         """The front door processes."""
@@ -181,7 +208,7 @@ class OpenFnF:
         """Create flow `name`; returns its Id (the tag prefix of its executions)."""
         self.call("CreateFlow", {"Name": name, "Definition": definition, "Type": "FDL", "Description": "bench"})
         assert self.r is not None
-        flow: dict[bytes, bytes] = self.r.hgetall(keys.flow(ACCOUNT, name))  # type: ignore[assignment]
+        flow: dict[bytes, bytes] = self.r.hgetall(keys.flow(ACCOUNT, name))
         return flow[b"Id"].decode()
 
     def stop(self) -> None:
@@ -189,8 +216,12 @@ class OpenFnF:
         self.procs.stop_all()
         if self.r is not None:
             self.r.close()
-        if self.redis is not None:
+        if self.redis is not None and self.redis is not self.broker:
             self.redis.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
 
 
 class Moto:
