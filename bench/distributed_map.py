@@ -181,7 +181,7 @@ def run(ctx: Ctx) -> None:
         f"Scenario 6 (distributed Map): one parent execution per row, on a fresh service each (2 solo workers, one front door); "
         f"items/s over the parent's own start-to-end; one attempt each (not best of --repeat). The peer column is moto's inline "
         f"Map (moto has no distributed mode): {k_peer} execution(s) of the same {per:,} items, as a per-item rate "
-        f"(at {peer_rate:,.0f} items/s, {s.dmap_items:,} would take {s.dmap_items / max(1.0, peer_rate) / 60:.0f} min, and one input "
+        f"(at {peer_rate:,.0f} items/s, {s.dmap_items:,} would take {s.dmap_items / max(1.0, peer_rate) / 60:.1f} min, and one input "
         f"of them is far over its 256 KiB payload limit){'; ' + _status(peer) if _status(peer) else ''}. Function-call children call "
         f"bench.handlers:noop; moto's children stay Passes, a lighter job than ours. Our inline Map writes {per_item:.1f} history "
         f"events per item, so the history limit (5,000 events by default) would stop it at about {5000 / max(0.1, per_item):,.0f} "
