@@ -8,6 +8,7 @@ moto: startDate/stopDate from ListExecutions), so polling for the end does not d
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -30,14 +31,18 @@ class Batch:
     history_events: float = 0.0  # average history events of an execution (ours)
     extra: dict[str, Any] | None = None
     cpu_us: dict[str, float] | None = None  # CPU microseconds per execution: api, workers, redis, timers (ours)
+    idle_us_per_s: dict[str, float] | None = None  # `idle`: CPU µs per second of each process while nothing ran
+    window_s: float = 0.0  # seconds over which cpu_us was counted
 
 
 def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_input: str | None = None,
                profile: str | None = None, timeout: float = 600.0, env: dict[str, str] | None = None,
-               extra_pids: dict[str, list[int]] | None = None, cluster: int = 0, broker: bool = False) -> Batch:  # fmt: skip
+               extra_pids: dict[str, list[int]] | None = None, cluster: int = 0, broker: bool = False,
+               idle: float = 0.0) -> Batch:  # fmt: skip
     """Start n executions of `definition` on a fresh OpenFnF with `workers` worker processes; wait for all.
     `cluster`: the state on a Redis Cluster of that many primaries; `broker`: the broker on a redis-server
-    of its own (always with a cluster). CPU is then counted per redis-server (services.OpenFnF.redis_pids)."""
+    of its own (always with a cluster). CPU is then counted per redis-server (services.OpenFnF.redis_pids).
+    `idle`: seconds to count each process's CPU with nothing to do first (the timers' polling, a cluster's gossip)."""
     workdir = ctx.sub(f"{label}-w{workers}")
     if env and "OPENFNF_BROKER_URL" in env:  # queues of its own on a shared broker: no leftovers of another batch
         env = {"OPENFNF_DRIVE_QUEUE": f"{workdir.name}.drives", "OPENFNF_ACTIVITY_QUEUE": f"{workdir.name}.activities", **env}
@@ -56,11 +61,18 @@ def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_
             spy = profiling.start(svc.procs.pid("worker0"), 10, ctx.profile_dir / f"{profile}.txt")
         pids = {"api": svc.api_pids(), "workers": [svc.procs.pid(f"worker{i}") for i in range(workers)],
                 **svc.redis_pids(), "timers": [svc.procs.pid("timers")], **(extra_pids or {})}  # fmt: skip
+        idle_rate = None
+        if idle > 0:
+            before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
+            time.sleep(idle)
+            idle_rate = {k: (sum(cpu_seconds(p) for p in v) - before[k]) / idle * 1e6 for k, v in pids.items()}
         cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
+        t_cpu0 = time.monotonic()
         result = load({**spec, "prefix": "x", "count": n})
         names = [f"x{i}" for i in result["ok_indexes"]]
         ended = wait_ended(svc.r, flow_id, names, timeout)
         cpu = {k: (sum(cpu_seconds(p) for p in v) - cpu0[k]) / max(1, ended.succeeded) * 1e6 for k, v in pids.items()}
+        window = time.monotonic() - t_cpu0
         profiling.finish(spy)
         sample = names[: min(200, len(names))]
         pipe = svc.r.pipeline(transaction=False)
@@ -71,7 +83,7 @@ def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_
         shard_keys = [int(n.client().dbsize()) for n in svc.cluster.nodes] if svc.cluster is not None else []
     finally:
         svc.stop()
-    return Batch(ended, result["rate"], events, {"codes": result["codes"], "first_error": result["first_error"], "shard_keys": shard_keys}, cpu)
+    return Batch(ended, result["rate"], events, {"codes": result["codes"], "first_error": result["first_error"], "shard_keys": shard_keys}, cpu, idle_rate, window)
 
 
 def peer_batch(ctx: Ctx, name: str, definition: str, n: int, raw_input: str = "{}") -> Batch:

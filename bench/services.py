@@ -124,10 +124,14 @@ class OpenFnF:
         if self.n_shards:
             self.cluster = start_cluster(self.workdir / "cluster", self.n_shards, appendonly=True)
             self.r = self.cluster.client()
+        # A separate broker: both servers on TCP, as a cluster's nodes are (the comparison is then like for like).
         if self.separate_broker:
-            self.broker = start_redis(self.workdir / "broker", aof=True)
+            self.broker = start_redis(self.workdir / "broker", aof=True, tcp=True)
         # With a cluster, `redis` is the broker's server (the one plain redis-server there is).
-        self.redis = self.broker if self.broker is not None and self.cluster is not None else start_redis(self.workdir / "redis", aof=True)
+        if self.broker is not None and self.cluster is not None:
+            self.redis = self.broker
+        else:
+            self.redis = start_redis(self.workdir / "redis", aof=True, tcp=self.separate_broker)
         if self.r is None:
             self.r = redis.Redis.from_url(self.redis.url)
         self.port = free_port()

@@ -168,6 +168,7 @@ def _start_node(base: Path, binary: str, appendonly: bool) -> Node:
         "--cluster-replica-validity-factor", "0",
         "--cluster-require-full-coverage", "no",  # a shard down fails its slots only (the outage tests)
         "--maxmemory-policy", "noeviction",
+        "--hash-max-ziplist-value", "512",  # as openfnf/redisserver.py's single server: the same encodings
     ]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     wait_for_port(port, proc, timeout=30)

@@ -116,10 +116,12 @@ def start_redis(
     binary: str | None = None,
     port: int | None = None,
     pass_fds: tuple[int, ...] = (),
+    tcp: bool = False,
 ) -> RedisServer:
     """Start redis-server (the bundled one unless `binary` names another) with its files in data_dir,
     on a unix socket (or, if the path is too long, TCP `port`, default a free one); it inherits
-    `pass_fds` (`openfnf dev`'s lock on the data dir)."""
+    `pass_fds` (`openfnf dev`'s lock on the data dir). `tcp`: TCP even where a socket would do (the
+    bench compares one server with a cluster's nodes, which only speak TCP)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     sock = data_dir.resolve() / "redis.sock"
     argv = [
@@ -134,7 +136,7 @@ def start_redis(
         # Small execution records stay in the compact encoding (see bench memory figures).
         "--hash-max-ziplist-value", "512",
     ]  # fmt: skip
-    if len(str(sock)) < 100:
+    if len(str(sock)) < 100 and not tcp:
         if sock.exists():
             sock.unlink()
         argv += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
