@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import redis
+
 from bench import peer, profiling
 from bench.context import Ctx
 from bench.flows import asl_map_pass, asl_pass_chain, fdl_map_calls, fdl_pass_chain
@@ -66,6 +68,8 @@ def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_
             before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
             time.sleep(idle)
             idle_rate = {k: (sum(cpu_seconds(p) for p in v) - before[k]) / idle * 1e6 for k, v in pids.items()}
+        servers = svc.redis_clients()
+        stats0 = {k: server_counts(c) for k, c in servers.items()}
         cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
         t_cpu0 = time.monotonic()
         result = load({**spec, "prefix": "x", "count": n})
@@ -73,6 +77,7 @@ def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_
         ended = wait_ended(svc.r, flow_id, names, timeout)
         cpu = {k: (sum(cpu_seconds(p) for p in v) - cpu0[k]) / max(1, ended.succeeded) * 1e6 for k, v in pids.items()}
         window = time.monotonic() - t_cpu0
+        server_stats = {k: {m: (v - stats0[k][m]) / max(1, ended.succeeded) for m, v in server_counts(c).items()} for k, c in servers.items()}
         profiling.finish(spy)
         sample = names[: min(200, len(names))]
         pipe = svc.r.pipeline(transaction=False)
@@ -83,7 +88,17 @@ def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_
         shard_keys = [int(n.client().dbsize()) for n in svc.cluster.nodes] if svc.cluster is not None else []
     finally:
         svc.stop()
-    return Batch(ended, result["rate"], events, {"codes": result["codes"], "first_error": result["first_error"], "shard_keys": shard_keys}, cpu, idle_rate, window)
+    return Batch(ended, result["rate"], events, {"codes": result["codes"], "first_error": result["first_error"], "shard_keys": shard_keys,
+                                              "server_stats": server_stats}, cpu, idle_rate, window)  # fmt: skip
+
+
+def server_counts(r: redis.Redis) -> dict[str, float]:
+    """What a redis-server has done so far: commands (those inside scripts too), their µs, and the reads
+    of client input (about one per round trip a client makes)."""
+    stats: dict[str, Any] = r.info("commandstats")
+    io: dict[str, Any] = r.info("stats")
+    return {"calls": float(sum(v["calls"] for v in stats.values())), "usec": float(sum(v["usec"] for v in stats.values())),
+            "reads": float(io.get("total_reads_processed", 0))}  # fmt: skip
 
 
 def peer_batch(ctx: Ctx, name: str, definition: str, n: int, raw_input: str = "{}") -> Batch:

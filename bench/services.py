@@ -167,6 +167,16 @@ class OpenFnF:
             return {"state": [self.redis.process.pid], "broker": [self.broker.process.pid]}
         return {"redis": [self.redis.process.pid]}
 
+    def redis_clients(self) -> dict[str, redis.Redis]:
+        """A plain client of each redis-server, by the role names of redis_pids()."""
+        if self.cluster is not None:
+            assert self.broker is not None
+            return {**{f"shard{i}": n.client() for i, n in enumerate(self.cluster.nodes)}, "broker": redis.Redis.from_url(self.broker.url)}
+        assert self.redis is not None
+        if self.broker is not None:
+            return {"state": redis.Redis.from_url(self.redis.url), "broker": redis.Redis.from_url(self.broker.url)}
+        return {"redis": redis.Redis.from_url(self.redis.url)}
+
     def api_pids(self) -> list[int]:
         """The front door processes."""
         return [self.procs.pid("api" if i == 0 else f"api{i}") for i in range(self.api_processes)]
