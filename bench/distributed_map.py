@@ -137,7 +137,13 @@ def run(ctx: Ctx) -> None:
         ("call", "Express", CALL, s.dmap_call_items),
         ("express_small", "Express", PASS, s.dmap_small_items), ("standard_small", "Standard", PASS, s.dmap_small_items),
     ):  # fmt: skip
-        got[key] = run_one(ctx.sub(f"dmap-{key}"), mode, processor, items, 2)
+        def attempt(key: str = key, mode: str = mode, processor: str = processor, items: int = items) -> dict[str, Any]:
+            return run_one(ctx.sub(f"dmap-{key}"), mode, processor, items, 2)
+
+        if key.endswith("_small"):  # for the memory rows only: one attempt
+            got[key] = attempt()
+        else:
+            got[key] = ctx.best(f"distributed Map, {key} (items/s)", attempt, lambda g: float(g["items_per_s"]) if g["status"] == "Succeeded" else 0.0)
         got[key]["items"] = items
     # The inline Maps: as many of the same rows per execution as the state size limit allows.
     per = inline_count(Settings.model_fields["max_state_bytes"].default)
@@ -145,12 +151,13 @@ def run(ctx: Ctx) -> None:
     k_ours = max(1, -(-s.inline_items // per))
     # The history limit (OPENFNF_MAX_HISTORY_EVENTS, 5,000) would end such a Map first: raised for this run.
     history_limit = 20 * per + 1000
-    ours = ours_batch(ctx, "inline-map", fdl_inline_map(), k_ours, workers=2, raw_input=raw,
-                      env={"OPENFNF_MAX_HISTORY_EVENTS": str(history_limit)})  # fmt: skip
+    ours = ctx.best("our inline Map (executions/s)", lambda: ours_batch(ctx, "inline-map", fdl_inline_map(), k_ours, workers=2, raw_input=raw,
+                    env={"OPENFNF_MAX_HISTORY_EVENTS": str(history_limit)}), lambda b: b.ended.rate())  # fmt: skip
     per_item = ours.history_events / per
     inline_rate = ours.ended.rate() * per
     k_peer = max(1, -(-s.inline_items_peer // per))
-    peer = peer_batch(ctx, "inline-map", asl_map_pass(), k_peer, raw_input=raw)
+    peer = ctx.best("moto inline Map (executions/s)", lambda: peer_batch(ctx, "inline-map", asl_map_pass(), k_peer, raw_input=raw),
+                    lambda b: b.ended.rate())  # fmt: skip
     peer_rate = peer.ended.rate() * per
     rep = ctx.report
     inline_name = f"our inline Map, {per:,} items per execution"
@@ -179,7 +186,7 @@ def run(ctx: Ctx) -> None:
         row.met = big <= 1.10 * small
     rep.note(
         f"Scenario 6 (distributed Map): one parent execution per row, on a fresh service each (2 solo workers, one front door); "
-        f"items/s over the parent's own start-to-end; one attempt each (not best of --repeat). The peer column is moto's inline "
+        f"items/s over the parent's own start-to-end, best of --repeat attempts (the memory rows' {s.dmap_small_items:,}-row runs: one). The peer column is moto's inline "
         f"Map (moto has no distributed mode): {k_peer} execution(s) of the same {per:,} items, as a per-item rate "
         f"(at {peer_rate:,.0f} items/s, {s.dmap_items:,} would take {s.dmap_items / max(1.0, peer_rate) / 60:.1f} min, and one input "
         f"of them is far over its 256 KiB payload limit){'; ' + _status(peer) if _status(peer) else ''}. Function-call children call "
