@@ -3,7 +3,7 @@
     python -m bench --only dmap                    # scenario 6 of the bench's table (run(), below)
     python -m bench.distributed_map [--items 100000] [--workers 2]   # this module's own table
 
-For Express and Standard children running a Pass (and one running a function call): items/s from
+For Express and Standard children running a Pass (and one running a function call): items/s over
 the parent's own start to end (its record's `started`/`stopped`), that time, and Redis bytes per item while the
 run goes on and after it (INFO used_memory above the empty service's), and the peak resident memory of
 the front door and the workers. Prints a Markdown table.

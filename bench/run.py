@@ -1,6 +1,6 @@
 """`python -m bench`: OpenFnF, the peer (moto) and the bare limits side by side in one run, as a table of ratios.
 
-    python -m bench                       # everything (about 10 minutes on 2 cores), writes bench/results/latest.md
+    python -m bench                       # everything (about 12-15 minutes on 2 cores), writes bench/results/latest.md
     python -m bench --quick               # a smoke run with small counts (about 3 minutes)
     python -m bench --only start,latency  # some parts: bare, start, pass10, scaling, latency, fanout, memory, dmap, cluster
     python -m bench --profile DIR         # also py-spy the front door (scenario 1) and a worker (2 and 4) into DIR
