@@ -78,6 +78,8 @@ def ours_batch(ctx: Ctx, label: str, definition: str, n: int, workers: int, raw_
         cpu = {k: (sum(cpu_seconds(p) for p in v) - cpu0[k]) / max(1, ended.succeeded) * 1e6 for k, v in pids.items()}
         window = time.monotonic() - t_cpu0
         server_stats = {k: {m: (v - stats0[k][m]) / max(1, ended.succeeded) for m, v in server_counts(c).items()} for k, c in servers.items()}
+        for c in servers.values():
+            c.close()
         profiling.finish(spy)
         sample = names[: min(200, len(names))]
         pipe = svc.r.pipeline(transaction=False)
