@@ -73,6 +73,18 @@ class Timers:
         )
         return [(p, list(a)) for p, a in zip(parts, answers, strict=True) if a]
 
+    def due(self, now: int, parts: list[int], sets: list[Callable[[int, int], str]]) -> list[list[int]]:
+        """For each of the partitioned `sets`, those of partitions `parts` holding a member due at `now`: one
+        round trip (per node) of plain ZRANGEBYSCORE ... LIMIT 0 1, so a poll that finds nothing due runs no
+        script (issue 17: claim_due on every set of every partition every poll was most of an idle Redis's work)."""
+        n = self.settings.partitions
+        pipe = self.state.pipeline(transaction=False)
+        for key in sets:
+            for p in parts:
+                pipe.zrangebyscore(key(p, n), "-inf", now, start=0, num=1)
+        found = iter(pipe.execute())
+        return [[p for p in parts if next(found)] for _ in sets]
+
     def fire_timers(self, now: int, parts: list[int] | None = None) -> int:
         """Append the event of every due timer to its execution's inbox and drive it."""
         return sum(self._fire_timers(now, p, claimed) for p, claimed in self._claim(keys.timers, parts, now, CLAIM_MS))
@@ -287,16 +299,20 @@ class Timers:
             signal.signal(signal.SIGTERM, self._stop)
             signal.signal(signal.SIGINT, self._stop)
         idle = self.settings.timers_poll_ms / 1000
+        served: list[tuple[Callable[[int, int], str], Callable[[int, list[int]], int]]] = [
+            (keys.timers, self.fire_timers), (keys.wake, self.rescue), (keys.activities, self.rescue_activities),
+            (keys.schedules_due, self.schedules.fire), (keys.maprun_wake, self.rescue_mapruns),
+        ]  # fmt: skip
         failing = False  # said once when Redis fails, once when it answers again (not every retry)
         while not self.stopping:
             try:
                 now = int(time.time() * 1000)
                 parts = self.share(now)
                 busy = 0
-                if parts:
-                    busy = self.fire_timers(now, parts) + self.rescue(now, parts) + self.rescue_activities(now, parts)
-                    busy += self.schedules.fire(now, parts)
-                    busy += self.rescue_mapruns(now, parts)
+                due = self.due(now, parts, [key for key, _ in served]) if parts else []
+                for (_, serve), due_parts in zip(served, due, strict=True):
+                    if due_parts:  # claim_due (a script) only where something is due
+                        busy += serve(now, due_parts)
                 self.redis_ok = True
                 if failing:
                     failing = False
