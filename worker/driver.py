@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from common import keys
+from common import keys, runcount
 from common.driverscripts import HELD, NO_EXECUTION, Acquired, Commit, queue_acquire, queue_commit, read_acquired
 from common.faults import fault_point
 from common.fdl import FlowDef, parse_definition
@@ -167,7 +167,7 @@ class Driver:
             for r in rounds:
                 queue_commit(self.scripts, pipe, r.commit)
             for r in ended:  # (commit.lua deletes the children hash at the end: they were stopped with their tasks)
-                pipe.decr(keys.running(r.account))
+                pipe.decr(runcount.key_for(r.account, r.tag, self.settings.running_shards))
 
         lefts = [int(left) for left in self.scripts.pipeline_sync(build)[: len(rounds)]]
         retake = []
@@ -189,7 +189,7 @@ class Driver:
             else:
                 logger.warning("lost the lease of %s while driving it; its events stay for the next drive", r.tag)
                 if r.account:
-                    retake.append(keys.running(r.account))
+                    retake.append(runcount.key_for(r.account, r.tag, self.settings.running_shards))
         if retake:
             pipe = self.redis.pipeline(transaction=False)
             for key in retake:

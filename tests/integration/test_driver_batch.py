@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from common import keys
+from common import keys, runcount
 from common.claims import queue_claim
 from common.records import decode_history
 from common.scripts import Scripts
@@ -43,7 +43,7 @@ def _start(r: redis.Redis, settings: Settings, name: str) -> str:
 
     results = scripts.pipeline_sync(build)
     assert holder["claim"].outcome(results).created
-    r.incr(keys.running(ACCOUNT))
+    r.incr(runcount.key_for(ACCOUNT, keys.execution_tag("f1", name), settings.running_shards))
     return keys.execution_tag("f1", name)
 
 
@@ -77,7 +77,7 @@ def test_a_batch_ends_each_execution_as_alone(r: redis.Redis, redis_server: str)
     histories = [[e.type for e in decode_history(r.lrange(keys.history(t), 0, -1))] for t in [*tags, alone]]
     assert all(h == histories[-1] for h in histories) and histories[-1][-1] == "ExecutionSucceeded"
     assert r.hget(keys.execution(busy), "status") == b"Running" and r.llen(keys.inbox(busy)) == 1
-    assert int(r.get(keys.running(ACCOUNT))) == 1  # 7 started, 6 ended: the busy one still runs
+    assert runcount.read_total_sync(r, ACCOUNT, Settings().running_shards) == 1  # 7 started, 6 ended: the busy one still runs
 
 
 def test_a_fenced_commit_in_a_batch_keeps_its_events_and_its_running_count(r: redis.Redis, redis_server: str) -> None:
@@ -95,7 +95,7 @@ def test_a_fenced_commit_in_a_batch_keeps_its_events_and_its_running_count(r: re
     assert _drive_many(driver, [kept, lost]) == {kept: "driven", lost: "fenced"}
     assert r.hget(keys.execution(kept), "status") == b"Succeeded"
     assert r.hget(keys.execution(lost), "status") == b"Running" and r.llen(keys.inbox(lost)) == 1
-    assert int(r.get(keys.running(ACCOUNT))) == 1  # the fenced one still counts as running
+    assert runcount.read_total_sync(r, ACCOUNT, Settings().running_shards) == 1  # the fenced one still counts as running
 
 
 def test_an_ended_execution_loses_its_wake_up_with_the_next_acquire_round_trip(r: redis.Redis, redis_server: str) -> None:
