@@ -3,8 +3,6 @@ keys land on more than one primary, the sum is read from every node in one pipel
 the front door's cap check (api/throttle.py Check, as the admission queues it) refuses at the cap."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
@@ -14,19 +12,13 @@ from api.throttle import Limiter
 from common import keys, runcount
 from common.errors import ResourceThrottled
 from common.settings import Settings
-from tests.rediscluster import Cluster, start_cluster
+from tests.integration.test_cluster_scripts import cluster
+from tests.rediscluster import Cluster
 
 ACCOUNT = "1234567890"
 N = Settings(_env_file=None).running_shards
 
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("cluster-runcount"), 3)
-    try:
-        yield c
-    finally:
-        c.stop()
+__all__ = ["cluster"]  # the 3-primary cluster fixture, used by name
 
 
 def test_the_counts_shards_land_on_more_than_one_primary_and_add_up(cluster: Cluster) -> None:
