@@ -25,7 +25,7 @@ from redis.retry import Retry
 
 from common import brokers, keys
 from common.mapruns import drive_message as maprun_drive_message
-from common.redisclients import state_client
+from common.redisclients import is_cluster, state_client
 from common.scripts import Scripts
 from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK, redis_task_message
@@ -57,6 +57,7 @@ class Timers:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # in the partition leases
         self._owned: set[int] = set()
         self._renew_at = 0
+        self._occupied: dict[Callable[[int, int], str], bool] = {}  # set -> some partition had a key at the last poll (Timers.due)
         self.redis_ok = True  # the last loop reached Redis (`timers --check` fails after lasting errors)
 
     def publish_drives(self, tags: list[str]) -> None:
@@ -76,14 +77,31 @@ class Timers:
     def due(self, now: int, parts: list[int], sets: list[Callable[[int, int], str]]) -> list[list[int]]:
         """For each of the partitioned `sets`, those of partitions `parts` holding a member due at `now`: one
         round trip (per node) of plain ZRANGEBYSCORE ... LIMIT 0 1, so a poll that finds nothing due runs no
-        script (issue 17: claim_due on every set of every partition every poll was most of an idle Redis's work)."""
+        script (issue 17: claim_due on every set of every partition every poll was most of an idle Redis's work).
+
+        On a single Redis, a set whose partitions all were empty (no key) at the last poll is not peeked
+        partition by partition: one EXISTS over its keys tells whether it has members now, and it is peeked
+        from the next poll on (a member is then seen at most one poll later). A Cluster refuses a multi-key
+        EXISTS across slots, so there every set is peeked every poll."""
         n = self.settings.partitions
+        gate = not is_cluster(self.state)
         pipe = self.state.pipeline(transaction=False)
+        peeked = []
         for key in sets:
-            for p in parts:
-                pipe.zrangebyscore(key(p, n), "-inf", now, start=0, num=1)
+            peek = not gate or self._occupied.get(key, True)
+            if gate:
+                pipe.exists(*(key(p, n) for p in parts))
+            if peek:
+                for p in parts:
+                    pipe.zrangebyscore(key(p, n), "-inf", now, start=0, num=1)
+            peeked.append(peek)
         found = iter(pipe.execute())
-        return [[p for p in parts if next(found)] for _ in sets]
+        out = []
+        for key, peek in zip(sets, peeked, strict=True):
+            if gate:
+                self._occupied[key] = bool(next(found))
+            out.append([p for p in parts if next(found)] if peek else [])
+        return out
 
     def fire_timers(self, now: int, parts: list[int] | None = None) -> int:
         """Append the event of every due timer to its execution's inbox and drive it."""
