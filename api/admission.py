@@ -5,11 +5,11 @@ the policy, then the limiter; a request refused at one step is not counted by th
 policy is a CPU check, so it is decided first, and then one pipeline carries:
 
 - a SET NX that spends the SignatureNonce (keys.signature_nonce, in a slot of its own so nonces spread
-  over a Cluster's shards), and, for a request the policy allows, gcra.lua, which charges the
-  limiter's buckets and checks the running cap, all or nothing (with the cap alone, no bucket to
-  charge, a GET of the running count instead: no script call). A replay charges nothing: when the
-  nonce turns out spent and gcra.lua admitted, gcra_refund.lua gives the charge back (one more round
-  trip, for replays only).
+  over a Cluster's shards), and, for a request the policy allows, the limiter's check (api/throttle.py
+  Check): the reads of the running count's shards when the cap applies (common/runcount.py: one MGET,
+  or one GET per shard on a cluster) and gcra.lua when a rule applies, which charges the buckets all
+  or nothing. A request refused after the charge (a replay, or one over the running cap) is not
+  charged: gcra_refund.lua gives the charge back (one more round trip, for those only).
 - for StartExecution, the execution's wake-up (keys.pending_start), durable before the claim.
 - for StartExecution, the flow's head fields (Store.queue_flow_head): read in the same round trip,
   so the handler does not read the flow again. They are read fresh for every request, so an
@@ -27,9 +27,10 @@ from typing import Any
 
 from api.auth import Verified
 from api.policy import authorize
-from api.throttle import ADMITTED, CAPPED, START, Limiter
+from api.throttle import CAPPED, START, Limiter
 from common import keys
 from common.errors import AccessDenied, SignatureNonceUsed
+from common.redisclients import is_cluster
 from common.store import Store
 
 logger = logging.getLogger(__name__)
@@ -67,16 +68,14 @@ async def admit(
     execution_name = (params.get("ExecutionName") or str(uuid.uuid4())) if flow_name else ""
     pending = keys.pending_start(key.account, flow_name, execution_name) if flow_name else ""
 
-    # Only the running cap (no GCRA bucket applies): two plain commands do what gcra.lua would, the nonce
-    # spent first and the count read after it; the count is approximate anyway, so nothing needs a script.
-    cap_only = check is not None and check.cap_only
+    cluster = is_cluster(store.redis)
+    answers = 0  # how many answers the limiter's check takes (after the nonce's)
 
     def build(pipe: Any) -> None:
+        nonlocal answers
         pipe.set(nonce_key, b"1", nx=True, px=ttl)  # in its own slot (keys.signature_nonce)
-        if check is not None and cap_only:
-            pipe.get(check.keys[0])  # the running count (keys.running)
-        elif check is not None:
-            store.scripts.queue(pipe, "gcra", check.keys, check.args)
+        if check is not None:
+            answers = check.queue(pipe, store.scripts, cluster)
         if flow_name:
             store.queue_flow_head(pipe, key.account, flow_name)
             # The safety net's wake-up, durable before the claim (the next round trip) can be seen on any
@@ -86,12 +85,9 @@ async def admit(
 
     results = await runner.pipeline(build)
     replayed = not results[0]
-    if check is not None and cap_only:
-        value = int(results.pop(1) or 0)
-        verdict = CAPPED if value >= check.cap else ADMITTED
-    elif check is not None:
-        verdict, value = int(results[1][0]), int(results[1][1])
-        if replayed and verdict == ADMITTED:  # a replay is never charged: give the request back
+    if check is not None:
+        verdict, value, charged = check.verdict(results[1 : 1 + answers])
+        if charged and (replayed or verdict == CAPPED):  # a request refused after the charge is not charged
             await store.scripts.gcra_refund(keys=check.keys, args=check.args)
     if replayed:
         logger.info("replayed signature nonce for access key %s", key.id)
@@ -101,6 +97,5 @@ async def admit(
     if check is not None:
         limiter.judge(check, verdict, value)
     limiter.chaos(action)
-    head_at = 2 if check is not None and not cap_only else 1  # (the cap-only count was popped above)
-    return Admitted(flow_head=results[head_at] if flow_name else None, execution_name=execution_name)
+    return Admitted(flow_head=results[1 + answers] if flow_name else None, execution_name=execution_name)
 

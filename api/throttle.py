@@ -1,7 +1,8 @@
 """Admission at the front door: GCRA rules, the running-executions cap and chaos, after authorisation.
 
-Rules are cached in-process and refreshed from Redis in the background, so a request no rule
-applies to costs no Redis round trip, and one a rule applies to costs exactly one (gcra.lua).
+Rules are cached in-process and refreshed from Redis in the background, so a request no rule (and
+no running cap) applies to costs no Redis round trip, and one a rule applies to costs exactly one
+(gcra.lua, beside the reads of the running count's shards, common/runcount.py).
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from api.credentials import AccessKey
-from common import keys
+from common import keys, runcount
 from common.errors import FnfError, ResourceThrottled, catalogue
-from common.scripts import source
+from common.redisclients import is_cluster
+from common.scripts import Scripts
 from common.settings import Settings
 from common.throttle_rules import (
     ChaosRule,
@@ -34,26 +36,41 @@ START = "StartExecution"
 RUNNING_CAP_ACTIONS = frozenset({START, "RedriveExecution"})  # actions that make an execution run: the running cap applies (issue 18 adds the redrive)
 NAME_IS_FLOW = frozenset({"CreateFlow", "DescribeFlow", "UpdateFlow", "DeleteFlow"})  # flow named by `Name`
 
-ADMITTED, THROTTLED, CAPPED, REPLAYED = 0, 1, 2, 3  # gcra.lua verdicts
+ADMITTED, THROTTLED, CAPPED = 0, 1, 2  # verdicts: gcra.lua's first two, the running cap's (judged beside it)
 
 
 @dataclass(frozen=True)
 class Check:
-    """What gcra.lua is asked for one request: its buckets (and the running counter), and their ARGV."""
+    """What one request is checked against: gcra.lua's buckets and ARGV, and the running cap."""
 
-    keys: list[str]
+    keys: list[str]  # the GCRA buckets ([]: no rule applies, no script call)
     args: list[Any]
     cap: int  # the running-executions cap checked (0: none)
     account: str
+    shards: int = 1  # Settings.running_shards: the keys the running count is read from (common/runcount.py)
 
-    @property
-    def cap_only(self) -> bool:
-        """No bucket to charge, only the running cap to read (api/admission.py then needs no script)."""
-        return int(self.args[0]) == 0 and self.cap > 0
+    def queue(self, pipe: Any, scripts: Scripts, cluster: bool) -> int:
+        """Queue the check's commands on a pipeline (the running count's shards, then gcra.lua); how many
+        answers they take, for `verdict`."""
+        reads = runcount.queue_total(pipe, self.account, self.shards, cluster) if self.cap > 0 else 0
+        if self.keys:
+            scripts.queue(pipe, "gcra", self.keys, self.args)
+        return reads + (1 if self.keys else 0)
 
-    def with_nonce(self, nonce_key: str, ttl_ms: int) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of the same call that also spends a SignatureNonce first (gcra.lua's optional tail)."""
-        return [*self.keys, nonce_key], [*self.args, max(1, ttl_ms)]
+    def verdict(self, answers: list[Any]) -> tuple[int, int, bool]:
+        """(verdict, value, charged) from the answers of `queue`'s commands: THROTTLED with the retry-after
+        ms, CAPPED with the running count, else ADMITTED; `charged` when gcra.lua charged the buckets (give
+        the charge back with gcra_refund.lua if the request is refused after all)."""
+        at = 0
+        running = 0
+        if self.cap > 0:
+            reads = len(answers) - (1 if self.keys else 0)
+            running, at = runcount.total(answers[:reads]), reads
+        verdict, value = (int(answers[at][0]), int(answers[at][1])) if self.keys else (ADMITTED, 0)
+        charged = bool(self.keys) and verdict == ADMITTED
+        if verdict == ADMITTED and self.cap > 0 and running >= self.cap:
+            return CAPPED, running, charged
+        return verdict, value, charged
 
 
 def flow_of(action: str, params: dict[str, str]) -> str:
@@ -87,7 +104,7 @@ class Limiter:
         self.settings = settings
         self.rng = rng or random.Random(settings.chaos_seed)  # unseeded (None): from the OS
         self.rules = RuleSet.of()
-        self._script = redis.register_script(source("gcra"))
+        self._scripts: Scripts | None = None  # for `admit` (the front door queues its own, api/admission.py)
         self._seen: tuple[dict[Any, Any], dict[Any, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -154,27 +171,31 @@ class Limiter:
         """
         check = self.check(action, key, params)
         if check is not None:
-            verdict, value = await self._script(keys=check.keys, args=check.args)
-            self.judge(check, int(verdict), int(value))
+            if self._scripts is None:
+                self._scripts = Scripts(self.redis)
+            scripts = self._scripts
+            cluster = is_cluster(self.redis)
+            verdict, value, charged = check.verdict(await scripts.pipeline(lambda pipe: check.queue(pipe, scripts, cluster)))
+            if charged and verdict == CAPPED:  # refused after all: the buckets give the charge back
+                await scripts.gcra_refund(keys=check.keys, args=check.args)
+            self.judge(check, verdict, value)
         self.chaos(action)
 
     def check(self, action: str, key: AccessKey, params: dict[str, str]) -> Check | None:
-        """What gcra.lua must check for this request, or None when no rule and no cap applies (no round trip)."""
+        """What this request is checked against, or None when no rule and no cap applies (no round trip)."""
         account = key.account
         buckets = self.rules.buckets(action, account, key.id, flow_of(action, params))
         cap = self.settings.max_running_executions if action in RUNNING_CAP_ACTIONS else 0
         if not buckets and cap <= 0:
             return None
         bucket_keys = [keys.gcra_bucket(account, b.scope.value, b.subject, action) for b in buckets]
-        args: list[Any] = [len(buckets), max(cap, 0)]
+        args: list[Any] = [len(buckets)]
         for b in buckets:
             args += [repr(b.rule.interval_us), b.rule.burst]
-        if cap > 0:
-            bucket_keys.append(keys.running(account))
-        return Check(bucket_keys, args, max(cap, 0), account)
+        return Check(bucket_keys, args, max(cap, 0), account, self.settings.running_shards)
 
     def judge(self, check: Check, verdict: int, value: int) -> None:
-        """Raise ResourceThrottled for a THROTTLED or CAPPED verdict of gcra.lua; nothing when ADMITTED."""
+        """Raise ResourceThrottled for a THROTTLED or CAPPED verdict (Check.verdict); nothing when ADMITTED."""
         if verdict == THROTTLED:
             raise ResourceThrottled(value)
         if verdict == CAPPED:

@@ -33,7 +33,7 @@ import redis
 from bench.flows import fdl_pass_chain
 from bench.measure import load, wait_ended
 from bench.services import ACCOUNT, KEY_ID, SECRET, OpenFnF
-from common import keys
+from common import keys, runcount
 from common.scripts import NAMES, source
 from common.settings import Settings
 
@@ -65,7 +65,7 @@ def wait_quiet(r: redis.Redis, timeout: float) -> int:
     how many GETs it sent."""
     deadline, gets = time.monotonic() + timeout, 0
     while time.monotonic() < deadline:
-        running = int(r.get(keys.running(ACCOUNT)) or 0)
+        running = runcount.read_total_sync(r, ACCOUNT, Settings().running_shards)
         gets += 1
         if running <= 0 and not any(r.zcard(keys.wake(p, N)) for p in range(N)):
             return gets

@@ -5,7 +5,7 @@ timers' schedules start executions too, one of them from a sync client, so this 
 same commands (wake-up, index entry, claim.lua) on any pipeline that `Scripts.pipeline` or
 `Scripts.pipeline_sync` runs, and reads the claim's answer. The Lua is claim.lua, shared.
 
-The running count (issue 7's cap, `keys.running(account)`) is the caller's: StartExecution counts
+The running count (issue 7's cap, the execution's shard `runcount.key_for(account, tag, n)`) is the caller's: StartExecution counts
 it in the same pipeline and gives it back when the claim is lost; StartSyncExecution and the
 schedules count it once the claim is won.
 """
@@ -42,7 +42,7 @@ class PendingClaim:
     at: int  # index of claim.lua's answer among the pipeline's results
 
     def outcome(self, results: list[Any]) -> Claim:
-        """The claim's result: created (the caller then counts it: INCR keys.running(account)), or the
+        """The claim's result: created (the caller then counts it: INCR runcount.key_for(account, tag, n)), or the
         fields of the execution that holds the name."""
         result = results[self.at]
         if int(result[0]) == 1:

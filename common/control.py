@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from common import keys, tracing
+from common import keys, runcount, tracing
 from common.errors import (
     ExecutionAlreadyCompleted,
     ExecutionAlreadyExists,
@@ -149,7 +149,7 @@ async def redrive(store: Store, publish: Publish, settings: Settings, *, account
         raise ExecutionNotRedrivable(name, flow["Name"], f"it has been redriven {int(result[1])} times, the most allowed (OPENFNF_MAX_REDRIVES)")
     if code == -3:
         raise ExecutionNotRedrivable(name, flow["Name"], f"its history has reached the limit of {settings.max_history_events} events")
-    await store.redis.incr(keys.running(account))  # running again: the cap of issue 7 counts it until it ends again
+    await store.redis.incr(runcount.key_for(account, tag, settings.running_shards))  # running again: the cap of issue 7 counts it until it ends again
     fault_point(settings, "api.after_reopen")
     await publish(tag)
     return int(result[1])

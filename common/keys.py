@@ -213,9 +213,13 @@ def gcra_bucket(account: str, scope: str, subject: str, action: str) -> str:
     return f"{PREFIX}g:{{{account}}}:{scope}:{subject}:{action}"
 
 
-def running(account: str) -> str:
-    """String: how many executions of the account are running (approximate after crashes)."""
-    return f"{PREFIX}run:{{{account}}}"
+def running(account: str, shard: int = 0) -> str:
+    """String: shard `shard` of how many executions of the account are running (issue 7's cap); the count is
+    the sum over `Settings.running_shards` shards (common/runcount.py). Shard 0 keeps the key of the single
+    counter it was before issue 17 (`fnf:run:{account}`), so an upgrade keeps the count; shard k > 0 hashes
+    by `k:<account>` (its own slot, so an account's starts and ends spread over a Cluster's shards), under a
+    prefix of its own so no account's shard 0 is another's shard k."""
+    return f"{PREFIX}run:{{{account}}}" if shard == 0 else f"{PREFIX}run.{shard}:{{{shard}:{account}}}"
 
 
 # Schedules (issue 8). A schedule belongs to a flow by the flow's Id (a flow created again under the

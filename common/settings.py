@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     throttle_refresh_ms: int = 500  # how often each front door re-reads the rules from Redis
     chaos_seed: int | None = None  # seeds each front door's chaos draws (a reproducible test run); unset: random
     max_running_executions: int = 10_000  # per account, as the cloud; 0 turns the cap off
+    # The running count of an account is spread over this many keys (each in its own slot; common/runcount.py),
+    # so on a Redis Cluster an account's starts and ends do not all land on one shard. Raise it freely;
+    # lower it only with no execution running (the counts in the dropped shards would be lost).
+    running_shards: Annotated[int, Field(ge=1, le=256)] = 8
     running_cap_retry_after_ms: int = 1000  # x-acs-retry-after when StartExecution hits the cap
     max_nesting_depth: int = 32  # child flows below a root execution, any start mode; a deeper start fails its task (FnF.MaxNestingDepthExceeded)
 

@@ -5,7 +5,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from common import keys
+from common import keys, runcount
 from common.claims import Claim, PendingClaim, queue_claim
 from common.interpreter.model import HistoryEvent
 from common.lineage import adoption_refused, depth_of, orphan_event, queue_adopt, queue_stops, stop_tree_async
@@ -177,10 +177,11 @@ class Store:
                 )
             ]  # fmt: skip
             # Counted in the same round trip (Scripts.pipeline runs non-script commands once), given back below if lost.
-            pipe.incr(keys.running(account))
+            pipe.incr(counted)
 
+        tag = keys.execution_tag(flow["Id"], name)
+        counted = runcount.key_for(account, tag, self.settings.running_shards)  # the shard its end gives back
         if cluster and not woken:
-            tag = keys.execution_tag(flow["Id"], name)
             await self.redis.zadd(keys.wake_for(tag, self.settings.partitions), {tag: now + self.settings.wake_after_ms})
         try:
             results = await self.runner.pipeline(build)  # fills `pending` first
@@ -188,11 +189,11 @@ class Store:
             # The claim's answer is lost: give the count back (a claim that landed anyway is driven by
             # its wake-up, and its end gives the count back once more: the cap errs on the open side).
             with contextlib.suppress(Exception):
-                await self.redis.decr(keys.running(account))
+                await self.redis.decr(counted)
             raise
         claim = pending[0].outcome(results)
         if not claim.created:
-            await self.redis.decr(keys.running(account))  # nothing started: give the running count back
+            await self.redis.decr(counted)  # nothing started: give the running count back
         return claim
 
     async def read_execution(self, flow_id: str, name: str, watch: bool = False) -> dict[str, str] | None:

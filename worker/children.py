@@ -18,10 +18,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from common import keys, tracing
+from common import keys, runcount, tracing
 from common.claims import queue_claim
 from common.lineage import MAX_NESTING, adoption_refused, depth_of, orphan_event, queue_adopt, queue_stops, too_deep
 from common.records import as_str, decode_hash
+from common.redisclients import is_cluster
 from common.scripts import Scripts
 from common.settings import Settings
 from worker.activities import SYSTEM, mode_of
@@ -78,13 +79,17 @@ class ChildStarter:
         raw_input = json.dumps(child_input)
         started = Outcome.ok({"FlowName": flow_name, "ExecutionName": name, "RequestID": str(uuid.uuid4()).upper()})
         tag = keys.execution_tag(flow["Id"], name)
-        running = keys.running(account)
+        shards = self.settings.running_shards
+        running = runcount.key_for(account, tag, shards)  # the child's shard of the account's count
         # A place under the account's cap is taken first (INCR) and given back if the child does not
-        # start; the record is read in the same round trip: a redelivered activity finds its own child.
+        # start; the count (every shard, read after the INCR) and the record come in the same round
+        # trip: a redelivered activity finds its own child.
         pipe = self.state.pipeline(transaction=False)
         pipe.incr(running)
+        reads = runcount.queue_total(pipe, account, shards, is_cluster(self.state))
         pipe.hget(keys.execution(tag), "input")
-        count, held = pipe.execute()
+        answers = pipe.execute()
+        count, held = runcount.total(answers[1 : 1 + reads]), answers[-1]
         cap = self.settings.max_running_executions
         if held is not None:  # the name is taken: our own child found again after a redelivery, or another's
             self.state.decr(running)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from common import keys
+from common import keys, runcount
 from common.driverscripts import HELD, NO_EXECUTION, Acquired, Commit, queue_acquire, queue_commit, read_acquired
 from common.faults import fault_point
 from common.fdl import FlowDef, parse_definition
@@ -46,7 +46,9 @@ class Driver:
         self.dispatcher = dispatcher or Dispatcher(redis, redis, settings)
         self.limits = Limits(max_state_bytes=settings.max_state_bytes, max_history_events=settings.max_history_events)
         self._flows: dict[str, FlowDef] = {}  # def id -> parsed definition (immutable)
-        # Executions this driver ended Succeeded: their wake-ups go with the next acquire round trip (see _commit).
+        # Wake-up members (keys.wake) this driver's commits made needless: removed with the next acquire round trip
+        # (see _commit): the tags of executions it ended Succeeded and the StartExecution wake-ups (keys.pending_start)
+        # of executions whose first drive it committed.
         self._unwake: list[str] = []
 
     def flow(self, def_id: str) -> FlowDef:
@@ -99,7 +101,7 @@ class Driver:
         return outcomes
 
     def _acquire(self, pipe: Any, tags: list[str], unwake: list[str]) -> None:
-        """Queue acquire.lua for each of these executions, then the removal of the wake-ups `unwake` (see _commit)."""
+        """Queue acquire.lua for each of these executions, then the removal of the wake-up members `unwake` (see _commit)."""
         for tag in tags:
             queue_acquire(self.scripts, pipe, tag, self.settings.lease_ms)
         n = self.settings.partitions
@@ -147,7 +149,9 @@ class Driver:
             hseq + len(decision.history), ttl, tuple(fields),
         )  # fmt: skip
         succeeded = bool(fields) and decision.status == Status.SUCCEEDED
-        return _Round(commit, got.account if fields else "", decision.history, succeeded)
+        # The first drive consumes the Started event, which is all a StartExecution's own wake-up guards.
+        pending = keys.pending_start(got.account, flow_name, name) if hseq == 0 and got.account else ""
+        return _Round(commit, got.account if fields else "", decision.history, succeeded, pending)
 
     def _commit(self, rounds: list[_Round]) -> list[int]:
         """Write back every round in one round trip; for each, the inbox events left (-1: lost the lease).
@@ -163,7 +167,7 @@ class Driver:
             for r in rounds:
                 queue_commit(self.scripts, pipe, r.commit)
             for r in ended:  # (commit.lua deletes the children hash at the end: they were stopped with their tasks)
-                pipe.decr(keys.running(r.account))
+                pipe.decr(runcount.key_for(r.account, r.tag, self.settings.running_shards))
 
         lefts = [int(left) for left in self.scripts.pipeline_sync(build)[: len(rounds)]]
         retake = []
@@ -177,10 +181,15 @@ class Driver:
                     # nothing. Removed with the next acquire round trip rather than a round trip of its own; one
                     # never removed (an idle or dead worker) is released by the timers' rescue as before.
                     self._unwake.append(r.tag)
+                if r.pending:
+                    # The StartExecution's wake-up (written by the front door before its claim, api/admission.py)
+                    # guarded the Started event until a drive consumed it: this commit did. Later events carry
+                    # wake-ups of their own (every inbox append records one), and reopen.lua re-arms the tag's.
+                    self._unwake.append(r.pending)
             else:
                 logger.warning("lost the lease of %s while driving it; its events stay for the next drive", r.tag)
                 if r.account:
-                    retake.append(keys.running(r.account))
+                    retake.append(runcount.key_for(r.account, r.tag, self.settings.running_shards))
         if retake:
             pipe = self.redis.pipeline(transaction=False)
             for key in retake:
@@ -197,6 +206,7 @@ class _Round:
     account: str  # set when this round ends the execution: its running count goes down
     history: list[HistoryEvent]
     succeeded: bool = False  # this round ends it Succeeded (its wake-up can go, see Driver._commit)
+    pending: str = ""  # its first drive: the member of its StartExecution wake-up (keys.pending_start), which can go
 
     @property
     def tag(self) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from common import jsonlimits, keys
+from common import jsonlimits, keys, runcount
 from common.claims import queue_express_timeout
 from common.faults import fault_point
 from common.fdl import FlowDef, parse_definition
@@ -468,8 +468,8 @@ class MapRuns:
                 ended.append((int(child[0]), as_str(answer[1])))
         if created and acct:
             pipe = self.state.pipeline(transaction=False)
-            for _ in created:
-                pipe.incr(keys.running(acct))  # the driver gives it back when the child ends
+            for t in created:
+                pipe.incr(runcount.key_for(acct, t, self.settings.running_shards))  # the driver gives it back when the child ends
             pipe.execute()
         if ended:
             self._count_ends(tag, ended, now)

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from common import keys, tracing
+from common import keys, runcount, tracing
 from common.claims import PendingClaim, queue_claim, queue_express_timeout
 from common.cron import CronError, next_fire, parse_cron
 from common.records import as_str, decode_hash
@@ -133,7 +133,7 @@ class ScheduleFirer:
         claim = pending[0].outcome(results)
         if not claim.created:  # fired before (a stalled or crashed timers process)
             return None
-        self.state.incr(keys.running(account))  # the running-executions cap (issue 7)
+        self.state.incr(runcount.key_for(account, pending[0].tag, self.settings.running_shards))  # the running-executions cap (issue 7)
         logger.info("schedule %s/%s fired: execution %s", flow["Name"], name, execution)
         return pending[0].tag
 

@@ -25,7 +25,7 @@ from redis.retry import Retry
 
 from common import brokers, keys
 from common.mapruns import drive_message as maprun_drive_message
-from common.redisclients import state_client
+from common.redisclients import is_cluster, state_client
 from common.scripts import Scripts
 from common.settings import Settings
 from common.taskmsg import ACTIVITY_TASK, redis_task_message
@@ -57,6 +57,7 @@ class Timers:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # in the partition leases
         self._owned: set[int] = set()
         self._renew_at = 0
+        self._occupied: dict[Callable[[int, int], str], bool] = {}  # set -> some partition had a key at the last poll (Timers.due)
         self.redis_ok = True  # the last loop reached Redis (`timers --check` fails after lasting errors)
 
     def publish_drives(self, tags: list[str]) -> None:
@@ -72,6 +73,35 @@ class Timers:
             self.scripts.each("claim_due", [([key(p, n)], [now, BATCH, claim_ms]) for p in parts])
         )
         return [(p, list(a)) for p, a in zip(parts, answers, strict=True) if a]
+
+    def due(self, now: int, parts: list[int], sets: list[Callable[[int, int], str]]) -> list[list[int]]:
+        """For each of the partitioned `sets`, those of partitions `parts` holding a member due at `now`: one
+        round trip (per node) of plain ZRANGEBYSCORE ... LIMIT 0 1, so a poll that finds nothing due runs no
+        script (issue 17: claim_due on every set of every partition every poll was most of an idle Redis's work).
+
+        On a single Redis, a set whose partitions all were empty (no key) at the last poll is not peeked
+        partition by partition: one EXISTS over its keys tells whether it has members now, and it is peeked
+        from the next poll on (a member is then seen at most one poll later). A Cluster refuses a multi-key
+        EXISTS across slots, so there every set is peeked every poll."""
+        n = self.settings.partitions
+        gate = not is_cluster(self.state)
+        pipe = self.state.pipeline(transaction=False)
+        peeked = []
+        for key in sets:
+            peek = not gate or self._occupied.get(key, True)
+            if gate:
+                pipe.exists(*(key(p, n) for p in parts))
+            if peek:
+                for p in parts:
+                    pipe.zrangebyscore(key(p, n), "-inf", now, start=0, num=1)
+            peeked.append(peek)
+        found = iter(pipe.execute())
+        out = []
+        for key, peek in zip(sets, peeked, strict=True):
+            if gate:
+                self._occupied[key] = bool(next(found))
+            out.append([p for p in parts if next(found)] if peek else [])
+        return out
 
     def fire_timers(self, now: int, parts: list[int] | None = None) -> int:
         """Append the event of every due timer to its execution's inbox and drive it."""
@@ -287,16 +317,20 @@ class Timers:
             signal.signal(signal.SIGTERM, self._stop)
             signal.signal(signal.SIGINT, self._stop)
         idle = self.settings.timers_poll_ms / 1000
+        served: list[tuple[Callable[[int, int], str], Callable[[int, list[int]], int]]] = [
+            (keys.timers, self.fire_timers), (keys.wake, self.rescue), (keys.activities, self.rescue_activities),
+            (keys.schedules_due, self.schedules.fire), (keys.maprun_wake, self.rescue_mapruns),
+        ]  # fmt: skip
         failing = False  # said once when Redis fails, once when it answers again (not every retry)
         while not self.stopping:
             try:
                 now = int(time.time() * 1000)
                 parts = self.share(now)
                 busy = 0
-                if parts:
-                    busy = self.fire_timers(now, parts) + self.rescue(now, parts) + self.rescue_activities(now, parts)
-                    busy += self.schedules.fire(now, parts)
-                    busy += self.rescue_mapruns(now, parts)
+                due = self.due(now, parts, [key for key, _ in served]) if parts else []
+                for (_, serve), due_parts in zip(served, due, strict=True):
+                    if due_parts:  # claim_due (a script) only where something is due
+                        busy += serve(now, due_parts)
                 self.redis_ok = True
                 if failing:
                     failing = False

@@ -12,7 +12,7 @@ from api.actions.executions import start_params
 from api.actions.flows import get_flow
 from api.actions.versions import resolve_qualifier
 from api.params import optional
-from common import keys, tracing
+from common import keys, runcount, tracing
 from common.claims import PendingClaim, queue_claim, queue_express_timeout
 from common.errors import ActionNotSupported, ExecutionAlreadyExists
 from common.interpreter import TERMINAL
@@ -55,7 +55,7 @@ async def start_sync_execution(call: Call) -> dict[str, Any]:
     claim = pending[0].outcome(results)
     if not claim.created:  # a UUID that collided: never in practice
         raise ExecutionAlreadyExists(name, flow_name)
-    await call.store.redis.incr(keys.running(call.account))  # the running-executions cap (issue 7)
+    await call.store.redis.incr(runcount.key_for(call.account, tag, call.settings.running_shards))  # the running-executions cap (issue 7)
     await call.publisher.publish(tag)
     fields = await _until_end(call, flow["Id"], name, tag, limit + call.settings.express_grace_seconds)
     return _view(fields or claim.fields, flow)

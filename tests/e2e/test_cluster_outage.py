@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from alibabacloud_fnf20190315 import models
 
-from common import keys
+from common import keys, runcount
+from common.settings import Settings
 from tests.conftest import Service
 from tests.rediscluster import Cluster, running_cluster_service
 
@@ -93,4 +94,4 @@ def test_a_shard_down_during_starts_leaves_no_execution_running_without_a_wakeup
             assert status(name) == "Succeeded", name
     # The running count came back (never above what still runs: nothing).
     state = cluster.client()
-    _wait(lambda: int(state.get(keys.running(account)) or 0) <= 0, 30, "the running count to come back")
+    _wait(lambda: runcount.read_total_sync(state, account, Settings().running_shards) <= 0, 30, "the running count to come back")

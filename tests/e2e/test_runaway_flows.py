@@ -15,7 +15,8 @@ import redis
 from alibabacloud_fnf20190315 import models
 from Tea.exceptions import TeaException
 
-from common import keys
+from common import keys, runcount
+from common.settings import Settings
 from common.tokens import make_token
 from tests.conftest import ROOT, Service, running_service
 
@@ -140,7 +141,7 @@ def test_child_starts_count_against_the_running_cap_and_the_refusal_can_be_caugh
         assert len(found) == 3  # the root and two children ran; the third child start was refused
         assert {e.status for e in found} == {"Succeeded"}
         # Every place taken was given back as the executions ended.
-        assert int(redis.Redis.from_url(service.redis_url).get(keys.running(ACCOUNT)) or 0) == 0
+        assert runcount.read_total_sync(redis.Redis.from_url(service.redis_url), ACCOUNT, Settings().running_shards) == 0
 
 
 # ------------------------------------------------------------------------------------- stop cascade

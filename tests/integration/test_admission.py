@@ -15,7 +15,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from api.app import make_app
-from common import keys
+from common import keys, runcount
+from common.settings import Settings
 from common.throttle_rules import Rule, Scope
 from common.throttle_rules import encode as encode_rule
 from tests.frontdoor import (
@@ -64,8 +65,8 @@ async def test_a_whole_start_is_admission_claim_and_hand_off(aiohttp_client: Any
         await ok(client, "StartExecution", {"FlowName": "rt", "ExecutionName": "counted"})
     sent = [bytes(c) if isinstance(c, bytes) else b"".join(bytes(part) for part in c) for c in counted.commands]
     assert counted.sent == 3, [s[:200] for s in sent]
-    # nonce + the running cap (no rule: plain SET NX and GET, no script) + flow
-    assert b"EVALSHA" not in sent[0] and b"\r\nSET\r\n" in sent[0] and b"\r\nGET\r\n" in sent[0] and b"HMGET" in sent[0]
+    # nonce + the running cap (no rule: plain SET NX, and one MGET of the count's shards, no script) + flow
+    assert b"EVALSHA" not in sent[0] and b"\r\nSET\r\n" in sent[0] and b"\r\nMGET\r\n" in sent[0] and b"HMGET" in sent[0]
     assert b"ZADD" in sent[1] and b"EVALSHA" in sent[1]  # the claim
     assert b"LPUSH" in sent[2]  # the drive
 
@@ -157,16 +158,16 @@ async def test_the_cap_alone_needs_no_script_and_still_refuses_and_spots_replays
     await ok(client, "CreateFlow", {"Name": "capped", "Definition": definition("capped"), "Type": "FDL"})
     r.set(keys.running(ACCOUNT_A), 1)
     await ok(client, "StartExecution", {"FlowName": "capped", "ExecutionName": "second"})  # 1 running < 2
-    assert int(r.get(keys.running(ACCOUNT_A))) == 2
+    assert runcount.read_total_sync(r, ACCOUNT_A, Settings().running_shards) == 2
     status, headers, text = await post(client, "StartExecution", {"FlowName": "capped", "ExecutionName": "third"})
     check_error(status, headers, text, "ResourceThrottled", 429)
     assert "has 2 running executions, the limit is 2" in text
     flow_id = json.loads((await post(client, "DescribeFlow", {"Name": "capped"}))[2])["Id"]
     assert not r.exists(keys.execution(keys.execution_tag(flow_id, "third")))  # nothing claimed
-    r.set(keys.running(ACCOUNT_A), 0)
+    r.delete(*runcount.shard_keys(ACCOUNT_A, Settings().running_shards))
     path, form = signed_request("StartExecution", {"FlowName": "capped", "ExecutionName": "fourth"})
     resp = await client.post(path, data=form, headers=FORM_HEADERS)
     assert resp.status == 200, await resp.text()
     resp = await client.post(path, data=form, headers=FORM_HEADERS)  # the same nonce again
     check_error(resp.status, resp.headers, await resp.text(), "SignatureNonceUsed", 400)
-    assert int(r.get(keys.running(ACCOUNT_A))) == 1  # the replay counted nothing
+    assert runcount.read_total_sync(r, ACCOUNT_A, Settings().running_shards) == 1  # the replay counted nothing

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from common import keys
+from common import keys, runcount
 from common.claims import queue_claim
 from common.driverscripts import new_fence
 from common.interpreter import Decision, Status
@@ -47,7 +47,7 @@ def _claim(r: redis.Redis, settings: Settings, name: str, definition: str = WAIT
 
     results = scripts.pipeline_sync(build)
     assert holder["claim"].outcome(results).created
-    r.incr(keys.running(ACCOUNT))
+    r.incr(runcount.key_for(ACCOUNT, keys.execution_tag("f1", name), settings.running_shards))
     return keys.execution_tag("f1", name)
 
 

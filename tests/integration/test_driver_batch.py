@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from common import keys
+from common import keys, runcount
 from common.claims import queue_claim
 from common.records import decode_history
 from common.scripts import Scripts
@@ -43,7 +43,7 @@ def _start(r: redis.Redis, settings: Settings, name: str) -> str:
 
     results = scripts.pipeline_sync(build)
     assert holder["claim"].outcome(results).created
-    r.incr(keys.running(ACCOUNT))
+    r.incr(runcount.key_for(ACCOUNT, keys.execution_tag("f1", name), settings.running_shards))
     return keys.execution_tag("f1", name)
 
 
@@ -77,7 +77,7 @@ def test_a_batch_ends_each_execution_as_alone(r: redis.Redis, redis_server: str)
     histories = [[e.type for e in decode_history(r.lrange(keys.history(t), 0, -1))] for t in [*tags, alone]]
     assert all(h == histories[-1] for h in histories) and histories[-1][-1] == "ExecutionSucceeded"
     assert r.hget(keys.execution(busy), "status") == b"Running" and r.llen(keys.inbox(busy)) == 1
-    assert int(r.get(keys.running(ACCOUNT))) == 1  # 7 started, 6 ended: the busy one still runs
+    assert runcount.read_total_sync(r, ACCOUNT, Settings().running_shards) == 1  # 7 started, 6 ended: the busy one still runs
 
 
 def test_a_fenced_commit_in_a_batch_keeps_its_events_and_its_running_count(r: redis.Redis, redis_server: str) -> None:
@@ -95,7 +95,7 @@ def test_a_fenced_commit_in_a_batch_keeps_its_events_and_its_running_count(r: re
     assert _drive_many(driver, [kept, lost]) == {kept: "driven", lost: "fenced"}
     assert r.hget(keys.execution(kept), "status") == b"Succeeded"
     assert r.hget(keys.execution(lost), "status") == b"Running" and r.llen(keys.inbox(lost)) == 1
-    assert int(r.get(keys.running(ACCOUNT))) == 1  # the fenced one still counts as running
+    assert runcount.read_total_sync(r, ACCOUNT, Settings().running_shards) == 1  # the fenced one still counts as running
 
 
 def test_an_ended_execution_loses_its_wake_up_with_the_next_acquire_round_trip(r: redis.Redis, redis_server: str) -> None:
@@ -143,3 +143,37 @@ def test_an_execution_that_fails_keeps_its_wake_up_as_a_redrive_may_reopen_it(r:
     _drive_many(driver, [other])
     # reopen.lua (RedriveExecution) re-arms a Failed one's wake-up itself: the driver must not race it
     assert r.zscore(keys.wake_for(failing, 16), failing) is not None
+
+
+def test_a_start_s_own_wake_up_goes_once_its_first_drive_committed(r: redis.Redis, redis_server: str) -> None:
+    settings = Settings(_env_file=None, redis_url=redis_server)
+    # As the front door does (api/admission.py): the start's wake-up (keys.pending_start) a round trip before its claim.
+    pending = keys.pending_start(ACCOUNT, "pass3", "admitted")
+    r.zadd(keys.wake_for(pending, 16), {pending: 10**13})
+    tag, other = _start(r, settings, "admitted"), _start(r, settings, "other")
+    driver = Driver(r, settings)
+    assert _drive_many(driver, [tag]) == {tag: "driven"}
+    assert r.zscore(keys.wake_for(pending, 16), pending) is not None  # it waits for the next acquire round trip
+    assert _drive_many(driver, [other]) == {other: "driven"}
+    assert r.zscore(keys.wake_for(pending, 16), pending) is None  # gone, with the tag's own wake-up
+    assert r.zscore(keys.wake_for(tag, 16), tag) is None
+
+
+def test_a_start_s_own_wake_up_stays_while_its_first_drive_is_fenced(r: redis.Redis, redis_server: str) -> None:
+    settings = Settings(_env_file=None, redis_url=redis_server)
+    pending = keys.pending_start(ACCOUNT, "pass3", "fenced")
+    r.zadd(keys.wake_for(pending, 16), {pending: 10**13})
+    tag = _start(r, settings, "fenced")
+    driver = Driver(r, settings)
+    dispatch = driver.dispatcher.dispatch
+
+    def dispatch_then_lose_the_lease(t: str, commands: list[dict[str, Any]], *rest: Any) -> None:
+        dispatch(t, commands, *rest)
+        r.set(keys.lease(t), "12345", px=60_000)  # another driver took the lease: the Started event stays
+
+    driver.dispatcher.dispatch = dispatch_then_lose_the_lease  # type: ignore[method-assign]
+    assert _drive_many(driver, [tag]) == {tag: "fenced"}
+    driver.dispatcher.dispatch = dispatch  # type: ignore[method-assign]
+    r.delete(keys.lease(tag))
+    _drive_many(driver, [_start(r, settings, "next")])
+    assert r.zscore(keys.wake_for(pending, 16), pending) is not None  # still guards the unconsumed Started event

@@ -1,4 +1,4 @@
-"""gcra.lua against a real redis-server: burst, retry-after, all-or-nothing charging, the running cap, rate."""
+"""gcra.lua against a real redis-server: burst, retry-after, all-or-nothing charging, the running cap beside it, rate."""
 from __future__ import annotations
 
 import threading
@@ -6,21 +6,31 @@ import time
 
 import redis
 
+from api.throttle import CAPPED, Check
 from common import keys
 from common.scripts import Scripts
 
 A = keys.gcra_bucket("acct1", "account", "", "StartExecution")
 B = keys.gcra_bucket("acct1", "access_key", "LTAIkey", "StartExecution")
-RUNNING = keys.running("acct1")
+SHARDS = 4
 SLOW = 1e9  # microseconds per request: one request per 1000 s, so no refill happens during a test
 
 
-def admit(s: Scripts, buckets: list[tuple[str, float, int]], cap: int = 0) -> list[int]:
-    args: list[object] = [len(buckets), cap]
+def check(buckets: list[tuple[str, float, int]], cap: int = 0) -> Check:
+    args: list[object] = [len(buckets)]
     for _, interval, burst in buckets:
         args += [repr(interval), burst]
-    ks = [b[0] for b in buckets] + ([RUNNING] if cap else [])
-    return [int(x) for x in s.gcra(keys=ks, args=args)]
+    return Check([b[0] for b in buckets], args, cap, "acct1", SHARDS)
+
+
+def admit(s: Scripts, buckets: list[tuple[str, float, int]], cap: int = 0) -> list[int]:
+    """What the front door does (api/admission.py): the count's shards and gcra.lua in one round trip, the
+    verdict from both, and a charge refused by the cap given back."""
+    c = check(buckets, cap)
+    verdict, value, charged = c.verdict(s.pipeline_sync(lambda pipe: c.queue(pipe, s, False)))
+    if charged and verdict == CAPPED:
+        s.gcra_refund(keys=c.keys, args=c.args)
+    return [verdict, value]
 
 
 def server_us(r: redis.Redis) -> int:
@@ -49,13 +59,15 @@ def test_a_refused_request_charges_no_bucket(r: redis.Redis) -> None:
 
 def test_the_running_cap_refuses_without_charging(r: redis.Redis) -> None:
     s = Scripts(r)
-    r.set(RUNNING, 3)
+    r.set(keys.running("acct1", 0), 1)
+    r.set(keys.running("acct1", SHARDS - 1), 2)  # the count is the sum of the shards: 3
     assert admit(s, [(A, SLOW, 5)], cap=3) == [2, 3]
-    assert not r.exists(A)  # nothing charged
     assert admit(s, [], cap=3) == [2, 3]  # the cap alone, with no rule
     assert admit(s, [(A, SLOW, 5)], cap=4) == [0, 0]
-    r.set(RUNNING, 10**6)
-    assert admit(s, [(A, SLOW, 5)], cap=0) == [0, 0]  # 0: no cap check at all
+    # The refused request's charge was given back: of the burst of 5, one is spent, four fit.
+    assert [admit(s, [(A, SLOW, 5)])[0] for _ in range(5)] == [0, 0, 0, 0, 1]
+    r.set(keys.running("acct1", 1), 10**6)
+    assert admit(s, [(B, SLOW, 5)], cap=0) == [0, 0]  # 0: no cap check at all
 
 
 def test_waiting_the_advertised_time_is_enough(r: redis.Redis) -> None:

@@ -7,6 +7,7 @@ import time
 import redis
 
 from common import keys
+from common.scripts import Scripts
 from common.settings import Settings
 from worker.timers import Timers
 
@@ -46,3 +47,36 @@ def test_partitions_are_shared_without_overlap_and_taken_over_when_a_process_die
     assert not got[0] & got[1]
     a.release()
     assert all(r.get(keys.partition_lease(p, N)) != a.id.encode() for p in range(N))
+
+
+def test_a_poll_peeks_with_plain_commands_and_claims_only_where_something_is_due(r: redis.Redis) -> None:
+    t = _timers(r, 10_000)
+    now = _now()
+    sets = [keys.timers, keys.wake, keys.activities, keys.schedules_due, keys.maprun_wake]
+    r.zadd(keys.wake(3, N), {"later": now + 60_000})  # not due
+    assert t.due(now, list(range(N)), sets) == [[]] * len(sets)
+    r.zadd(keys.wake(3, N), {"due": now - 1})
+    r.zadd(keys.timers(7, N), {"t": now})
+    # The timers set had no key at the last poll: this one learns it has members (one EXISTS), the next peeks it.
+    assert t.due(now, list(range(N)), sets) == [[], [3], [], [], []]
+    assert t.due(now, list(range(N)), sets) == [[7], [3], [], [], []]
+    assert t.due(now, [0, 1, 2], sets) == [[]] * len(sets)  # only the partitions asked for
+    # A loop over nothing due runs no script at all (issue 17: claim_due on every set of every partition
+    # every poll was most of an idle Redis's work).
+    r.delete(keys.wake(3, N), keys.timers(7, N))
+    r.config_resetstat()
+    r.config_set("slowlog-log-slower-than", 0)
+    r.config_set("slowlog-max-len", 100_000)
+    r.slowlog_reset()
+    polls: list[int] = []
+    t.on_tick = lambda: polls.append(1) if len(polls) < 5 else setattr(t, "stopping", True)
+    try:
+        t.run()
+        logged = [e["command"] for e in r.slowlog_get(100_000)]
+    finally:
+        r.config_set("slowlog-log-slower-than", 10_000)
+    claim_due = Scripts(r).sha["claim_due"].encode()
+    stats = r.info("commandstats")
+    # Every set empty: one EXISTS per set a poll, no peek partition by partition (a single Redis).
+    assert len(polls) == 5 and stats["cmdstat_exists"]["calls"] >= 5 * len(sets) and "cmdstat_zrangebyscore" not in stats
+    assert logged and not [c for c in logged if claim_due in c]

@@ -20,7 +20,7 @@ N = 16
 
 def _gcra_keys() -> list[str]:
     buckets = [keys.gcra_bucket(ACCOUNT, scope, subject, "StartExecution") for scope, subject in (("account", ""), ("key", "AK"), ("flow", FLOW))]
-    return Check(keys=[*buckets, keys.running(ACCOUNT)], args=[], cap=1, account=ACCOUNT).keys
+    return Check(keys=buckets, args=[], cap=1, account=ACCOUNT).keys
 
 
 # Each script, with the KEYS every call site builds (several lists where several sites call it).
@@ -99,3 +99,13 @@ def test_members_spread_over_the_partitions_and_nonces_over_the_slots() -> None:
     # An execution's keys stay together (its scripts' rule), whatever the execution.
     for t in tags[:100]:
         assert len({key_slot(k.encode()) for k in [*keys.execution_keys(t), keys.tasks(t)]}) == 1
+
+
+def test_the_running_counts_shards_spread_over_the_slots_and_never_meet_another_accounts() -> None:
+    shards = [keys.running(ACCOUNT, k) for k in range(8)]
+    assert shards[0] == "fnf:run:{1234567890}"  # the single counter of before: an upgrade keeps its count
+    slots = {key_slot(k.encode()) for k in shards}
+    assert len(slots) == 8  # a slot each
+    assert len({s * 3 // 16384 for s in slots}) > 1  # over a 3-primary cluster's ranges, more than one
+    # No account's shard is another account's shard (an account id may hold a colon).
+    assert keys.running("x", 1) != keys.running("1:x", 0) and keys.running("x", 1) != keys.running("1:x", 1)
