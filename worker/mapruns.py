@@ -331,12 +331,14 @@ class MapRuns:
                 return 1 if left == 0 else left  # round again: the Redrive is next
             updates = {"token": str(event.get("token") or ""), "raid": str(event.get("aid") or ""), "rq": "0"}
             return self._commit(tag, token, at + 1, updates, [], release=True)
-        if int(fields.get("kids") or 0) > 0:
+        if int(fields.get("kids") or 0) > 0 and not self._settle_running(tag, fields):
+            logger.info("MapRun %s reopens for a redrive once its children still stopping have ended", fields.get("name"))
             self._commit(tag, token, 0, {}, [], release=True)
             return 0  # the last child to end drives the run again (maprun_child_end.lua, `rq`)
         now = now_ms()
+        started = int(fields.get("next") or 0) > 0  # a run that never started a child counts its items again
         updates = {
-            "status": "Running", "failed": "0", "aborted": "0", "stopped": "", "error": "", "cause": "",
+            "status": "Running" if started else "Pending", "failed": "0", "aborted": "0", "stopped": "", "error": "", "cause": "",
             "token": str(event.get("token") or ""), "raid": str(event.get("aid") or ""), "rq": "0",
             "rscan": "0", "rend": fields.get("next") or "0", "redrives": str(int(fields.get("redrives") or 0) + 1),
         }  # fmt: skip
@@ -348,6 +350,21 @@ class MapRuns:
         pipe.execute()
         left = self._commit(tag, token, at + 1, updates, [], release=True)
         return max(left, 1) if left >= 0 else left
+
+    def _settle_running(self, tag: str, fields: dict[str, str]) -> bool:
+        """Count the children of an ended run that are still counted running but have ended (or were never
+        created: reserved by a drive that died, then the run ended); whether none is left running."""
+        indexes = [int(as_str(i)) for i in self.state.hkeys(keys.maprun_running(tag))]
+        if not indexes:
+            return True
+        fid, name = fields.get("fid", ""), fields.get("name", "")
+        pipe = self.state.pipeline(transaction=False)
+        for index in indexes:
+            pipe.hget(keys.execution(keys.execution_tag(fid, child_name(name, index))), "status")
+        ended = [(i, as_str(st) or "Stopped") for i, st in zip(indexes, pipe.execute(), strict=True) if st is None or as_str(st) in ENDED]
+        if ended:
+            self._count_ends(tag, ended, now_ms())
+        return len(ended) == len(indexes)
 
     def _unsucceeded(self, fields: dict[str, str], spec: dict[str, Any], scan: int, end: int, free: int) -> tuple[list[tuple[int, int]], int]:
         """Up to `free` children from index `scan` (below `end`) that did not succeed, with their items; where the scan goes on."""

@@ -196,3 +196,33 @@ def test_worker_killed_during_the_redrive_loses_nothing(svc: Service, tmp_path: 
     assert status == "Running" and ok == N - len(FAILING) and running == len(FAILING) and failed == aborted == 0
     _engine(svc, "again")
     _check_redriven(sdk, box, flow, name, run)
+
+
+@pytest.mark.timeout(300)
+def test_redrive_after_the_parent_was_stopped_goes_on_with_the_aborted_run(svc: Service, moto: Any, tmp_path: Path) -> None:
+    _engine(svc)
+    sdk = svc.client()
+    box = tmp_path / "calls"
+    box.mkdir()
+    s3 = moto.client()
+    rows = "".join(f"i{n},0,{'1' if n in FAILING else ''}\n" for n in range(N))  # the held items do not fail
+    s3.put_object(Bucket="inbox", Key="held.csv", Body=("key,fail,hold\n" + rows).encode())
+    flow = "redrive_stopped"
+    sdk.create_flow(models.CreateFlowRequest(name=flow, definition=FLOW.replace("MODE", "Standard").replace("WRITER", "").replace("rows.csv", "held.csv"), description="", type="FDL"))
+    sdk.start_execution(models.StartExecutionRequest(flow_name=flow, execution_name="e1", input=json.dumps({"dir": str(box)})))
+    _wait_until("a MapRun", lambda: bool(_runs(sdk, flow, "e1")))
+    run = _runs(sdk, flow, "e1")[0]
+    _wait_until("47 items succeeded", lambda: _counts(sdk, flow, "e1", run)[1][0] == N - len(FAILING))
+    sdk.stop_execution(models.StopExecutionRequest(flow_name=flow, execution_name="e1", error="Halt", cause="by the test"))
+    assert _ended(sdk, flow, "e1").status == "Stopped"
+    _wait_until("the run aborted", lambda: _counts(sdk, flow, "e1", run)[0] == "Aborted")
+    redrive_execution(sdk, flow, "e1")  # its children may still be stopping: the run waits for them, then reopens
+    _wait_until("the held items called again", lambda: all(calls(box, f"i{n}") == 2 for n in FAILING))
+    (box / "go").touch()
+    done = _ended(sdk, flow, "e1")
+    assert done.status == "Succeeded", done.to_map()
+    assert {n: calls(box, f"i{n}") for n in range(N) if calls(box, f"i{n}") != 1} == dict.fromkeys(FAILING, 2)
+    assert _runs(sdk, flow, "e1") == [run, run]
+    assert _counts(sdk, flow, "e1", run) == ("Succeeded", (N, 0, 0, 0, 0))
+    items = json.loads(done.output)["Items"]
+    assert [o["Body"]["key"] for o in items] == [f"i{i}" for i in range(N)]
