@@ -79,7 +79,10 @@ def abort(state: dict[str, Any] | None, now: int, error: str, cause: str) -> Dec
         "nf": base.get("nf") or 1, "frames": {}, "waits": {}, "error": error, "cause": cause,
     }  # fmt: skip
     # A redrive resumes the frames that were running (redrive.py), as after any failure: not the flow from its start.
-    resume = redrive.resumable(base.get("frames") or {})
+    try:
+        resume = redrive.resumable(base.get("frames") or {})
+    except (KeyError, TypeError, AttributeError, ValueError):
+        resume = None  # frames too broken to resume (what abort() may be called for): a redrive starts afresh
     if resume:
         new_state["resume"] = resume
     return Decision(state=new_state, history=[event], commands=commands, status=Status.FAILED, error=error, cause=cause)
