@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from celery import Celery, signals
@@ -183,6 +185,21 @@ def _driver() -> Driver:
     return _Process.driver
 
 
+def _drive_here(publish: Callable[[str], None], tag: str) -> None:
+    """The drive an activity's reported result asks for, run at once in this worker rather than queued.
+
+    The report has set the execution's drive mark and wake-up (append.lua) exactly as for a queued
+    drive, so a worker that dies before or during this drive loses nothing: the wake-up drives it.
+    Sparing a Celery message per reported call was a third of the CPU of a function-calling MapRun
+    child (issue 16; py-spy: Celery's and kombu's per-message work was ~45% of a worker's CPU).
+    """
+    try:
+        _driver().drive_many([tag])
+    except Exception:  # noqa: BLE001 - the drive goes through the queue instead
+        logger.exception("driving %s after its activity failed; it is queued instead", tag)
+        publish(tag)
+
+
 def _activities() -> ActivityRunner:
     if _Process.activities is None:
         settings = _Process.settings
@@ -196,7 +213,8 @@ def _activities() -> ActivityRunner:
         account_keys = AccountKeys(settings.credentials, settings.credentials_poll_seconds)  # a key per account
         functions = Functions(load_functions(settings.functions), caller, account_keys)
         publish = lambda tag: dispatcher.publish_drives([tag])  # noqa: E731
-        _Process.activities = ActivityRunner(state, settings, functions, publish, ChildStarter(state, settings, publish), broker=broker)
+        drive = partial(_drive_here, publish)
+        _Process.activities = ActivityRunner(state, settings, functions, drive, ChildStarter(state, settings, publish), broker=broker)
         _Process.activities.mapruns = _mapruns()
     return _Process.activities
 

@@ -114,6 +114,11 @@ class MapRuns:
         """Create the MapRun of a Map's attempt (idempotent: a redelivered command finds its run)."""
         params = command.get("params") or {}
         flow_id, parent_name = keys.split_tag(parent_tag)
+        previous = params.get("redrive")
+        if isinstance(previous, dict):  # the parent was redriven: its Map goes on with the MapRun it had
+            outcome = self._continue(parent_tag, command, previous)
+            if outcome is not None:
+                return outcome
         name = run_name(parent_tag, str(command["id"]))
         tag = run_tag(flow_id, name)
         acct, flow = (as_str(v) for v in self.state.hmget(keys.execution(parent_tag), "acct", "flow"))
@@ -146,6 +151,39 @@ class MapRuns:
         self.scripts.pipeline_sync(build)
         if self._cancelled(parent_tag, str(command["id"])):  # ... or while it was being created: abort it
             abort_runs(self.scripts, self.broker, self.settings, parent_tag, [str(command["id"])], now)
+        self.publish([tag])
+        return Outcome.ok({"MapRunName": name})
+
+    def _continue(self, parent_tag: str, command: dict[str, Any], previous: dict[str, Any]) -> Outcome | None:
+        """Reopen the MapRun a redriven parent's Map had, for this new attempt; None if it is gone (a new run starts).
+
+        A Redrive event reaches the run's inbox (maprun_update.lua takes it even when the run is over,
+        and undoes its keys' TTL); the driver reopens the run once its children still stopping have
+        ended (`_reopen`). The record's `aid` is the new activity's at once, so aborting that activity
+        finds the run (abort_runs).
+        """
+        flow_id, _ = keys.split_tag(parent_tag)
+        aid = str(command["id"])
+        name = str(previous.get("name") or "") or (run_name(parent_tag, str(previous["act"])) if previous.get("act") else "")
+        tag = run_tag(flow_id, name)
+        if not name or as_str(self.state.hget(keys.maprun(tag), "parent")) != parent_tag:
+            return None
+        if self._cancelled(parent_tag, aid):
+            return Outcome.failed(ABORTED, "the parent execution no longer waits for this MapRun")
+        now = now_ms()
+        event = dumps({"t": "Redrive", "aid": aid, "token": str(command.get("token") or "")})
+        run_keys = [keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_children(tag), keys.maprun_running(tag)]
+
+        def build(pipe: Any) -> None:
+            pipe.sadd(keys.execution_mapruns(parent_tag), tag)
+            pipe.expire(keys.execution_mapruns(parent_tag), self.settings.retention_days * 86400)
+            pipe.zadd(keys.maprun_wake_for(tag, self.settings.partitions), {tag: now + self.settings.wake_after_ms})
+            self.scripts.queue(pipe, "maprun_update", run_keys, [event, now, self.settings.wake_after_ms, "aid", aid, "rq", "1"])
+
+        if int(self.scripts.pipeline_sync(build)[-1][0]) == -1:
+            return None
+        if self._cancelled(parent_tag, aid):
+            abort_runs(self.scripts, self.broker, self.settings, parent_tag, [aid], now)
         self.publish([tag])
         return Outcome.ok({"MapRunName": name})
 
@@ -199,8 +237,14 @@ class MapRuns:
 
     def _round(self, tag: str, token: int, fields: dict[str, str], inbox: list[dict[str, Any]]) -> int:
         consumed = len(inbox)
+        redrive = [i for i, e in enumerate(inbox) if isinstance(e, dict) and e.get("t") == "Redrive" and e.get("aid") != fields.get("raid")]
+        if redrive:
+            return self._reopen(tag, token, fields, inbox, redrive[0])
         if fields.get("status") in TERMINAL:
-            return self._commit(tag, token, consumed, {}, [], release=True)
+            left = self._commit(tag, token, consumed, {"rq": "0"} if fields.get("rq") == "1" else {}, [], release=True)
+            if left >= 0 and any(isinstance(e, dict) and e.get("t") == "Redrive" for e in inbox):
+                self._expire(tag, fields)  # a repeated Redrive (a redelivered start) took the TTL away again
+            return left
         if any(isinstance(e, dict) and e.get("t") == "Abort" for e in inbox):
             self._stop_children(tag, fields)
             return self._end(tag, token, consumed, fields, "Aborted", ABORTED, "the parent execution no longer waits for this MapRun")
@@ -211,6 +255,10 @@ class MapRuns:
             self._claim(tag, fields, json.loads(fields["claiming"]))
             updates["claiming"] = ""
             fields["claiming"] = ""
+        if fields.get("redriving"):  # ... or between reserving children to redrive and redriving them
+            self._redrive_children(tag, fields, json.loads(fields["redriving"]))
+            updates["redriving"] = ""
+            fields["redriving"] = ""
         try:
             if fields.get("status") == "Pending":
                 total = self._count(spec)
@@ -221,6 +269,22 @@ class MapRuns:
                 cause = f"{fields.get('failed')} of {fields.get('total')} items failed, more than the MapRun tolerates"
                 return self._end(tag, token, consumed, fields, "Failed", TOLERANCE_EXCEEDED, cause, updates)
             free = int(fields.get("conc") or 1) - int(fields.get("kids") or 0)
+            scan, scan_end = int(fields.get("rscan") or 0), int(fields.get("rend") or 0)
+            if scan < scan_end:  # reopened by a redrive: the children that did not succeed run again first
+                if free <= 0:
+                    return self._commit(tag, token, consumed, updates, [], release=True)
+                redo, scan = self._unsucceeded(fields, spec, scan, scan_end, free)
+                updates["rscan"] = str(scan)
+                if redo:
+                    updates["redriving"] = dumps(redo)
+                    if self._commit(tag, token, 0, updates, [(i, n) for i, n in redo], release=False) < 0:
+                        return -1
+                    fault_point(self.settings, "maprun.after_reserve_redrive")
+                    self._redrive_children(tag, fields, redo)
+                    updates = {"redriving": ""}
+                left = self._commit(tag, token, consumed, updates, [], release=True)
+                more = scan < scan_end or int(fields.get("pos") or 0) < int(fields.get("total") or 0)
+                return max(left, 1) if left >= 0 and more and len(redo) < free else left
             pos, total = int(fields.get("pos") or 0), int(fields.get("total") or 0)
             if free > 0 and pos < total:
                 children, cursor, pos, nxt, total = self._next_children(spec, fields, free)
@@ -247,6 +311,130 @@ class MapRuns:
             return self._end(tag, token, consumed, fields, "Failed", exc.error, exc.cause, updates)
         return self._commit(tag, token, consumed, updates, [], release=True)
 
+    # ------------------------------------------------------------ redrive (issue 18)
+
+    def _reopen(self, tag: str, token: int, fields: dict[str, str], inbox: list[dict[str, Any]], at: int) -> int:
+        """The parent was redriven and its Map goes on with this run (`_continue`): reopen it.
+
+        A run still going (an Abort not yet seen: it ends first) takes the new activity's token. A run
+        that is over waits until its children still stopping have ended (maprun_child_end.lua drives it
+        then), and reopens: Running again, its failed and aborted items back to Pending, and a scan of
+        its children (`rscan` up to `rend`) that redrives those that did not succeed before the items
+        never started are read. The items that succeeded keep their children and their results.
+        """
+        event = inbox[at]
+        status = fields.get("status")
+        if status not in TERMINAL:
+            if any(isinstance(e, dict) and e.get("t") == "Abort" for e in inbox[:at]):
+                self._stop_children(tag, fields)
+                left = self._end(tag, token, at, fields, "Aborted", ABORTED, "the parent execution no longer waits for this MapRun")
+                return 1 if left == 0 else left  # round again: the Redrive is next
+            updates = {"token": str(event.get("token") or ""), "raid": str(event.get("aid") or ""), "rq": "0"}
+            return self._commit(tag, token, at + 1, updates, [], release=True)
+        if int(fields.get("kids") or 0) > 0 and not self._settle_running(tag, fields):
+            logger.info("MapRun %s reopens for a redrive once its children still stopping have ended", fields.get("name"))
+            self._commit(tag, token, 0, {}, [], release=True)
+            return 0  # the last child to end drives the run again (maprun_child_end.lua, `rq`)
+        now = now_ms()
+        started = int(fields.get("next") or 0) > 0  # a run that never started a child counts its items again
+        updates = {
+            "status": "Running" if started else "Pending", "failed": "0", "aborted": "0", "stopped": "", "error": "", "cause": "",
+            "token": str(event.get("token") or ""), "raid": str(event.get("aid") or ""), "rq": "0",
+            "rscan": "0", "rend": fields.get("next") or "0", "redrives": str(int(fields.get("redrives") or 0) + 1),
+        }  # fmt: skip
+        pipe = self.state.pipeline(transaction=False)
+        for key in (keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_children(tag), keys.maprun_running(tag)):
+            pipe.persist(key)  # the end set their retention TTL
+        pipe.zadd(keys.maprun_wake_for(tag, self.settings.partitions), {tag: now + self.settings.wake_after_ms})
+        pipe.sadd(keys.execution_mapruns(fields.get("parent", "")), tag)
+        pipe.execute()
+        left = self._commit(tag, token, at + 1, updates, [], release=True)
+        return max(left, 1) if left >= 0 else left
+
+    def _settle_running(self, tag: str, fields: dict[str, str]) -> bool:
+        """Count the children of an ended run that are still counted running but have ended (or were never
+        created: reserved by a drive that died, then the run ended); whether none is left running."""
+        indexes = [int(as_str(i)) for i in self.state.hkeys(keys.maprun_running(tag))]
+        if not indexes:
+            return True
+        fid, name = fields.get("fid", ""), fields.get("name", "")
+        pipe = self.state.pipeline(transaction=False)
+        for index in indexes:
+            pipe.hget(keys.execution(keys.execution_tag(fid, child_name(name, index))), "status")
+        ended = [(i, as_str(st) or "Stopped") for i, st in zip(indexes, pipe.execute(), strict=True) if st is None or as_str(st) in ENDED]
+        if ended:
+            self._count_ends(tag, ended, now_ms())
+        return len(ended) == len(indexes)
+
+    def _unsucceeded(self, fields: dict[str, str], spec: dict[str, Any], scan: int, end: int, free: int) -> tuple[list[tuple[int, int]], int]:
+        """Up to `free` children from index `scan` (below `end`) that did not succeed, with their items; where the scan goes on."""
+        fid, name = fields.get("fid", ""), fields.get("name", "")
+        wanted = ("status", "input") if spec.get("batch") else ("status",)
+        redo: list[tuple[int, int]] = []
+        limit = scan + self.settings.maprun_page_items * 10
+        while scan < end and scan < limit and len(redo) < free:
+            last = min(end, scan + self.settings.maprun_page_items)
+            pipe = self.state.pipeline(transaction=False)
+            for index in range(scan, last):
+                pipe.hmget(keys.execution(keys.execution_tag(fid, child_name(name, index))), *wanted)
+            for index, raw in zip(range(scan, last), pipe.execute(), strict=True):
+                scan = index + 1
+                if as_str(raw[0]) == "Succeeded":
+                    continue
+                redo.append((index, _items_in(as_str(raw[1])) if len(raw) > 1 else 1))
+                if len(redo) >= free:
+                    break
+        return redo, scan
+
+    def _redrive_children(self, tag: str, fields: dict[str, str], redo: list[Any]) -> None:
+        """Redrive these reserved children (again after a crash: a child found Running was reopened already).
+
+        A child is reopened in place as RedriveExecution would (reopen.lua): it keeps its name, its
+        history and what succeeded in it. One that cannot be (it succeeded meanwhile, or has no record
+        left, or no redrive left) is counted at once with the status it has.
+        """
+        if not redo:
+            return
+        fid, name, acct = fields.get("fid", ""), fields.get("name", ""), fields.get("acct", "")
+        express = fields.get("mode") == "Express"
+        now = now_ms()
+        wake = self.settings.wake_after_ms
+        ctags = [keys.execution_tag(fid, child_name(name, int(index))) for index, _ in redo]
+        event = dumps({"t": "Redriven"})
+        at: list[int] = []
+
+        def build(pipe: Any) -> None:
+            for ctag in ctags:
+                pipe.zadd(keys.wake_for(ctag, self.settings.partitions), {ctag: now + wake})
+                at.append(len(pipe))
+                self.scripts.queue(pipe, "reopen", [*keys.execution_keys(ctag), keys.tasks(ctag)],
+                                   [event, self.settings.max_redrives, now, self.settings.max_history_events])  # fmt: skip
+                if express:
+                    queue_express_timeout(pipe, ctag, now, self.settings.express_timeout_seconds, self.settings.partitions)
+
+        results = self.scripts.pipeline_sync(build)
+        reopened: list[str] = []
+        ended: list[tuple[int, str]] = []
+        for (index, _), ctag, i in zip(redo, ctags, at, strict=True):
+            code = int(results[i][0])
+            if code == 1:
+                reopened.append(ctag)
+            elif code == 0 and as_str(results[i][1]) == "Running":
+                continue  # reopened before a crash: it ends as any child does
+            elif code == 0:
+                ended.append((int(index), as_str(results[i][1])))
+            else:
+                logger.warning("MapRun %s: child %s cannot be redriven (reopen.lua answered %s); it counts as failed", name, ctag, code)
+                ended.append((int(index), "Failed"))
+        if reopened and acct:
+            pipe = self.state.pipeline(transaction=False)
+            for _ in reopened:
+                pipe.incr(keys.running(acct))  # running again: the driver gives it back when the child ends
+            pipe.execute()
+        if ended:
+            self._count_ends(tag, ended, now)
+        push_drives(self.broker, self.settings, reopened)
+
     def _commit(self, tag: str, token: int, consumed: int, updates: dict[str, str], starts: list[tuple[int, int]], release: bool) -> int:
         pairs = [x for k, v in updates.items() for x in (k, v)]
         args: list[Any] = [token, consumed, "1" if release else "0", len(updates), *pairs]
@@ -269,14 +457,18 @@ class MapRuns:
         final.update(status=status, stopped=str(now), error=error, cause=cause[:4096], claiming="")
         left = self._commit(tag, token, consumed, final, [], release=True)
         if left >= 0:
-            ttl = self.settings.retention_days * 86400
-            pipe = self.state.pipeline(transaction=False)
-            for key in (keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_children(tag), keys.maprun_running(tag)):
-                pipe.expire(key, ttl)
-            pipe.zrem(keys.maprun_wake_for(tag, self.settings.partitions), tag)
-            pipe.srem(keys.execution_mapruns(fields.get("parent", "")), tag)
-            pipe.execute()
+            self._expire(tag, fields)
         return min(left, 0)
+
+    def _expire(self, tag: str, fields: dict[str, str]) -> None:
+        """An ended run's keys live for the retention period; it leaves the safety net and its parent's open runs."""
+        ttl = self.settings.retention_days * 86400
+        pipe = self.state.pipeline(transaction=False)
+        for key in (keys.maprun(tag), keys.maprun_inbox(tag), keys.maprun_children(tag), keys.maprun_running(tag)):
+            pipe.expire(key, ttl)
+        pipe.zrem(keys.maprun_wake_for(tag, self.settings.partitions), tag)
+        pipe.srem(keys.execution_mapruns(fields.get("parent", "")), tag)
+        pipe.execute()
 
     def _report(self, fields: dict[str, str], event: dict[str, Any], now: int) -> None:
         try:
@@ -547,12 +739,35 @@ def abort_runs(scripts: Scripts, broker: Any, settings: Settings, parent_tag: st
     def build(pipe: Any) -> None:
         for t in tags:
             scripts.queue(pipe, "maprun_update", [keys.maprun(t), keys.maprun_inbox(t)], [event, now, settings.wake_after_ms])
+        pipe.smembers(keys.execution_mapruns(parent_tag))
 
-    results = scripts.pipeline_sync(build)
+    *results, members = scripts.pipeline_sync(build)
     wake = [t for t, r in zip(tags, results, strict=True) if int(r[0]) == 1 and int(r[1]) == 1]
+    # A MapRun that a redriven parent goes on with is named after an older activity; its record names the new one.
+    others = [t for t in (as_str(m) for m in members) if t not in tags]
+    if others:
+        found = scripts.client.pipeline(transaction=False)
+        for t in others:
+            found.hget(keys.maprun(t), "aid")
+        wanted = set(activity_ids)
+        more = [t for t, aid in zip(others, found.execute(), strict=True) if aid is not None and as_str(aid) in wanted]
+        if more:
+            calls = [([keys.maprun(t), keys.maprun_inbox(t)], [event, now, settings.wake_after_ms]) for t in more]
+            results = scripts.pipeline_sync(scripts.each("maprun_update", calls))
+            wake += [t for t, r in zip(more, results, strict=True) if int(r[0]) == 1 and int(r[1]) == 1]
     if wake:
         queue = settings.activity_queue
         broker.rpush(queue, *(drive_message(t, queue) for t in wake))
+
+
+def _items_in(raw_input: str) -> int:
+    """How many items a batch child's input holds."""
+    try:
+        value = json.loads(raw_input) if raw_input else None
+    except ValueError:
+        return 1
+    items = value.get("Items") if isinstance(value, dict) else None
+    return len(items) if isinstance(items, list) and items else 1
 
 
 def _ended_fields(decision: Decision, now: int) -> list[str]:

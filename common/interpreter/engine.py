@@ -78,6 +78,13 @@ def abort(state: dict[str, Any] | None, now: int, error: str, cause: str) -> Dec
         "v": STATE_VERSION, "status": Status.FAILED.value, "seq": seq + 1, "ctx": base.get("ctx") or {},
         "nf": base.get("nf") or 1, "frames": {}, "waits": {}, "error": error, "cause": cause,
     }  # fmt: skip
+    # A redrive resumes the frames that were running (redrive.py), as after any failure: not the flow from its start.
+    try:
+        resume = redrive.resumable(base.get("frames") or {})
+    except (KeyError, TypeError, AttributeError, ValueError):
+        resume = None  # frames too broken to resume (what abort() may be called for): a redrive starts afresh
+    if resume:
+        new_state["resume"] = resume
     return Decision(state=new_state, history=[event], commands=commands, status=Status.FAILED, error=error, cause=cause)
 
 

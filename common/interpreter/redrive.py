@@ -8,6 +8,9 @@ reopens such an execution (any other status drops it): ExecutionRedriven {redriv
 the status is Running again, and the snapshot resumes:
   - a Parallel / Map / old choice step (a "fan" frame) keeps the results of the children that
     succeeded, and only its failed or cancelled children run again (items never started start later);
+  - a distributed Map enters its state again with its Retry budget reset, but its first attempt
+    goes on with the MapRun it had (states/dmap.py, worker/mapruns.py): only the items that did not
+    succeed run again;
   - every other frame enters its current state again from scratch: a Task starts from its first
     attempt with its Retry budget reset, a Wait waits its full time again.
 The flow's own timeout (if any) starts afresh from the redrive. Without a snapshot (the execution
@@ -47,7 +50,12 @@ def forget_under(run: Run, fid: str) -> None:
 
 def snapshot(run: Run) -> dict[str, Any] | None:
     """The resumable frames at an end that is not a success: the root and what hangs under it; None if no root."""
-    frames = {**run.graveyard, **run.frames}
+    return resumable({**run.graveyard, **run.frames})
+
+
+def resumable(frames: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The snapshot of these frames (a failed run's, or those of a state that abort() ended): the root and
+    what hangs under it; None if there is no root."""
     roots = [fid for fid, f in frames.items() if f["parent"] is None]
     if not roots:
         return None
@@ -99,6 +107,8 @@ def reopen(run: Run, event: dict[str, Any]) -> None:
         if mine and isinstance(rec, dict) and rec.get("k") == "fan" and "kids" in rec:
             rec.update(kids=mine, run=len(mine), fail=None, fill=False, bo=None)
         else:
+            if isinstance(rec, dict) and rec.get("k") == "dmap" and (rec.get("mr") or rec.get("act")):
+                frame["mr"] = {"name": rec.get("mr") or "", "act": rec.get("act") or ""}  # states/dmap.py goes on with it
             frame["wait"] = None
             leaves.append(fid)
         alive[fid] = frame

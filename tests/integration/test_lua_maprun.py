@@ -100,3 +100,26 @@ def test_child_ends_ask_for_a_drive_once_an_eighth_of_the_concurrency_ended(r: r
     token = s.maprun_acquire(keys=K[:3], args=[5000])[0]  # a drive began: the count starts again
     s.maprun_commit(keys=K, args=[token, 2, 1, 0])
     assert s.maprun_child_end(keys=END_KEYS, args=[10_002, 5000, 2, "Failed"]) == [1, 1]  # the last child running
+
+
+
+def test_a_redrive_reaches_an_ended_run_and_its_last_stopping_child_drives_it(r: redis.Redis) -> None:
+    s = Scripts(r)
+    _start(r)
+    token = s.maprun_acquire(keys=K[:3], args=[5000])[0]
+    s.maprun_commit(keys=K, args=[token, 0, 1, 1, "status", "Failed", 0, 1, 1, 1])  # two children still stopping
+    r.rpush(K[1], "e")
+    for key in (K[0], K[1], K[3]):
+        r.expire(key, 100)  # the retention TTL an ended run gets
+    assert s.maprun_update(keys=K[:2], args=[json.dumps({"t": "Updated"}), 1, 5000, "conc", "9"]) == [0, b"Failed"]
+    redrive = json.dumps({"t": "Redrive", "aid": "9/1", "token": "tk"})
+    run_keys = [K[0], K[1], keys.maprun_children(TAG), K[3]]
+    assert s.maprun_update(keys=run_keys, args=[redrive, 2, 5000, "aid", "9/1", "rq", "1"])[:2] == [1, 1]
+    assert (r.ttl(K[0]), r.ttl(K[1]), r.ttl(K[3])) == (-1, -1, -1)  # the retention TTL is undone
+    rec = _record(r)
+    assert (rec["aid"], rec["rq"], rec["status"], json.loads(r.lrange(K[1], -1, -1)[0])) == ("9/1", "1", "Failed", json.loads(redrive))
+    r.hdel(K[0], "dq")
+    assert s.maprun_child_end(keys=END_KEYS, args=[10_000, 5000, 0, "Stopped"]) == [1, 0]  # one still stopping: wait
+    assert s.maprun_child_end(keys=END_KEYS, args=[10_001, 5000, 1, "Stopped"]) == [1, 1]  # the last one: drive the run
+    rec = _record(r)
+    assert (rec["aborted"], rec["running"], rec["kids"]) == ("2", "0", "0")  # aborted, as the run that stopped them saw them

@@ -132,3 +132,47 @@ def test_a_bug_in_the_driver_ends_the_run_as_failed(r: redis.Redis, tmp_path: Pa
     assert rec["status"] == "Failed" and rec["error"] == "FnF.InternalError" and "KeyError" in rec["cause"]
     [event] = [json.loads(e) for e in r.lrange(keys.inbox(PARENT), 0, -1)]
     assert event["ok"] is False and event["error"] == "FnF.InternalError"
+
+
+def test_a_redrive_waits_for_children_still_stopping_then_runs_again_only_the_unsucceeded(r: redis.Redis, tmp_path: Path) -> None:
+    from worker.mapruns import child_ended
+
+    settings, runs = _setup(r, tmp_path)
+    command = _command(settings, [1, 2, 3, 4, 5])
+    runs.start(PARENT, command)
+    name = run_name(PARENT, command["id"])
+    tag = run_tag("fid", name)
+    for _ in range(20):
+        runs.drive(tag)
+        if r.hget(keys.maprun(tag), "status") == b"Succeeded":
+            break
+    # As if child 1 (items 3 and 4) had failed the run, which ended while the child was still stopping.
+    ctag = keys.execution_tag("fid", child_name(name, 1))
+    r.hset(keys.execution(ctag), mapping={"status": "Running", "acct": "A"})
+    r.hset(keys.maprun(tag), mapping={"status": "Failed", "succeeded": 3, "running": 2, "kids": 1, "error": "FnF.ExceedToleratedFailureThreshold"})
+    r.hset(keys.maprun_running(tag), "1", 2)
+    redrive = {**command, "id": "99", "token": make_token(settings.token_secret, "fid", "parent", "99"),
+               "params": {**command["params"], "redrive": {"name": name, "act": command["id"]}}}  # fmt: skip
+    r.hset(keys.tasks(PARENT), "99", "waiting")
+    assert runs.start(PARENT, redrive).result == {"MapRunName": name}  # the same run, not a new one
+    runs.drive(tag)
+    rec = decode_hash(r.hgetall(keys.maprun(tag)))
+    assert (rec["status"], rec["rq"], rec["aid"]) == ("Failed", "1", "99")  # waits for the child still stopping
+    r.hset(keys.execution(ctag), "status", "Stopped")
+    assert child_ended(runs.scripts, r, settings, f"maprun:{tag}#1", "Stopped", 5000)
+    rec = decode_hash(r.hgetall(keys.maprun(tag)))
+    assert (rec["aborted"], rec["kids"], rec["dq"]) == ("2", "0", "5000")  # counted, and the run is driven
+    runs.drive(tag)
+    rec = decode_hash(r.hgetall(keys.maprun(tag)))
+    assert (rec["status"], rec["failed"], rec["aborted"], rec["succeeded"], rec["running"], rec["redrives"]) == ("Running", "0", "0", "3", "2", "1")
+    assert r.hget(keys.execution(ctag), "status") == b"Running" and r.hget(keys.execution(ctag), "redrives") == b"1"  # redriven in place
+    r.hset(keys.execution(ctag), mapping={"status": "Succeeded", "output": json.dumps({"again": True})})
+    child_ended(runs.scripts, r, settings, f"maprun:{tag}#1", "Succeeded", 6000)
+    for _ in range(5):
+        runs.drive(tag)
+    rec = decode_hash(r.hgetall(keys.maprun(tag)))
+    assert (rec["status"], rec["succeeded"], rec["total"]) == ("Succeeded", "5", "5")
+    event = json.loads(r.lrange(keys.inbox(PARENT), -1, -1)[0])
+    assert event["ok"] and event["id"] == "99"  # reported to the redrive's task
+    assert event["output"]["Items"] == [{"Items": [{"v": 1}, {"v": 2}]}, {"again": True}, {"Items": [{"v": 5}]}]
+    assert r.ttl(keys.maprun(tag)) > 0

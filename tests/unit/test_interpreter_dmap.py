@@ -80,3 +80,35 @@ def test_stopping_the_parent_cancels_the_maprun_activity() -> None:
     d = advance(flow, d.state, [{"t": "StopRequested", "error": "", "cause": ""}], 1100)
     assert d.status.value == "Stopped"
     assert {"t": "CancelActivity", "id": aid} in d.commands
+
+
+SIMPLE = FLOW.replace("    Retry: [{Errors: [FnF.ItemReaderFailed], MaxAttempts: 1, IntervalSeconds: 1}]\n", "").replace(
+    "    Catch: [{Errors: [FnF.ExceedToleratedFailureThreshold], Next: C}]\n", ""
+).replace("  - {Type: Pass, Name: C, End: true}\n", "")
+
+
+def test_a_redrive_goes_on_with_the_maprun_the_map_had() -> None:
+    flow = parse_definition(SIMPLE)
+    d = advance(flow, None, [START], 1000)
+    first = d.commands[0]
+    assert "redrive" not in first["params"]
+    d = advance(flow, d.state, [{"t": "ActivityCompleted", "id": first["id"], "result": {"MapRunName": "r1"}},
+                                {"t": "TaskReported", "id": first["id"], "ok": False, "error": "FnF.ExceedToleratedFailureThreshold", "cause": "x"}], 1100)  # fmt: skip
+    assert d.status.value == "Failed"
+    d = advance(flow, d.state, [{"t": "Redriven"}], 2000)
+    [again] = [c for c in d.commands if c["t"] == "RunActivity"]
+    assert again["kind"] == "maprun" and again["id"] != first["id"] and again["attempt"] == 1
+    assert again["params"]["redrive"] == {"name": "r1", "act": first["id"]}  # worker/mapruns.py reopens r1
+    d = advance(flow, d.state, [{"t": "ActivityCompleted", "id": again["id"], "result": {"MapRunName": "r1"}},
+                                {"t": "TaskReported", "id": again["id"], "ok": True, "output": {"MapRunName": "r1"}}], 2100)  # fmt: skip
+    assert d.status.value == "Succeeded" and "redo" not in str(d.state) and "'mr': {" not in str(d.state)
+
+
+def test_a_parent_stopped_before_its_maprun_started_redrives_with_the_activity_it_had() -> None:
+    flow = parse_definition(SIMPLE)
+    d = advance(flow, None, [START], 1000)
+    aid = d.commands[0]["id"]
+    d = advance(flow, d.state, [{"t": "StopRequested", "error": "", "cause": ""}], 1100)
+    d = advance(flow, d.state, [{"t": "Redriven"}], 2000)
+    [again] = [c for c in d.commands if c["t"] == "RunActivity"]
+    assert again["params"]["redrive"] == {"name": "", "act": aid}

@@ -401,3 +401,16 @@ def test_a_map_inside_a_parallel_resumes_only_its_unfinished_iterations() -> Non
     text = json.dumps(done.output)
     assert all(v in text for v in ('"other"', "100", "110", "120"))
     _replays_the_same(run)
+
+
+def test_an_execution_that_abort_ended_redrives_where_it_was() -> None:
+    from common.interpreter import abort
+
+    run = Driven(TIMED)
+    (slow,) = run.activities(run.last)  # type: ignore[arg-type]
+    ended = abort(run.state, NOW + 10, "FnF.InternalError", "the engine failed on it")
+    assert ended.status == "Failed" and {"t": "CancelActivity", "id": slow["id"]} in ended.commands
+    run.state = json.loads(json.dumps(ended.state))
+    redriven = run.feed(REDRIVEN, NOW + 20)
+    assert [c["resource"] for c in run.activities(redriven)] == ["acs:fc:cn-hangzhou:1:functions/slow"]  # not First again
+    assert "PassStarted" not in str(_types(redriven.history)) and _types(redriven.history)[0] == "ExecutionRedriven"

@@ -3,7 +3,9 @@
 The state asks for one RunActivity of kind `maprun` (WaitForSystemCallback, so it carries a task
 token). The engine creates the MapRun (worker/mapruns.py) and answers with its name: MapRunStarted.
 The MapRun reports its end to the token: MapRunSucceeded with the Map's result, or MapRunFailed, which
-goes to Retry (a new attempt is a new MapRun) and Catch like any task failure. Everything that depends
+goes to Retry (a new attempt is a new MapRun) and Catch like any task failure. The first attempt after
+a redrive of the parent (redrive.py) names the MapRun the Map had (`params["redrive"]`): that run is
+reopened and runs again only its items that did not succeed. Everything that depends
 on the Map's input (ItemsPath, SourceParameters.X.$, BatchInput, MaxItems.$) is evaluated here, so the
 command is all the MapRun needs; the items of an ItemReader are never seen by the interpreter.
 """
@@ -31,6 +33,9 @@ def enter(run: Run, fid: str, frame: dict[str, Any], state: StateDef) -> Outcome
     first = activity_id(run.next_event_id(), 1)
     entered, effective = run.rules.begin(frame, state, run.token_for(first))
     frame["wait"] = {"k": "dmap", "e": entered, "in": effective, "n": 0, "r": {}, "rc": 0}
+    previous = frame.pop("mr", None)  # set by a redrive (redrive.py): the MapRun this Map had
+    if isinstance(previous, dict):
+        frame["wait"]["redo"] = previous
     return _attempt(run, fid, frame, state)
 
 
@@ -82,12 +87,15 @@ def _attempt(run: Run, fid: str, frame: dict[str, Any], state: StateDef) -> Outc
     assert isinstance(rules, NewRules)  # distributed mode exists in the new syntax only
     roots = rules.roots(state, rec["in"])
     env = Env(roots, rules.seed(entered, f"dmap/{attempt}"))
+    previous = rec.pop("redo", None)
     try:
         params = _params(spec, env, run.ctx.get("flow"))
     except StateError as err:
         return run.state_failed(fid, frame, state, err.error, f"{state.name}: {err.cause}", rec["in"], retryable=False)
     if spec.item_constructor is not None:
         params["roots"] = roots
+    if isinstance(previous, dict):  # the first attempt after a redrive goes on with the MapRun it had
+        params["redrive"] = previous
     rec.update(n=attempt, act=aid, sub=False, mr="", bo=None)
     run.run_activity(fid, {
         "t": CommandType.RUN_ACTIVITY.value, "id": aid, "step": state.name, "attempt": attempt, "kind": KIND,
