@@ -24,7 +24,7 @@ from worker.heartbeat import check
 
 pytestmark = pytest.mark.e2e
 
-STALE = 2.0  # seconds: OPENFNF_HEARTBEAT_STALE_SECONDS of this module's processes
+STALE = 3.0  # seconds: OPENFNF_HEARTBEAT_STALE_SECONDS of this module's processes (2 s flaked at load 5+: a main loop starved of CPU for 2.1-2.4 s is not wedged)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
