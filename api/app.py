@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
@@ -38,7 +39,7 @@ from common.errors import (
     ServiceUnavailable,
 )
 from common.logs import request_id_var
-from common.redisclients import async_state_client
+from common.redisclients import async_node_client, async_state_client
 from common.scripts import Scripts
 from common.settings import Settings
 from common.store import Store
@@ -195,7 +196,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     limiter = Limiter(state, settings)
     await limiter.start()  # seeds the --throttle / --throttle-profile rules, then refreshes them in the background
     app[LIMITER] = limiter
-    waiters = EndWaiters(state)
+    waiters = EndWaiters(state, functools.partial(async_node_client, settings))
     app[WAITERS] = waiters
     await waiters.start()
     health.register_clients(app, state, broker)  # what /readyz pings
