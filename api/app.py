@@ -260,6 +260,8 @@ async def _settle_heap(app: web.Application) -> None:
 
 def run(settings: Settings, extend: Callable[[web.Application], None] | None = None) -> None:
     """Serve the front door until SIGINT/SIGTERM; `extend` adds to the app first (the console, from the composition root)."""
+    brokers.refuse_cluster_broker(settings)
+    brokers.refuse_cluster_server(settings)  # a broker URL naming a cluster node: refused with a clear message
     app = make_app(settings)
     if extend is not None:
         extend(app)
