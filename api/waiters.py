@@ -41,6 +41,7 @@ STOP_SECONDS = 3.0  # longest closing it may take
 POLL_SECONDS = 0.5  # how often a waiter without a live subscription reads the execution again
 SUBSCRIBE_SECONDS = 2.0  # longest a waiter waits for its SSUBSCRIBE to be confirmed before polling instead
 SHARDED_MIN_VERSION = (7, 0)
+PING_SECONDS = 5.0  # an idle subscription PINGs its node this often; 3 unanswered: the node is given up
 
 READ_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -96,10 +97,7 @@ class _Shard:
 
     async def _read(self) -> None:
         try:
-            while True:
-                response = await self.pubsub.parse_response(block=True)
-                if response is None:
-                    continue
+            async for response in _responses(self.pubsub, self.name):
                 kind = _text(response[0])
                 channel = _text(response[1])
                 if kind == "smessage":
@@ -146,6 +144,24 @@ class _Shard:
             await asyncio.wait_for(self.pubsub.aclose(), STOP_SECONDS)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.client.aclose(), STOP_SECONDS)
+
+
+async def _responses(pubsub: Any, name: str) -> AsyncIterator[list[Any]]:
+    """The raw replies a subscribed connection reads ([kind, channel, data...]). When idle it PINGs the
+    server every PING_SECONDS and raises ConnectionError once nothing came back for three of them: a
+    node that stopped answering (frozen, cut off) must not keep waiters asleep after its replica took over."""
+    loop = asyncio.get_running_loop()
+    seen = loop.time()
+    while True:
+        response = await pubsub.parse_response(block=False, timeout=PING_SECONDS)
+        if response is None:
+            if loop.time() - seen > 3 * PING_SECONDS:
+                raise ConnectionError(f"{name} answered nothing for {3 * PING_SECONDS:.0f} s")
+            await asyncio.wait_for(pubsub.execute_command("PING"), PING_SECONDS)
+            continue
+        seen = loop.time()
+        if isinstance(response, list) and len(response) >= 2:
+            yield response
 
 
 def _text(value: Any) -> str:
@@ -226,18 +242,19 @@ class EndWaiters:
             own = None
             try:
                 client, own = await self._broadcast_client()
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub = client.pubsub()
                 await pubsub.subscribe(keys.DONE_CHANNEL)
                 self._ready.set()
                 if lost:
                     lost = False
                     logger.warning("end-of-execution subscription is back")
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self._wake(_text(message["data"]))
+                async for response in _responses(pubsub, "the end-of-execution channel's node"):
+                    if _text(response[0]) == "message":
+                        self._wake(_text(response[2]))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - connection lost: waiters fall back to their own re-read on timeout
+                self._ready.clear()  # waiters registering meanwhile poll
                 if not lost:
                     lost = True
                     logger.warning("end-of-execution subscription lost, reconnecting every 0.5 s: %s", exc)

@@ -168,6 +168,36 @@ async def test_a_long_poll_answers_through_a_failover(cluster: Cluster, waiters:
     assert fields is not None and fields["status"] == "Succeeded"
 
 
+async def test_a_long_poll_answers_after_its_primary_froze_and_was_replaced(cluster: Cluster, waiters: tuple[EndWaiters, Store]) -> None:
+    """The owner stops answering (SIGSTOP) and its replica takes over: a subscription on the frozen node
+    is given up (it answers no PING) and the waiter subscribes on the new owner; the end still wakes it."""
+    w, store = waiters
+    name = next(f"f{i}" for i in range(1000) if cluster.replica_of(cluster.owner(keys.execution(keys.execution_tag(FLOW, f"f{i}")))) is not None)
+    tag = _running(cluster, name)
+    old = cluster.owner(keys.execution(tag))
+    replica = cluster.replica_of(old)
+    assert replica is not None
+    channel = keys.done_channel(tag)
+    task = asyncio.create_task(_wait(w, store, name, 120))
+    await _until(lambda: cluster.client().hget(keys.execution(tag), "watch") == w.mark.encode(), "not marked watched")
+    if w.sharded:
+        await _until(lambda: old.client().execute_command("PUBSUB", "SHARDNUMSUB", channel)[1] == 1, "no SSUBSCRIBE")
+    old.freeze()
+    try:
+        replica.client().execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+        await _until(lambda: replica.client().info("replication")["role"] == "master", "the replica never took over", 60)
+        if w.sharded:
+            await _until(lambda: replica.client().execute_command("PUBSUB", "SHARDNUMSUB", channel)[1] == 1, "not resubscribed", 60)
+        assert not task.done()
+        await asyncio.to_thread(_end, cluster, tag)
+        fields = await asyncio.wait_for(task, 60)
+        assert fields is not None and fields["status"] == "Succeeded"
+    finally:
+        old.thaw()
+        cluster.kill(old)
+        await asyncio.to_thread(cluster.wait_ok)
+
+
 async def test_a_long_poll_times_out_with_the_current_state(cluster: Cluster, waiters: tuple[EndWaiters, Store]) -> None:
     w, store = waiters
     _running(cluster, "e4")
