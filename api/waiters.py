@@ -183,6 +183,7 @@ class EndWaiters:
         self._shards: dict[str, _Shard] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._next_node = 0
+        self._draining = False
 
     @property
     def sharded(self) -> bool:
@@ -317,7 +318,9 @@ class EndWaiters:
             self._wake(tag)
 
     def wake_all(self) -> None:
-        """End every pending wait now (the front door is draining): each long poll answers with the current state."""
+        """End every pending wait now (the front door is draining): each long poll answers with the current state,
+        and one that begins from now on does not wait."""
+        self._draining = True
         self._wake_all()
 
     @contextlib.asynccontextmanager
@@ -364,7 +367,7 @@ class EndWaiters:
         deadline = loop.time() + timeout
         while True:
             left = deadline - loop.time()
-            if left <= 0:
+            if left <= 0 or self._draining:
                 with contextlib.suppress(*READ_ERRORS):
                     fresh = await read(False)
                     return fresh if fresh is not None else fields
