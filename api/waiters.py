@@ -28,7 +28,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.crc import key_slot
+from redis.exceptions import AskError, MovedError, RedisError
 
 from common import keys
 from common.interpreter import TERMINAL
@@ -61,6 +62,10 @@ async def cluster_supports_sharded(cluster: Any) -> bool:
     infos = answers.values() if isinstance(answers, dict) and "redis_version" not in answers else [answers]
     versions = [_version(str(info.get("redis_version", "0"))) for info in infos]
     return bool(versions) and all(v >= SHARDED_MIN_VERSION for v in versions)
+
+
+class SlotMoved(Exception):
+    """An SSUBSCRIBE answered MOVED/ASK: the slot is served elsewhere now (the connection is fine)."""
 
 
 class _Shard:
@@ -97,24 +102,42 @@ class _Shard:
 
     async def _read(self) -> None:
         try:
-            async for response in _responses(self.pubsub, self.name):
-                kind = _text(response[0])
-                channel = _text(response[1])
-                if kind == "smessage":
-                    self.owner._wake(_text(response[2]))
-                elif kind == "ssubscribe":
-                    for fut in self.confirms.pop(channel, ()):
-                        if not fut.done():
-                            fut.set_result(None)
-                elif kind == "sunsubscribe" and channel in self.channels:
-                    # The server dropped it (the slot moved): its waiters read again and resubscribe.
-                    self.channels.discard(channel)
-                    self.owner._wake(keys.tag_of_done_channel(channel))
+            while True:
+                try:
+                    await self._dispatch()
+                except (MovedError, AskError) as exc:
+                    # An SSUBSCRIBE that reached this node after its slot moved (a stale slot table): the
+                    # connection is fine; the channels of that slot go, their waiters read again (which
+                    # teaches the cluster client the new owner) and subscribe there.
+                    self._moved(int(exc.slot_id))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure: drop this connection, its waiters resubscribe
             logger.info("sharded end-of-execution subscription to %s lost: %s", self.name, exc)
             self.close_now(exc)
+
+    def _moved(self, slot: int) -> None:
+        for channel in [c for c in self.channels if key_slot(c.encode()) == slot]:
+            self.channels.discard(channel)
+            for fut in self.confirms.pop(channel, ()):
+                if not fut.done():
+                    fut.set_exception(SlotMoved(slot))
+            self.owner._wake(keys.tag_of_done_channel(channel))
+
+    async def _dispatch(self) -> None:
+        async for response in _responses(self.pubsub, self.name):
+            kind = _text(response[0])
+            channel = _text(response[1])
+            if kind == "smessage":
+                self.owner._wake(_text(response[2]))
+            elif kind == "ssubscribe":
+                for fut in self.confirms.pop(channel, ()):
+                    if not fut.done():
+                        fut.set_result(None)
+            elif kind == "sunsubscribe" and channel in self.channels:
+                # The server dropped it (the slot moved): its waiters read again and resubscribe.
+                self.channels.discard(channel)
+                self.owner._wake(keys.tag_of_done_channel(channel))
 
     def close_now(self, exc: BaseException) -> None:
         """Forget this connection: fail its pending confirmations, wake its waiters, close it in the background."""
@@ -289,7 +312,9 @@ class EndWaiters:
             return True
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - MOVED after a failover, a node down, a slow node: poll instead
+        except SlotMoved:
+            return False  # the waiter reads again (the cluster client learns the new owner) and subscribes there
+        except Exception as exc:  # noqa: BLE001 - a node down, a slow node: poll instead
             logger.debug("SSUBSCRIBE %s failed: %s", channel, exc)
             if shard is not None:
                 shard.close_now(exc)

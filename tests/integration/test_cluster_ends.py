@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.crc import key_slot
 
 from api.waiters import EndWaiters
 from common import keys
@@ -196,6 +197,34 @@ async def test_a_long_poll_answers_after_its_primary_froze_and_was_replaced(clus
         old.thaw()
         cluster.kill(old)
         await asyncio.to_thread(cluster.wait_ok)
+
+
+async def test_a_long_poll_on_a_slot_that_moved_behind_the_clients_back(cluster: Cluster, waiters: tuple[EndWaiters, Store]) -> None:
+    """The slot of a waited-on execution moved after the front door learnt the slots: its SSUBSCRIBE meets
+    MOVED on the old owner; that waiter subscribes on the new owner, and the other subscriptions on the
+    old owner's connection stay."""
+    w, store = waiters
+    stay = _running(cluster, "m-stay")
+    source = cluster.owner(keys.execution(stay))
+    name = next(f"m{i}" for i in range(10_000) if cluster.owner(keys.execution(keys.execution_tag(FLOW, f"m{i}"))) is source)
+    tag = _running(cluster, name)
+    target = next(n for n in cluster.primaries() if n is not source)
+    staying = asyncio.create_task(_wait(w, store, "m-stay", 120))
+    if w.sharded:
+        await _until(lambda: source.client().execute_command("PUBSUB", "SHARDNUMSUB", keys.done_channel(stay))[1] == 1, "no SSUBSCRIBE")
+    cluster.move_slot(key_slot(keys.execution(tag).encode()), target)
+    moved = asyncio.create_task(_wait(w, store, name, 120))
+    if w.sharded:
+        await _until(lambda: target.client().execute_command("PUBSUB", "SHARDNUMSUB", keys.done_channel(tag))[1] == 1, "not subscribed on the new owner", 60)
+        assert source.client().execute_command("PUBSUB", "SHARDNUMSUB", keys.done_channel(stay))[1] == 1
+    await _until(lambda: cluster.client().hget(keys.execution(tag), "watch") == w.mark.encode(), "not marked watched")
+    await asyncio.to_thread(_end, cluster, tag)
+    fields = await asyncio.wait_for(moved, 60)
+    assert fields is not None and fields["status"] == "Succeeded"
+    assert not staying.done()
+    await asyncio.to_thread(_end, cluster, stay)
+    fields = await asyncio.wait_for(staying, 60)
+    assert fields is not None and fields["status"] == "Succeeded"
 
 
 async def test_a_long_poll_times_out_with_the_current_state(cluster: Cluster, waiters: tuple[EndWaiters, Store]) -> None:
