@@ -58,7 +58,12 @@ STORE_DOWN = web.AppKey("store_down", list)  # [True] while Redis does not answe
 # What a Redis that does not answer raises: redis-py's connection errors and timeouts (BusyLoadingError,
 # a restarted server loading its AOF, is one), and the hot-path batch's own timeout (api/batching.py).
 # Not the builtin ConnectionError: a client that goes away mid-request raises that.
-STORE_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError)
+# On a cluster, a shard between primaries (CLUSTERDOWN, a slot no node serves) or a slot half moved
+# (TRYAGAIN) is the same: a moment's unavailability, not a bug.
+STORE_UNREACHABLE = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError,
+    redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError, redis.exceptions.SlotNotCoveredError,
+)  # fmt: skip
 
 HOST_ID = "fnf.openfnf.local"
 REDIS_TIMEOUT_SECONDS = 5.0  # a hot-path batch Redis does not answer within this fails (redis-py's own socket timeout)

@@ -29,7 +29,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.crc import key_slot
-from redis.exceptions import AskError, MovedError, RedisError
+from redis.exceptions import AskError, MovedError, RedisClusterException, RedisError
 
 from common import keys
 from common.interpreter import TERMINAL
@@ -44,7 +44,7 @@ SUBSCRIBE_SECONDS = 2.0  # longest a waiter waits for its SSUBSCRIBE to be confi
 SHARDED_MIN_VERSION = (7, 0)
 PING_SECONDS = 5.0  # an idle subscription PINGs its node this often; 3 unanswered: the node is given up
 
-READ_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+READ_ERRORS = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 Fields = dict[str, str]
 
