@@ -240,7 +240,6 @@ def quiet_per_task_lines(level: str) -> None:
 def run_worker(settings: Settings, queues: list[str], concurrency: int, pool: str, extra: list[str] | None = None) -> Any:
     """Run a real `celery worker` in this process until it is told to stop."""
     quiet_per_task_lines(settings.log_level)
-    brokers.refuse_cluster_server(settings)  # a broker URL naming a cluster node: a clear refusal, not MOVED errors later
     app = make_celery(settings)
     beat = heartbeat.install_worker(app, settings)  # liveness file for `openfnf worker --check`
     worker_metrics.start_for_worker(app, settings, pool)  # /metrics on metrics_port, if set
