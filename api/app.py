@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
@@ -38,7 +39,7 @@ from common.errors import (
     ServiceUnavailable,
 )
 from common.logs import request_id_var
-from common.redisclients import async_state_client
+from common.redisclients import async_node_client, async_state_client
 from common.scripts import Scripts
 from common.settings import Settings
 from common.store import Store
@@ -57,7 +58,12 @@ STORE_DOWN = web.AppKey("store_down", list)  # [True] while Redis does not answe
 # What a Redis that does not answer raises: redis-py's connection errors and timeouts (BusyLoadingError,
 # a restarted server loading its AOF, is one), and the hot-path batch's own timeout (api/batching.py).
 # Not the builtin ConnectionError: a client that goes away mid-request raises that.
-STORE_UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError)
+# On a cluster, a shard between primaries (CLUSTERDOWN, a slot no node serves) or a slot half moved
+# (TRYAGAIN) is the same: a moment's unavailability, not a bug.
+STORE_UNREACHABLE = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError,
+    redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError, redis.exceptions.SlotNotCoveredError,
+)  # fmt: skip
 
 HOST_ID = "fnf.openfnf.local"
 REDIS_TIMEOUT_SECONDS = 5.0  # a hot-path batch Redis does not answer within this fails (redis-py's own socket timeout)
@@ -195,7 +201,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     limiter = Limiter(state, settings)
     await limiter.start()  # seeds the --throttle / --throttle-profile rules, then refreshes them in the background
     app[LIMITER] = limiter
-    waiters = EndWaiters(state)
+    waiters = EndWaiters(state, functools.partial(async_node_client, settings))
     app[WAITERS] = waiters
     await waiters.start()
     health.register_clients(app, state, broker)  # what /readyz pings
@@ -259,6 +265,8 @@ async def _settle_heap(app: web.Application) -> None:
 
 def run(settings: Settings, extend: Callable[[web.Application], None] | None = None) -> None:
     """Serve the front door until SIGINT/SIGTERM; `extend` adds to the app first (the console, from the composition root)."""
+    brokers.refuse_cluster_broker(settings)
+    brokers.refuse_cluster_server(settings)  # a broker URL naming a cluster node: refused with a clear message
     app = make_app(settings)
     if extend is not None:
         extend(app)

@@ -83,6 +83,32 @@ def refuse_cluster_broker(settings: Settings) -> None:
         )
 
 
+PROBE_SECONDS = 2.0  # longest the start-up look at a Redis broker may take (unreachable: the process starts anyway)
+
+
+def refuse_cluster_server(settings: Settings) -> None:
+    """Raise BrokerConfigError when OPENFNF_BROKER_URL names a node of a Redis Cluster (asked at start
+    with INFO cluster: `cluster_enabled:1`), whatever the state is. A broker that does not answer
+    within PROBE_SECONDS is not judged: the process starts and kombu retries as usual."""
+    url = settings.effective_broker_url
+    if broker_kind(url) != "redis" or (settings.redis_cluster and same_redis(url, settings.redis_url)):
+        return  # RabbitMQ; or the state cluster itself, refused by refuse_cluster_broker already
+    try:
+        client = redis.Redis.from_url(for_redis_py(url), socket_timeout=PROBE_SECONDS, socket_connect_timeout=PROBE_SECONDS)
+        try:
+            enabled = int(client.info("cluster").get("cluster_enabled", 0))
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError):
+        return
+    if enabled:
+        raise BrokerConfigError(
+            f"OPENFNF_BROKER_URL ({_safe(url)}) is a node of a Redis Cluster, and Celery's Redis transport cannot use "
+            "a cluster as its broker. Point it at a separate (non-cluster) Redis, or at RabbitMQ, "
+            "amqp://user:password@host:5672/vhost (docs/deploy.md, Scaling past one Redis)."
+        )
+
+
 def _safe(url: str) -> str:
     """A broker URL without its password, for messages."""
     scheme, _, rest = url.partition("://")

@@ -170,5 +170,9 @@ def queue_throttled(pipe: Any, now: int) -> None:
 async def throttled_per_minute(redis: Any, now: int, minutes: int = 60) -> list[int]:
     """ResourceThrottled answers of all front doors per minute over the last `minutes`, oldest first."""
     last = now // MINUTE_MS
-    raw = await redis.mget([keys.throttled_minute(m) for m in range(last - minutes + 1, last + 1)])
+    # GETs in a pipeline, not one MGET: on a cluster the minutes' keys lie in different slots (one round trip per node)
+    pipe = redis.pipeline(transaction=False)
+    for m in range(last - minutes + 1, last + 1):
+        pipe.get(keys.throttled_minute(m))
+    raw = await pipe.execute()
     return [int(v) if v is not None else 0 for v in raw]

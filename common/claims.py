@@ -68,12 +68,12 @@ def queue_claim(
     qualifier: str = "",
     version: str = "",
     callback: str = "",
-    watch: bool = False,
+    watch: bool | str = False,
     trace: str = "",
     depth: int = 0,
     wake: bool = True,
 ) -> PendingClaim:
-    """Queue the claim of execution `name` of `flow` (as StartExecution's); `watch`: publish its end at once;
+    """Queue the claim of execution `name` of `flow` (as StartExecution's); `watch`: publish its end at once (a str: the watch mark);
     `depth`: its nesting depth as a child flow (common/lineage.py)."""
     tag = keys.execution_tag(flow["Id"], name)
     started_event = dumps({"t": "Started", "input": input_obj, "name": name, "flow": flow["Name"]})
@@ -84,7 +84,7 @@ def queue_claim(
     if flow.get("Environment"):
         fields += ["env", flow["Environment"]]  # the environment this execution runs with (DescribeExecution)
     if watch:
-        fields += ["watch", "1"]  # commit.lua publishes the end on keys.DONE_CHANNEL
+        fields += ["watch", watch if isinstance(watch, str) else "1"]  # how commit.lua publishes the end (api/waiters.py)
     # The wake-up goes first: if this process dies before the drive is published, the timers
     # process re-drives the execution after wake_after_ms. First in one pipeline holds on one server
     # only: on a cluster the caller writes it a round trip before (wake=False here; see store.claim_execution).

@@ -17,6 +17,17 @@ PREFIX = "fnf:"
 
 DONE_CHANNEL = PREFIX + "done"  # pub/sub: tag of a watched execution that just ended
 
+
+def done_channel(tag: str) -> str:
+    """Sharded pub/sub channel (SPUBLISH, Redis 7+): the tag of this execution when it ends, in its slot.
+    commit.lua builds the same name from DONE_CHANNEL and the tag (api/waiters.py)."""
+    return f"{DONE_CHANNEL}:{{{tag}}}"
+
+
+def tag_of_done_channel(channel: str) -> str:
+    """The execution tag a `done_channel` is for."""
+    return channel[len(DONE_CHANNEL) + 2 : -1]
+
 # Partitioned sets (issue 17). What was one global key is `Settings.partitions` keys, partition p
 # holding the members whose `partition(...)` is p. A partition's keys share one hash tag, chosen so
 # the partitions spread evenly over the slots (and so over a Cluster's shards): no key carries a share

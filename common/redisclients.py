@@ -74,6 +74,14 @@ def async_state_client(settings: Settings, **options: Any) -> Any:
     return aioredis.from_url(for_redis_py(settings.redis_url), **options)
 
 
+def async_node_client(settings: Settings, host: str, port: int, **options: Any) -> aioredis.Redis:
+    """A plain asyncio client of one node of the state cluster (its credentials and TLS from the URL):
+    for what the cluster client cannot do, such as a sharded subscription on the node owning a slot."""
+    _, extra = seed_nodes(settings.redis_url)
+    options.setdefault("socket_connect_timeout", CLUSTER_SOCKET_TIMEOUT)
+    return aioredis.Redis(host=host, port=port, **extra, **options)
+
+
 def client_for(url: str, cluster: bool, **options: Any) -> Any:
     """A sync client of the state Redis at `url` (a cluster's seeds when `cluster`): for code that has
     the URL rather than the Settings (the heartbeat)."""

@@ -57,7 +57,9 @@ class Scripts:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.sha: dict[str, str] = {}
-        self._queued: dict[int, list[tuple[int, tuple[Any, ...]]]] = {}  # pipeline being built -> its EVALSHAs
+        # pipeline being built -> its EVALSHAs: shared by every Scripts, since a pipeline one instance builds
+        # may get its scripts queued through another (the front door's Store and its batcher's)
+        self._queued = _QUEUED
         for name in NAMES:
             script = client.register_script(source(name))
             setattr(self, name, script)
@@ -149,6 +151,9 @@ class Scripts:
         (INCR) and the like in the same pipeline stay right.
         """
         return [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+
+
+_QUEUED: dict[int, list[tuple[int, tuple[Any, ...]]]] = {}
 
 
 def _raise_first_error(results: list[Any]) -> list[Any]:

@@ -196,10 +196,12 @@ class Store:
             await self.redis.decr(counted)  # nothing started: give the running count back
         return claim
 
-    async def read_execution(self, flow_id: str, name: str, watch: bool = False) -> dict[str, str] | None:
-        """The execution's view fields; with watch, a still-running one will publish its end."""
+    async def read_execution(self, flow_id: str, name: str, watch: bool | str = False) -> dict[str, str] | None:
+        """The execution's view fields; with watch, a still-running one will publish its end (a str:
+        the watch mark, how: api/waiters.py)."""
         tag = keys.execution_tag(flow_id, name)
-        raw = await self.scripts.watch(keys=[keys.execution(tag)], args=["1" if watch else "0", *EXECUTION_VIEW_FIELDS])
+        mark = watch if isinstance(watch, str) else "1" if watch else "0"
+        raw = await self.scripts.watch(keys=[keys.execution(tag)], args=[mark, *EXECUTION_VIEW_FIELDS])
         if raw is None:
             return None
         return dict(zip(EXECUTION_VIEW_FIELDS, (as_str(v) for v in raw), strict=True))

@@ -105,6 +105,9 @@ def worker(queues: str | None, concurrency: int, pool: str, hostname: str | None
         from worker.heartbeat import run_check
 
         sys.exit(run_check(settings, "worker"))
+    from common.brokers import refuse_cluster_server
+
+    refuse_cluster_server(settings)  # a broker URL naming a cluster node: a clear refusal, not MOVED errors later
     from worker.celeryapp import run_worker
 
     chosen = queues.split(",") if queues else [settings.drive_queue, settings.activity_queue]

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,10 @@ class Cluster:
 
     def owner(self, key: str) -> Node:
         """The node serving `key`'s slot now (as a live node's CLUSTER NODES says)."""
-        slot = key_slot(key.encode())
+        return self.owner_of_slot(key_slot(key.encode()))
+
+    def owner_of_slot(self, slot: int) -> Node:
+        """The node serving `slot` now (as a live node's CLUSTER NODES says)."""
         view = command(next(n for n in self.nodes if n.alive).client(), "CLUSTER", "NODES")
         text = view.decode() if isinstance(view, bytes) else str(view)
         for line in text.splitlines():
@@ -115,6 +119,25 @@ class Cluster:
                     port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
                     return next(n for n in self.nodes if n.port == port)
         raise LookupError(slot)
+
+    def move_slot(self, slot: int, target: Node, between_keys: Callable[[], None] | None = None) -> None:
+        """Reshard `slot` to `target` as redis-cli would: IMPORTING/MIGRATING, the keys moved one at a time
+        (`between_keys` runs between two, so clients meet ASK meanwhile), then the slot assigned everywhere."""
+        source = self.owner_of_slot(slot)
+        if source is target:
+            return
+        src_id, dst_id = source.myid(), target.myid()
+        command(target.client(), "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        command(source.client(), "CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        while True:
+            batch = command(source.client(), "CLUSTER", "GETKEYSINSLOT", slot, 1)
+            if not batch:
+                break
+            command(source.client(), "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *batch)
+            if between_keys is not None:
+                between_keys()
+        for n in self.primaries():
+            command(n.client(), "CLUSTER", "SETSLOT", slot, "NODE", dst_id)
 
     def kill(self, node: Node) -> None:
         """SIGKILL a node and reap it."""

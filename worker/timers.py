@@ -364,6 +364,7 @@ def run_timers(settings: Settings) -> None:
     hung = {"socket_timeout": max(0.2, settings.heartbeat_stale_seconds / 6), "retry": Retry(NoBackoff(), 0)}
     hung["socket_connect_timeout"] = hung["socket_timeout"]
     brokers.refuse_cluster_broker(settings)  # before the cluster client, which connects at once
+    brokers.refuse_cluster_server(settings)
     state = state_client(settings, **hung)
     broker = brokers.sync_broker(settings, state, **hung)  # a Redis, or RabbitMQ (common/brokers.py)
     timers = Timers(state, broker, settings)

@@ -1,7 +1,6 @@
 """StartExecution, DescribeExecution (long-poll), ListExecutions, GetExecutionHistory, StopExecution."""
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -111,20 +110,15 @@ async def describe_execution(call: Call) -> dict[str, Any]:
     flow, fields = await _execution(call)
     if wait > 0 and fields["status"] not in TERMINAL:
         tag = keys.execution_tag(flow["Id"], fields["name"])
-        with call.waiters.register(tag) as ended:
-            # Re-read with the watch flag set: the end is then published, and one that happened
-            # between the first read and the registration is seen here.
-            fresh = await call.store.read_execution(flow["Id"], fields["name"], watch=True)
-            if fresh is not None:
-                fields = fresh
-            if fields["status"] not in TERMINAL:
-                try:
-                    await asyncio.wait_for(ended, timeout=wait)
-                except TimeoutError:
-                    pass
-                fresh = await call.store.read_execution(flow["Id"], fields["name"])
-                if fresh is not None:
-                    fields = fresh
+        name = fields["name"]
+
+        async def read(watch: bool) -> dict[str, str] | None:
+            # With the watch mark set, the end is published (api/waiters.py).
+            return await call.store.read_execution(flow["Id"], name, watch=call.waiters.mark if watch else False)
+
+        # Answers once the execution ends, or at the timeout with its state then; reads that fail
+        # meanwhile (a failover) are tried again, the last state read answers.
+        fields = await call.waiters.until_end(tag, read, wait, fields) or fields
     return execution_view(fields, await call.store.definition(fields["defid"]))
 
 

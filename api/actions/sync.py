@@ -1,7 +1,6 @@
 """StartSyncExecution: run an execution of an Express flow on the workers and answer when it ends."""
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from dataclasses import astuple
@@ -15,7 +14,6 @@ from api.params import optional
 from common import keys, runcount, tracing
 from common.claims import PendingClaim, queue_claim, queue_express_timeout
 from common.errors import ActionNotSupported, ExecutionAlreadyExists
-from common.interpreter import TERMINAL
 from common.redisclients import is_cluster
 from common.timefmt import rfc3339_ms
 
@@ -46,7 +44,7 @@ async def start_sync_execution(call: Call) -> dict[str, Any]:
             queue_claim(
                 call.store.scripts, pipe, call.settings, account=call.account, flow=flow, name=name,
                 raw_input=raw_input, input_obj=input_obj, def_id=runs.def_id, now=call.now,
-                qualifier=qualifier, version=runs.version, watch=True, trace=trace, wake=not cluster,
+                qualifier=qualifier, version=runs.version, watch=call.waiters.mark, trace=trace, wake=not cluster,
             )
         ]  # fmt: skip
         queue_express_timeout(pipe, tag, call.now, limit, call.settings.partitions)
@@ -63,20 +61,12 @@ async def start_sync_execution(call: Call) -> dict[str, Any]:
 
 async def _until_end(call: Call, flow_id: str, name: str, tag: str, timeout: float) -> dict[str, str] | None:
     """The execution's fields once it has ended, or as they are when `timeout` seconds have passed."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        with call.waiters.register(tag) as ended:
-            # Read after registering: an end published before the registration is seen here.
-            fields = await call.store.read_execution(flow_id, name)
-            left = deadline - loop.time()
-            if fields is None or fields["status"] in TERMINAL or left <= 0:
-                return fields
-            try:
-                await asyncio.wait_for(ended, timeout=left)
-            except TimeoutError:
-                pass
-        # Woken: the end was published, or the subscription was lost (then read and wait again).
+
+    async def read(watch: bool) -> dict[str, str] | None:
+        return await call.store.read_execution(flow_id, name, watch=call.waiters.mark if watch else False)
+
+    result: dict[str, str] | None = await call.waiters.until_end(tag, read, timeout)
+    return result
 
 
 def _view(fields: dict[str, str], flow: dict[str, str]) -> dict[str, Any]:

@@ -9,7 +9,7 @@
 -- ARGV[4] history chunk to append (JSON array), or '' for none
 -- ARGV[5] history length after this chunk
 -- ARGV[6] retention in seconds if the execution ended (keys then expire), else 0
--- ARGV[7] channel to publish the tag on if the execution ended and someone long-polls it
+-- ARGV[7] channel to publish the tag on if the execution ended and someone long-polls it (keys.DONE_CHANNEL)
 -- ARGV[8] the execution tag
 -- ARGV[9..] more field, value pairs for the record (status, output, stopped, error, cause)
 -- Returns -1 if the fence was lost (nothing of the drive written), else the number of inbox events left.
@@ -45,7 +45,15 @@ if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[3], ttl)
   if left > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
-  if redis.call('HEXISTS', KEYS[1], 'watch') == 1 then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
+  -- the watch mark says how the waiter listens: '1' PUBLISH on ARGV[7]; 's' SPUBLISH on the execution's
+  -- own channel ARGV[7]:{tag}, in its slot (keys.done_channel), PUBLISH if this server has none
+  local watch = redis.call('HGET', KEYS[1], 'watch')
+  if watch == 's' then
+    local sent = redis.pcall('SPUBLISH', ARGV[7] .. ':{' .. ARGV[8] .. '}', ARGV[8])
+    if type(sent) == 'table' and sent.err then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
+  elseif watch then
+    redis.call('PUBLISH', ARGV[7], ARGV[8])
+  end
 end
 if left > 0 then redis.call('HDEL', KEYS[1], 'dq') end
 return left

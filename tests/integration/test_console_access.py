@@ -43,9 +43,9 @@ def _settings(redis_url: str, tmp: Path) -> Settings:
 
 async def _seed(settings: Settings, r: Any) -> dict[str, str]:
     """A flow `f` in ACCOUNT with a running execution per test that acts on one."""
-    import redis.asyncio as aioredis
+    from common.redisclients import async_state_client
 
-    client = aioredis.from_url(settings.redis_url)
+    client = async_state_client(settings)  # a single Redis, or the cluster (tests/integration/test_console_cluster.py)
     store = Store(client, settings)
     def_id = definition_id(FLOW)
     fields = {"Id": "flow-id-1", "Name": "f", "Definition": FLOW, "DefId": def_id, "Type": "FDL", "ExecutionMode": "Standard",

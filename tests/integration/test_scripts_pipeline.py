@@ -44,3 +44,15 @@ def test_other_errors_are_raised(r: redis.Redis) -> None:
     r.set("text", "x")
     with pytest.raises(redis.ResponseError):
         scripts.pipeline_sync(lambda pipe: pipe.incr("text"))
+
+
+async def test_a_script_queued_through_another_scripts_instance_is_rerun_too(redis_server: str, r: redis.Redis) -> None:
+    """The front door's Store queues its claim through its own Scripts onto a pipeline its batcher's
+    Scripts builds: after the server lost its scripts (a failed-over Redis 7 replica has none) the
+    claim still runs again, instead of a KeyError (a 500)."""
+    client = aioredis.from_url(redis_server)
+    builder, other = Scripts(client), Scripts(client)
+    r.script_flush()
+    assert await builder.pipeline(_build(other)) == [1, [1], 2]
+    assert r.get("counter") == b"2"
+    await client.aclose()
