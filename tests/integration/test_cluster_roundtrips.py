@@ -17,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.crc import key_slot
 from redis.exceptions import AskError, MovedError, NoScriptError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.app import make_app
 from api.batching import PipelineBatcher
@@ -361,6 +362,31 @@ async def test_a_node_that_dropped_its_connections_fails_no_caller(cluster: tupl
         assert w.met(RedisConnectionError) > 0
         assert [a[0] for a in answers] == [1] * 30  # each ran once
         assert sorted(a[1] for a in answers) == list(range(1, 31))
+    finally:
+        await batcher.close()
+        await hot.aclose()
+
+
+async def test_a_node_that_does_not_answer_fails_only_its_callers(cluster: tuple[Cluster, str]) -> None:
+    """One node frozen past the batch's timeout: the callers with a command there fail (a timeout, as the
+    front door answers when Redis does not), the callers of the same batch on other nodes get their answers."""
+    c, broker = cluster
+    hot = async_state_client(_cluster_settings(c, broker), socket_timeout=None)
+    batcher = PipelineBatcher(hot, Scripts(hot), timeout=1.0)
+    frozen = c.primaries()[2]
+    keys_by_node: dict[int, list[str]] = {}
+    for i in range(200):
+        keys_by_node.setdefault(c.owner(f"frozen:{{{i}}}").port, []).append(f"frozen:{{{i}}}")
+    there, elsewhere = keys_by_node[frozen.port][:5], [k for p, ks in keys_by_node.items() if p != frozen.port for k in ks[:5]]
+    try:
+        await batcher.pipeline(lambda pipe: [pipe.set(f"warm:{{{i}}}", 1) for i in range(30)])  # a connection to every primary
+        frozen.freeze()
+        try:
+            answers = await asyncio.gather(*(batcher.pipeline(lambda pipe, k=k: pipe.incr(k)) for k in there + elsewhere), return_exceptions=True)
+        finally:
+            frozen.thaw()
+        assert all(isinstance(a, RedisTimeoutError) for a in answers[: len(there)]), answers
+        assert answers[len(there) :] == [[1]] * len(elsewhere)
     finally:
         await batcher.close()
         await hot.aclose()
