@@ -19,11 +19,12 @@ On a Redis Cluster the batch is grouped by the node owning each command's slot: 
 sent concurrently, and each node's answers read on its own connection (a node that does not answer
 within `timeout` fails only the commands sent to it). A command answered MOVED, ASK, TRYAGAIN or
 CLUSTERDOWN did not run, and one whose node could not be reached or dropped the connection before
-answering may not have: those commands alone (never a command that answered) run again once, through
-one redis-py cluster pipeline for the batch, which follows the redirections (one command at a time)
-and re-learns the slots, as a ClusterPipeline retries only the commands no node answered; callers
-with no such command get their answers first. (A connection lost after the write may have run the
-commands already, as with any pipeline; the single-server path retries its whole batch there.) A caller whose commands cannot be
+answering may not have: those commands alone (never a command that answered) run again once, those
+answered ASK on the importing node after an ASKING on the same connection, the others through one
+redis-py cluster pipeline for the batch, which follows the redirections and re-learns the slots, as
+a ClusterPipeline retries only the commands no node answered; callers with no such command get their
+answers first. (A connection lost after the write may have run the commands already, as with any
+pipeline; the single-server path retries its whole batch there.) A caller whose commands cannot be
 grouped (a command over several slots, split by redis-py) runs its own cluster pipeline.
 """
 from __future__ import annotations
@@ -172,20 +173,21 @@ class PipelineBatcher:
             await self._run_again(redirected)
 
     async def _run_again(self, redirected: list[tuple[Stack, list[Any], asyncio.Future[list[Any]]]]) -> None:
-        """The commands of a cluster batch that were redirected or cut off (those alone), once more through
-        one redis-py cluster pipeline (it follows MOVED/ASK, waits out TRYAGAIN and CLUSTERDOWN, re-learns
-        the slots after a connection error); then their callers' answers."""
-        pipe = self.client.pipeline(transaction=False)
-        places: list[tuple[list[Any], int]] = []
-        for stack, own, _ in redirected:
-            for i, result in enumerate(own):
-                if isinstance(result, _RUN_AGAIN):
-                    args, options = stack[i]
-                    pipe.execute_command(*args, **options)
-                    places.append((own, i))
+        """The commands of a cluster batch that were redirected or cut off (those alone), once more: those
+        answered ASK to their importing node (ASKING before each, in one write per node), then the rest
+        through one redis-py cluster pipeline (it follows MOVED, waits out TRYAGAIN and CLUSTERDOWN,
+        re-learns the slots after a connection error); then their callers' answers."""
+        places = [(own, i, stack[i]) for stack, own, _ in redirected for i, result in enumerate(own) if isinstance(result, _RUN_AGAIN)]
         try:
             async with asyncio.timeout(self.timeout):
-                again = await pipe.execute(raise_on_error=False)
+                await self._follow_ask(places)
+                places = [place for place in places if isinstance(place[0][place[1]], _RUN_AGAIN)]
+                if places:
+                    pipe = self.client.pipeline(transaction=False)
+                    for _, _, (args, options) in places:
+                        pipe.execute_command(*args, **options)
+                    for (own, i, _), result in zip(places, await pipe.execute(raise_on_error=False), strict=True):
+                        own[i] = result
         except Exception as exc:  # noqa: BLE001 - raised in each of these callers
             for _, _, answer in redirected:
                 if not answer.done():
@@ -195,11 +197,28 @@ class PipelineBatcher:
             for _, _, answer in redirected:
                 answer.cancel()
             raise
-        for (own, i), result in zip(places, again, strict=True):
-            own[i] = result
         for _, own, answer in redirected:
             if not answer.done():
                 answer.set_result(own)
+
+    async def _follow_ask(self, places: list[tuple[list[Any], int, tuple[Any, Any]]]) -> None:
+        """Send each command answered ASK to the node it names, right after an ASKING on the same connection
+        (redis-py's own client sends the two on connections taken apart, which concurrent callers can
+        separate: the command then bounces until its redirections run out). Their answers in place; a
+        node that fails leaves them ASK, for the cluster pipeline."""
+        nodes: dict[str, tuple[Any, list[tuple[list[Any], int, tuple[Any, Any]]]]] = {}
+        for place in places:
+            error = place[0][place[1]]
+            if type(error) is AskError and error.host:  # (a MovedError is an AskError too)
+                node = self.client.get_node(host=error.host, port=error.port)
+                if node is not None:  # a node not known yet is found by redis-py's pipeline
+                    nodes.setdefault(node.name, (node, []))[1].append(place)
+        asking: tuple[Any, Any] = (("ASKING",), {})
+        sent = [self._node_round_trip(node, [c for _, _, asked in group for c in (asking, asked)]) for node, group in nodes.values()]
+        for (_, group), answers in zip(nodes.values(), await asyncio.gather(*sent, return_exceptions=True), strict=True):
+            if not isinstance(answers, BaseException):
+                for (own, i, _), answer in zip(group, answers[1::2], strict=True):
+                    own[i] = answer
 
     async def _execute_per_node(self, commands: Stack, slots: list[int]) -> list[Any]:
         """Send `commands` in one write per node owning their slots, concurrently, and read each node's

@@ -4,8 +4,9 @@ concurrently; the wake-up lands in the first, before the claim."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,19 @@ def _cluster_settings(c: Cluster, broker: str) -> Settings:
     )  # fmt: skip
 
 
+@contextlib.asynccontextmanager
+async def _warm_batcher(c: Cluster, broker: str, timeout: float = 5.0) -> AsyncIterator[PipelineBatcher]:
+    """A PipelineBatcher on a cluster client of its own, the slots learnt and a connection open to every primary."""
+    hot = async_state_client(_cluster_settings(c, broker), socket_timeout=None)
+    batcher = PipelineBatcher(hot, Scripts(hot), timeout=timeout)
+    try:
+        await batcher.pipeline(lambda pipe: [pipe.set(f"warm:{{{i}}}", 1) for i in range(30)])
+        yield batcher
+    finally:
+        await batcher.close()
+        await hot.aclose()
+
+
 async def _app_with_flow(aiohttp_client: Any, settings: Settings, flow: str) -> tuple[TestClient, str]:
     client: TestClient = await aiohttp_client(make_app(settings))
     await call(client, {"Action": "CreateFlow", "Name": flow, "Definition": DEFINITION, "Type": "FDL", "Description": ""})
@@ -197,20 +211,15 @@ async def test_concurrent_starts_make_one_write_per_node_per_batch(aiohttp_clien
 
 async def test_callers_of_one_iteration_share_one_write_per_node(cluster: tuple[Cluster, str]) -> None:
     c, broker = cluster
-    settings = _cluster_settings(c, broker)
-    hot = async_state_client(settings, socket_timeout=None)
-    scripts = Scripts(hot)
-    batcher = PipelineBatcher(hot, scripts)
     ports = {n.port for n in c.primaries()}
-    try:
-        await batcher.pipeline(lambda pipe: [pipe.set(f"warm:{{{i}}}", 1) for i in range(30)])  # a connection to every primary
+    async with _warm_batcher(c, broker) as batcher:
 
         def build(i: int) -> Any:
             def queue(pipe: Any) -> None:
                 pipe.set(f"nonce:{i}", 1, nx=True)  # a slot of its own
                 pipe.incr("{acct}:running")  # one slot shared by every caller
                 pipe.zadd(f"wake:{{{i % 5}}}", {f"m{i}": i + 0.5})
-                scripts.queue(pipe, "watch", [f"x:{{{i}}}"], ["0", "status"])  # an EVALSHA, keys after numkeys
+                batcher.scripts.queue(pipe, "watch", [f"x:{{{i}}}"], ["0", "status"])  # an EVALSHA, keys after numkeys
                 pipe.hmget(f"h:{{{i}}}", "a", "b")
 
             return queue
@@ -231,9 +240,6 @@ async def test_callers_of_one_iteration_share_one_write_per_node(cluster: tuple[
         assert sorted(count for _, count, _, _, _ in answers) == list(range(1, 31))  # each INCR ran once
         assert r.zscore("wake:{2}", "m7") == 7.5
         r.close()
-    finally:
-        await batcher.close()
-        await hot.aclose()
 
 
 def _names_in_slot(flow_id: str, slot: int, prefix: str, count: int) -> list[str]:
@@ -297,13 +303,10 @@ async def test_a_batch_follows_ask_then_moved_during_a_migration(cluster: tuple[
     """Single-key commands in a slot being migrated (ASK: they run on the importing node) and then
     moved (MOVED), batched with commands elsewhere: each runs once, each caller gets its answers."""
     c, broker = cluster
-    hot = async_state_client(_cluster_settings(c, broker), socket_timeout=None)
-    batcher = PipelineBatcher(hot, Scripts(hot))
     slot = key_slot(b"{ask}")
     src = c.owner("{ask}")
     dst = next(n for n in c.primaries() if n.port != src.port)
-    try:
-        await batcher.pipeline(lambda pipe: [pipe.set(f"warm:{{{i}}}", 1) for i in range(30)])  # the slots learnt
+    async with _warm_batcher(c, broker) as batcher:
 
         def write(i: int) -> Any:
             def queue(pipe: Any) -> None:
@@ -327,9 +330,6 @@ async def test_a_batch_follows_ask_then_moved_during_a_migration(cluster: tuple[
             reads = await asyncio.gather(*(batcher.pipeline(lambda pipe, i=i: pipe.get(f"{{ask}}:{i}")) for i in range(20)))
         assert w.met(MovedError) > 0
         assert reads == [[str(i).encode()] for i in range(20)]
-    finally:
-        await batcher.close()
-        await hot.aclose()
 
 
 async def test_noscript_on_one_node_in_a_batch(aiohttp_client: Any, cluster: tuple[Cluster, str]) -> None:
@@ -351,35 +351,26 @@ async def test_a_node_that_dropped_its_connections_fails_no_caller(cluster: tupl
     run again through redis-py's pipeline, which reconnects; the other nodes' answers stand, each
     command ran once."""
     c, broker = cluster
-    hot = async_state_client(_cluster_settings(c, broker), socket_timeout=None)
-    batcher = PipelineBatcher(hot, Scripts(hot))
     victim = c.primaries()[0]
-    try:
-        await batcher.pipeline(lambda pipe: [pipe.set(f"warm:{{{i}}}", 1) for i in range(30)])  # a connection to every primary
+    async with _warm_batcher(c, broker) as batcher:
         node_command(victim.client(), "CLIENT", "KILL", "TYPE", "normal")
         with Writes() as w:
             answers = await asyncio.gather(*(batcher.pipeline(lambda pipe, i=i: pipe.incr(f"dropped:{{{i}}}").incr("dropped-total")) for i in range(30)))
         assert w.met(RedisConnectionError) > 0
         assert [a[0] for a in answers] == [1] * 30  # each ran once
         assert sorted(a[1] for a in answers) == list(range(1, 31))
-    finally:
-        await batcher.close()
-        await hot.aclose()
 
 
 async def test_a_node_that_does_not_answer_fails_only_its_callers(cluster: tuple[Cluster, str]) -> None:
     """One node frozen past the batch's timeout: the callers with a command there fail (a timeout, as the
     front door answers when Redis does not), the callers of the same batch on other nodes get their answers."""
     c, broker = cluster
-    hot = async_state_client(_cluster_settings(c, broker), socket_timeout=None)
-    batcher = PipelineBatcher(hot, Scripts(hot), timeout=1.0)
     frozen = c.primaries()[2]
     keys_by_node: dict[int, list[str]] = {}
     for i in range(200):
         keys_by_node.setdefault(c.owner(f"frozen:{{{i}}}").port, []).append(f"frozen:{{{i}}}")
     there, elsewhere = keys_by_node[frozen.port][:5], [k for p, ks in keys_by_node.items() if p != frozen.port for k in ks[:5]]
-    try:
-        await batcher.pipeline(lambda pipe: [pipe.set(f"warm:{{{i}}}", 1) for i in range(30)])  # a connection to every primary
+    async with _warm_batcher(c, broker, timeout=1.0) as batcher:
         frozen.freeze()
         try:
             answers = await asyncio.gather(*(batcher.pipeline(lambda pipe, k=k: pipe.incr(k)) for k in there + elsewhere), return_exceptions=True)
@@ -387,6 +378,28 @@ async def test_a_node_that_does_not_answer_fails_only_its_callers(cluster: tuple
             frozen.thaw()
         assert all(isinstance(a, RedisTimeoutError) for a in answers[: len(there)]), answers
         assert answers[len(there) :] == [[1]] * len(elsewhere)
-    finally:
-        await batcher.close()
-        await hot.aclose()
+
+
+async def test_batches_in_flight_together_follow_ask(cluster: tuple[Cluster, str]) -> None:
+    """Several batches waiting for Redis at once, their commands in a migrating slot answered ASK: each
+    runs once on the importing node (ASKING and the command on one connection, which redis-py's own
+    client does not ensure when callers run concurrently)."""
+    c, broker = cluster
+    slot = key_slot(b"{asks}")
+    src = c.owner("{asks}")
+    dst = next(n for n in c.primaries() if n.port != src.port)
+    async with _warm_batcher(c, broker) as batcher:
+
+        async def caller(i: int) -> list[Any]:
+            for _ in range(i % 6):  # a batch per loop iteration: six in flight together
+                await asyncio.sleep(0)
+            return await batcher.pipeline(lambda pipe: pipe.set(f"{{asks}}:{i}", i, nx=True).incr(f"asks:{{{i}}}"))
+
+        _begin_migration(src, dst, slot)
+        with Writes() as w:
+            answers = await asyncio.gather(*(caller(i) for i in range(60)))
+        assert len(w.answers) > 1  # several batches
+        assert w.met(AskError) == 60
+        assert answers == [[True, 1]] * 60  # each ran once
+        assert node_command(dst.client(), "CLUSTER", "COUNTKEYSINSLOT", slot) == 60
+        _end_migration(c, src, dst, slot)
