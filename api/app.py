@@ -59,10 +59,13 @@ STORE_DOWN = web.AppKey("store_down", list)  # [True] while Redis does not answe
 # a restarted server loading its AOF, is one), and the hot-path batch's own timeout (api/batching.py).
 # Not the builtin ConnectionError: a client that goes away mid-request raises that.
 # On a cluster, a shard between primaries (CLUSTERDOWN, a slot no node serves) or a slot half moved
-# (TRYAGAIN) is the same: a moment's unavailability, not a bug.
+# (TRYAGAIN) is the same: a moment's unavailability, not a bug. So is redis-py's ClusterError once its
+# redirections ran out ("TTL exhausted": a claim, a script over several keys, in a slot being migrated
+# meets TRYAGAIN until the migration of that slot ends).
 STORE_UNREACHABLE = (
     redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, TimeoutError,
     redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError, redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.ClusterError,
 )  # fmt: skip
 
 HOST_ID = "fnf.openfnf.local"

@@ -28,7 +28,7 @@ from common.scripts import Scripts
 from common.settings import Settings
 from openfnf.rediscluster import command as node_command
 from openfnf.redisserver import start_redis
-from tests.integration.test_start_roundtrips import KEY, SECRET, call
+from tests.integration.test_start_roundtrips import KEY, SECRET, call, signed
 from tests.rediscluster import Cluster, Node, start_cluster
 
 
@@ -403,3 +403,31 @@ async def test_batches_in_flight_together_follow_ask(cluster: tuple[Cluster, str
         assert answers == [[True, 1]] * 60  # each ran once
         assert node_command(dst.client(), "CLUSTER", "COUNTKEYSINSLOT", slot) == 60
         _end_migration(c, src, dst, slot)
+
+
+async def test_a_start_while_its_slot_is_migrating_is_a_503_then_runs_once_after(aiohttp_client: Any, cluster: tuple[Cluster, str]) -> None:
+    """A claim in a slot half moved meets TRYAGAIN until the migration ends (Redis refuses a multi-key
+    script there), and redis-py gives up with "TTL exhausted": the start is a moment's unavailability,
+    503 ServiceUnavailable, never a 500; once the slot has moved the same name starts, once."""
+    c, broker = cluster
+    settings = _cluster_settings(c, broker)
+    client, flow_id = await _app_with_flow(aiohttp_client, settings, "migrating")
+    await _start(client, "migrating", [f"warm{i}" for i in range(10)])  # the slots learnt
+    name = "mig0"
+    slot = key_slot(keys.execution(keys.execution_tag(flow_id, name)).encode())
+    src = c.owner(keys.execution(keys.execution_tag(flow_id, name)))
+    dst = next(n for n in c.primaries() if n.port != src.port)
+    held = _names_in_slot(flow_id, slot, "held-", 1)
+    await _start(client, "migrating", held)  # a running execution's keys stay on the source meanwhile
+    _begin_migration(src, dst, slot)
+    try:
+        query, form = signed({"Action": "StartExecution", "FlowName": "migrating", "ExecutionName": name})
+        resp = await client.post(f"/?{query}", data=form)
+        body = await resp.json()
+        assert resp.status == 503 and body["Code"] == "ServiceUnavailable", (resp.status, body)
+    finally:
+        _end_migration(c, src, dst, slot)
+    answer = (await _start(client, "migrating", [name]))[0]
+    again = (await _start(client, "migrating", [name]))[0]
+    assert answer["StartedTime"] == again["StartedTime"]
+    _one_execution_each(c, settings, flow_id, [name, *held])
