@@ -59,6 +59,11 @@ def make_celery(settings: Settings) -> Celery:
             # Sweep for abandoned messages often enough that the timeout, not the sweep, decides.
             "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_seconds // 4)),
             "unacked_restore_throttle": 1,
+            # A frozen or cut-off broker must not hold the consumer's event loop (its sweep of unacked
+            # messages is a synchronous call there) past the liveness limit: the call times out, Celery
+            # reconnects, and the heartbeat says "reconnecting" (worker/heartbeat.py). Above BRPOP's 1 s.
+            "socket_timeout": broker_socket_timeout(settings),
+            "socket_connect_timeout": broker_socket_timeout(settings),
         },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
@@ -175,6 +180,11 @@ def _mapruns() -> MapRuns:
 def _clients(settings: Settings) -> tuple[Any, Any]:
     state = state_client(settings)
     return state, brokers.sync_broker(settings, state)
+
+
+def broker_socket_timeout(settings: Settings) -> float:
+    """Seconds a Redis broker command may block the worker: a third of the liveness limit, 2 to 10 s."""
+    return max(2.0, min(10.0, settings.heartbeat_stale_seconds / 3))
 
 
 def _driver() -> Driver:

@@ -20,7 +20,7 @@ import pytest
 from common.settings import Settings
 from openfnf.redisserver import free_port, start_redis
 from tests.conftest import ROOT, Service
-from worker.heartbeat import check
+from worker.heartbeat import Verdict, check
 
 pytestmark = pytest.mark.e2e
 
@@ -52,10 +52,14 @@ def heartbeat_env(svc: Service, role: str) -> dict[str, str]:
     return {"OPENFNF_HEARTBEAT_FILE": str(svc.workdir / f"{role}.alive")}
 
 
-def alive(svc: Service, role: str) -> bool:
+def verdict(svc: Service, role: str) -> Verdict:
     """The check's verdict computed here (cheap to poll); run_check runs the real command."""
     settings = Settings(heartbeat_file=svc.workdir / f"{role}.alive", heartbeat_stale_seconds=STALE)
-    return check(settings, role).alive
+    return check(settings, role)
+
+
+def alive(svc: Service, role: str) -> bool:
+    return verdict(svc, role).alive
 
 
 def run_check(svc: Service, role: str) -> tuple[int, str]:
@@ -136,7 +140,8 @@ def test_unresponsive_redis_makes_the_front_door_unready_but_nothing_dead(ops: S
         # for twice the staleness limit, every process keeps looking alive
         while time.monotonic() - frozen_at < 2 * STALE:
             for role in ("worker", "timers"):
-                assert alive(ops, role), f"{role} looked dead with Redis frozen for {time.monotonic() - frozen_at:.1f} s"
+                said = verdict(ops, role)
+                assert said.alive, f"{role} looked dead with Redis frozen for {time.monotonic() - frozen_at:.1f} s: {said.reason}"
             time.sleep(0.1)
         for role in ("worker", "timers"):
             code, out = run_check(ops, role)
