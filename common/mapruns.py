@@ -38,8 +38,8 @@ def run_name(parent_tag: str, activity_id: str) -> str:
 
 
 def run_tag(flow_id: str, name: str) -> str:
-    """The routing tag of a MapRun (its keys' hash tag)."""
-    return f"{flow_id}/{name}"
+    """The routing tag of a MapRun (its keys' hash tag): built as an execution's."""
+    return keys.execution_tag(flow_id, name)
 
 
 def child_name(name: str, index: int) -> str:

@@ -14,7 +14,20 @@ from openfnf.rediscluster import SLOTS, Cluster, Node, start_cluster
 from openfnf.redisserver import free_port, start_redis
 from tests.conftest import Service
 
-__all__ = ["SLOTS", "Cluster", "Node", "running_cluster_service", "start_cluster"]
+__all__ = ["SLOTS", "Cluster", "Node", "cluster_with_broker", "running_cluster_service", "start_cluster"]
+
+
+@contextlib.contextmanager
+def cluster_with_broker(tmp: Path) -> Iterator[tuple[Cluster, str]]:
+    """A fresh 3-primary Redis Cluster for the state and the URL of a single redis-server for the broker
+    (for tests that build the front door in process)."""
+    cluster = start_cluster(tmp / "cluster", 3)
+    broker = start_redis(tmp / "broker", aof=False)
+    try:
+        yield cluster, broker.url
+    finally:
+        broker.stop()
+        cluster.stop()
 
 
 @contextlib.contextmanager

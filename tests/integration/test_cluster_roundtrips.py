@@ -27,21 +27,14 @@ from common.redisclients import async_state_client
 from common.scripts import Scripts
 from common.settings import Settings
 from openfnf.rediscluster import command as node_command
-from openfnf.redisserver import start_redis
 from tests.integration.test_start_roundtrips import KEY, SECRET, call, signed
-from tests.rediscluster import Cluster, Node, start_cluster
+from tests.rediscluster import Cluster, Node, cluster_with_broker
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, str]]:
-    tmp = tmp_path_factory.mktemp("cluster-rt")
-    c = start_cluster(tmp / "cluster", 3)
-    broker = start_redis(tmp / "broker", aof=False)
-    try:
-        yield c, broker.url
-    finally:
-        broker.stop()
-        c.stop()
+    with cluster_with_broker(tmp_path_factory.mktemp("cluster-rt")) as pair:
+        yield pair
 
 
 _BATCH: contextvars.ContextVar[list[tuple[int, bytes]]] = contextvars.ContextVar("batch")

@@ -14,23 +14,16 @@ from api.app import make_app
 from common import keys
 from common.records import definition_id
 from common.settings import Settings
-from openfnf.redisserver import start_redis
 from tests.integration.test_start_roundtrips import KEY, SECRET, call, signed
-from tests.rediscluster import Cluster, start_cluster
+from tests.rediscluster import Cluster, cluster_with_broker
 
 FLOW = "Type: StateMachine\nSpecVersion: v1\nStartAt: A\nStates:\n  - Type: Pass\n    Name: A\n    End: true\n"
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, str]]:
-    tmp = tmp_path_factory.mktemp("cluster-errors")
-    c = start_cluster(tmp / "cluster", 3)
-    broker = start_redis(tmp / "broker", aof=False)
-    try:
-        yield c, broker.url
-    finally:
-        broker.stop()
-        c.stop()
+    with cluster_with_broker(tmp_path_factory.mktemp("cluster-errors")) as pair:
+        yield pair
 
 
 async def _status(client: TestClient, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
