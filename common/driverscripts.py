@@ -1,8 +1,23 @@
-"""The Python side of acquire.lua and commit.lua (headers in common/lua): one typed reader of acquire's
-reply and one builder of commit's ARGV, so no caller counts positions."""
+"""A driver's two steps on an execution's keys: taking the lease and reading (plain commands,
+queue_acquire and read_acquired), and writing the drive back (commit.lua, header in common/lua;
+Commit builds its ARGV), so no caller counts positions.
+
+Taking the lease needs no script (issue 17: on the bundled Redis 6.2 a Lua call that returns data
+costs about three times the same commands sent plainly). It is three commands on the execution's
+slot, run in order on one connection: `SET lease token NX PX lease_ms` (the lease, or nothing if
+another driver holds it), then `HMGET record RECORD_FIELDS` and `LRANGE inbox 0 -1`.
+
+Atomicity is not needed: what the lease holder reads can change between the steps only through
+appends (read now, or counted as `left` by its commit) and reopen.lua, which deletes the lease and
+so fences this drive's commit. The record's `dq` mark (a drive is queued, append.lua) is left alone
+here and cleared by the commit (commit.lua): an event that arrives while the lease is held does not
+publish a drive, since the holder's commit counts it and the holder goes round again. A lease taken
+for an execution that does not exist (its record is missing) is a stray: the driver lets go of it
+at once (Driver.drive_many)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,19 +25,20 @@ from common import keys
 from common.records import as_str
 from common.scripts import Scripts
 
-# The record fields acquire.lua reads (HMGET), in its reply's order.
+# The record fields a driver reads (HMGET), in its reply's order.
 RECORD_FIELDS = ("status", "state", "defid", "flow", "name", "acct", "cb", "hseq", "tp")
-NO_EXECUTION, HELD = "-1", "0"  # acquire.lua's token when it took no lease
+NO_EXECUTION, HELD = "-1", "0"  # the token when the acquire took no lease
+ACQUIRE_REPLIES = 3  # the replies queue_acquire's commands add to a pipeline's results
 
 
 def new_fence() -> str:
-    """A fencing token for one acquire.lua call: 64 random bits, never NO_EXECUTION or HELD."""
+    """A fencing token for one acquire: 64 random bits, never NO_EXECUTION or HELD."""
     return secrets.token_hex(8)
 
 
 @dataclass(frozen=True)
 class Acquired:
-    """acquire.lua's reply: the lease's fencing token and what the drive reads, or why there is no lease."""
+    """An acquire's answer: the lease's fencing token and what the drive reads, or why there is no lease."""
 
     token: str  # NO_EXECUTION, HELD (another driver has the lease), else the fencing token (new_fence)
     status: str = ""
@@ -35,6 +51,7 @@ class Acquired:
     hseq: int = 0  # history events so far
     traceparent: str = ""  # the trace its drives continue (common/tracing.py), "" when tracing was off
     inbox: tuple[str, ...] = ()  # events, oldest first (JSON)
+    stray: bool = False  # NO_EXECUTION, yet the lease was taken: the caller deletes keys.lease(tag)
 
     @property
     def leased(self) -> bool:
@@ -42,20 +59,35 @@ class Acquired:
         return self.token not in (NO_EXECUTION, HELD)
 
 
-def read_acquired(reply: list[Any]) -> Acquired:
-    """acquire.lua's reply ({-1}, {0} or {token, {fields...}, {events...}}) as an Acquired."""
-    token = as_str(reply[0])
-    if token in (NO_EXECUTION, HELD):
-        return Acquired(token)
-    status, state, def_id, flow, name, account, callback, hseq, traceparent = (as_str(v) for v in reply[1])
-    inbox = tuple(as_str(e) for e in reply[2])
-    return Acquired(token, status, state, def_id, flow, name, account, callback, int(hseq or 0), traceparent, inbox)
+def read_acquired(replies: Sequence[Any], token: str) -> Acquired:
+    """The ACQUIRE_REPLIES replies of queue_acquire's commands (queued with fencing token `token`) as an Acquired."""
+    taken, record, inbox = replies
+    status, state, def_id, flow, name, account, callback, hseq, traceparent = (as_str(v) for v in record)
+    if not status:  # every record has a status (claim.lua writes it first): a missing one means no execution
+        return Acquired(NO_EXECUTION, stray=bool(taken))
+    if not taken:
+        return Acquired(HELD)
+    events = tuple(as_str(e) for e in inbox)
+    return Acquired(token, status, state, def_id, flow, name, account, callback, int(hseq or 0), traceparent, events)
 
 
-def queue_acquire(scripts: Scripts, pipe: Any, tag: str, lease_ms: int, token: str = "") -> None:
-    """Queue acquire.lua for one execution with a fencing token (a fresh new_fence() unless given; its
-    answer: read_acquired)."""
-    scripts.queue(pipe, "acquire", keys.execution_keys(tag), [lease_ms, token or new_fence()])
+def queue_acquire(pipe: Any, tag: str, lease_ms: int, token: str) -> None:
+    """Queue the ACQUIRE_REPLIES commands that take the lease of one execution with fencing token `token`
+    (new_fence()) and read it (the module's docstring); their replies: read_acquired."""
+    pipe.set(keys.lease(tag), token, nx=True, px=lease_ms)
+    pipe.hmget(keys.execution(tag), RECORD_FIELDS)
+    pipe.lrange(keys.inbox(tag), 0, -1)
+
+
+def acquire_sync(client: Any, tag: str, lease_ms: int, token: str) -> Acquired:
+    """One acquire on its own (a sync client): the lease taken with `token` and the execution read. A stray
+    lease (the execution does not exist) is let go at once."""
+    pipe = client.pipeline(transaction=False)
+    queue_acquire(pipe, tag, lease_ms, token)
+    got = read_acquired(pipe.execute(), token)
+    if got.stray:
+        client.delete(keys.lease(tag))
+    return got
 
 
 @dataclass(frozen=True)
@@ -63,7 +95,7 @@ class Commit:
     """commit.lua's ARGV: one drive's result, written if the fencing token still holds the lease."""
 
     tag: str
-    token: str
+    token: str  # the acquire's fencing token
     consumed: int  # inbox events the drive read (removed from the head)
     state: str  # the new interpreter state (JSON)
     history_chunk: bytes | str  # the new events (records.encode_history_chunk), empty for none

@@ -10,7 +10,6 @@ from redis.exceptions import NoScriptError
 
 NAMES = (
     "claim",
-    "acquire",
     "commit",
     "append",
     "watch",

@@ -9,7 +9,17 @@ from functools import partial
 from typing import Any
 
 from common import keys, runcount
-from common.driverscripts import HELD, NO_EXECUTION, Acquired, Commit, queue_acquire, queue_commit, read_acquired
+from common.driverscripts import (
+    ACQUIRE_REPLIES,
+    HELD,
+    NO_EXECUTION,
+    Acquired,
+    Commit,
+    new_fence,
+    queue_acquire,
+    queue_commit,
+    read_acquired,
+)
 from common.faults import fault_point
 from common.fdl import FlowDef, parse_definition
 from common.interpreter import CommandType, EventType, HistoryEvent, Status, abort, advance
@@ -69,7 +79,7 @@ class Driver:
     def drive_many(self, tags: list[str]) -> dict[str, str]:
         """Advance these executions, each as far as its inbox allows; what happened to each.
 
-        One round trip takes every lease (acquire.lua), the interpreter and the side effects run
+        One round trip takes every lease (common/driverscripts.py), the interpreter and the side effects run
         execution by execution, and one round trip writes every result back (commit.lua). Those
         whose inbox filled again meanwhile go round again, up to MAX_ROUNDS.
         """
@@ -77,21 +87,32 @@ class Driver:
         active = list(outcomes)
         for _ in range(MAX_ROUNDS):
             unwake, self._unwake = self._unwake, []
-            got = self.scripts.pipeline_sync(partial(self._acquire, tags=active, unwake=unwake))[: len(active)]
-            rounds = []
-            for tag, answer in zip(active, got, strict=True):
-                acquired = read_acquired(answer)
+            tokens = [new_fence() for _ in active]
+            got = self.scripts.pipeline_sync(partial(self._acquire, tags=active, tokens=tokens, unwake=unwake))
+            rounds, strays = [], []
+            for i, (tag, token) in enumerate(zip(active, tokens, strict=True)):
+                acquired = read_acquired(got[i * ACQUIRE_REPLIES : (i + 1) * ACQUIRE_REPLIES], token)
                 if acquired.token == NO_EXECUTION:
                     outcomes[tag] = "missing"
+                    if acquired.stray:
+                        strays.append(keys.lease(tag))
                 elif acquired.token == HELD:
                     # the holder re-reads the inbox before it lets go; the safety net covers a dead holder
                     outcomes[tag] = "busy"
                 else:
                     rounds.append(self._decide(tag, acquired))
+            if strays:  # leases taken for executions that do not exist (rare): let go of them at once
+                pipe = self.redis.pipeline(transaction=False)
+                for lease in strays:
+                    pipe.delete(lease)
+                pipe.execute()
             active = []
             for done, left in zip(rounds, self._commit(rounds), strict=True):
                 outcomes[done.tag] = "fenced" if left < 0 else "driven"
-                if left > 0:
+                # Events left go round again. So does a fenced drive (its lease expired, or a redrive took it
+                # back): events that came while it held the lease published no drive (the `dq` mark,
+                # common/driverscripts.py), so it takes the lease again, or finds who holds it now.
+                if left != 0:
                     active.append(done.tag)
             if not active:
                 break
@@ -100,10 +121,11 @@ class Driver:
                 break
         return outcomes
 
-    def _acquire(self, pipe: Any, tags: list[str], unwake: list[str]) -> None:
-        """Queue acquire.lua for each of these executions, then the removal of the wake-up members `unwake` (see _commit)."""
-        for tag in tags:
-            queue_acquire(self.scripts, pipe, tag, self.settings.lease_ms)
+    def _acquire(self, pipe: Any, tags: list[str], tokens: list[str], unwake: list[str]) -> None:
+        """Queue the acquire of each of these executions (with its fencing token), then the removal of the wake-up
+        members `unwake` (see _commit)."""
+        for tag, token in zip(tags, tokens, strict=True):
+            queue_acquire(pipe, tag, self.settings.lease_ms, token)
         n = self.settings.partitions
         for wake_key in dict.fromkeys(keys.wake_for(t, n) for t in unwake):  # one ZREM per partition (slot)
             pipe.zrem(wake_key, *(t for t in unwake if keys.wake_for(t, n) == wake_key))

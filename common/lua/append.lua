@@ -2,7 +2,7 @@
 -- KEYS[1] execution record   KEYS[2] inbox
 -- ARGV[1] the event (JSON)
 -- ARGV[2] optional: now (ms). Given, the record's `dq` mark says whether a drive is already queued
---         (set here, cleared by acquire.lua), so the caller publishes one only when none is
+--         (set here, cleared by a driver taking the lease, common/driverscripts.py), so the caller publishes one only when none is
 -- ARGV[3] with ARGV[2]: a mark older than this (ms) is not trusted (its message may be lost) and is renewed
 -- ARGV[4..] optional, with ARGV[2]: more events, appended after ARGV[1] (a batch of activity results)
 -- Returns {-1} if there is no such execution, {0, status} if it has ended (nothing appended),

@@ -3,7 +3,7 @@
 -- KEYS[1] execution record   KEYS[2] inbox   KEYS[3] history   KEYS[4] lease
 -- KEYS[5] optional: the children hash (keys.children), deleted when the execution ends (the children
 --         its tasks waited for were stopped with those tasks)
--- ARGV[1] fencing token from acquire.lua
+-- ARGV[1] fencing token of the acquire (common/driverscripts.py)
 -- ARGV[2] how many inbox events the drive consumed (removed from the head)
 -- ARGV[3] the new interpreter state (JSON)
 -- ARGV[4] history chunk to append (JSON array), or '' for none
@@ -13,8 +13,9 @@
 -- ARGV[8] the execution tag
 -- ARGV[9..] more field, value pairs for the record (status, output, stopped, error, cause)
 -- Returns -1 if the fence was lost (nothing of the drive written), else the number of inbox events left.
--- Either way, events left behind clear the record's `dq` mark (append.lua): the next event then
--- publishes a drive, whether or not this driver goes round again.
+-- Either way the record's `dq` mark (a drive is queued, append.lua) is cleared: an event that came
+-- while the lease was held published no drive and is among those left (the driver goes round again),
+-- and the next event publishes one, whether or not this driver goes on.
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then
   redis.call('HDEL', KEYS[1], 'dq')
   return -1
@@ -55,5 +56,5 @@ if ttl > 0 then
     redis.call('PUBLISH', ARGV[7], ARGV[8])
   end
 end
-if left > 0 then redis.call('HDEL', KEYS[1], 'dq') end
+redis.call('HDEL', KEYS[1], 'dq')
 return left

@@ -1,5 +1,5 @@
 """At most one queued drive per execution (the record's `dq` mark) on a real redis-server: the Lua
-(append.lua and report.lua set it, acquire.lua and commit.lua clear it), then the races around it
+(append.lua and report.lua set it, commit.lua clears it; taking the lease leaves it), then the races around it
 with the real Driver and ActivityRunner.deliver: a busy holder, a lease that expired, a holder that
 gives up with events left (MAX_ROUNDS, shutdown hand-back), and a lost drive message, which the
 safety net re-drives whatever the mark says."""
@@ -15,7 +15,7 @@ import redis
 
 from common import keys, runcount
 from common.claims import queue_claim
-from common.driverscripts import new_fence
+from common.driverscripts import HELD, acquire_sync, new_fence
 from common.interpreter import Decision, Status
 from common.scripts import Scripts
 from common.settings import Settings
@@ -106,28 +106,26 @@ def test_report_marks_like_append(r: redis.Redis, settings: Settings) -> None:
     assert _mark(r, tag) == b"10000"
 
 
-def test_acquire_clears_the_mark_busy_leaves_it_and_commit_clears_it_when_events_are_left(r: redis.Redis, settings: Settings) -> None:
+def test_the_holder_keeps_the_mark_and_every_commit_clears_it(r: redis.Redis, settings: Settings) -> None:
     s = Scripts(r)
     tag = _claim(r, settings, "e1")
     xkeys, ekeys = keys.execution_keys(tag), [keys.execution(tag), keys.inbox(tag)]
-    s.append(keys=ekeys, args=["{}", 10_000, STALE])
-    token, _, inbox = s.acquire(keys=xkeys, args=[5000, new_fence()])
-    assert _mark(r, tag) is None and len(inbox) == 2  # the holder reads everything: no drive is needed for it
-    assert s.append(keys=ekeys, args=["{}", 10_001, STALE])[2] == 1  # arrives while it drives: publish
-    assert s.acquire(keys=xkeys, args=[5000, new_fence()]) == [0]  # that drive finds the lease held: the mark stays
-    assert _mark(r, tag) == b"10001"
-    assert s.commit(keys=xkeys, args=[token, len(inbox), "{}", "", 1, 0, keys.DONE_CHANNEL, tag]) == 1
+    assert s.append(keys=ekeys, args=["{}", 10_000, STALE])[2] == 1  # publish
+    got = acquire_sync(r, tag, 5000, new_fence())
+    assert _mark(r, tag) == b"10000" and len(got.inbox) == 2  # the holder reads everything
+    assert s.append(keys=ekeys, args=["{}", 10_001, STALE])[2] == 0  # arrives while it drives: its commit counts it
+    assert acquire_sync(r, tag, 5000, new_fence()).token == HELD  # a drive from elsewhere finds the lease held
+    assert _mark(r, tag) == b"10000"
+    assert s.commit(keys=xkeys, args=[got.token, len(got.inbox), "{}", "", 1, 0, keys.DONE_CHANNEL, tag]) == 1
     assert _mark(r, tag) is None  # an event is left: whoever comes next publishes, should the holder stop here
-    token, _, inbox = s.acquire(keys=xkeys, args=[5000, new_fence()])
-    s.append(keys=ekeys, args=["{}", 10_002, STALE])
-    r.hdel(keys.execution(tag), "dq")
-    assert s.commit(keys=xkeys, args=[token, len(inbox), "{}", "", 1, 0, keys.DONE_CHANNEL, tag]) == 1
-    token, _, inbox = s.acquire(keys=xkeys, args=[5000, new_fence()])
-    assert s.commit(keys=xkeys, args=[token, len(inbox), "{}", "", 1, 0, keys.DONE_CHANNEL, tag]) == 0
+    got = acquire_sync(r, tag, 5000, new_fence())
+    assert s.commit(keys=xkeys, args=[got.token, len(got.inbox), "{}", "", 1, 0, keys.DONE_CHANNEL, tag]) == 0
+    assert _mark(r, tag) is None and r.llen(keys.inbox(tag)) == 0
+    got = acquire_sync(r, tag, 5000, new_fence())
     s.append(keys=ekeys, args=["{}", 10_003, STALE])
     assert _mark(r, tag) == b"10003"
     r.delete(keys.lease(tag))
-    assert s.commit(keys=xkeys, args=[token, 0, "{}", "", 1, 0, keys.DONE_CHANNEL, tag]) == -1  # fenced
+    assert s.commit(keys=xkeys, args=[got.token, 0, "{}", "", 1, 0, keys.DONE_CHANNEL, tag]) == -1  # fenced
     assert _mark(r, tag) is None  # the fenced holder may have swallowed a drive: the next event publishes
     assert r.llen(keys.inbox(tag)) == 1
 
@@ -155,35 +153,38 @@ def test_a_busy_holder_goes_round_and_the_next_event_publishes_once_it_stops(
     tag = _claim(r, settings, "e1")
     driver = Driver(r, settings)
     _drive(driver, tag)
-    token, _, inbox = s.acquire(keys=keys.execution_keys(tag), args=[settings.lease_ms, new_fence()])  # the holder
-    assert runner.deliver(tag, _event(1)) is True
+    held = acquire_sync(r, tag, settings.lease_ms, new_fence())  # the holder
+    assert runner.deliver(tag, _event(1)) is True  # no drive is queued (the last commit cleared the mark): publish
     assert _drive(driver, tag) == "busy"  # the drive it published meets the holder
     assert runner.deliver(tag, _event(2)) is False  # the holder will see it: nothing to publish
-    left = s.commit(keys=keys.execution_keys(tag), args=[token, len(inbox), "{}", "", 1, 0, keys.DONE_CHANNEL, tag])
+    left = s.commit(keys=keys.execution_keys(tag), args=[held.token, len(held.inbox), "{}", "", 1, 0, keys.DONE_CHANNEL, tag])
     assert left == 2
     # The holder stops here (MAX_ROUNDS, or SIGTERM hands the rest back): the next event drives it.
     assert runner.deliver(tag, _event(3)) is True and published == [tag, tag]
     assert _drive(driver, tag) == "driven" and r.llen(keys.inbox(tag)) == 0
 
 
-def test_a_holder_that_lost_its_lease_leaves_no_mark_behind(
+def test_a_holder_that_lost_its_lease_takes_it_again_and_reads_what_came_meanwhile(
     r: redis.Redis, settings: Settings, runner: ActivityRunner, published: list[str]
 ) -> None:
     tag = _claim(r, settings, "e1")
     driver = Driver(r, settings)
     _drive(driver, tag)
     dispatch = driver.dispatcher.dispatch
+    lost: list[str] = []
 
     def deliver_then_lose_the_lease(t: str, commands: list[dict[str, Any]], *rest: Any) -> None:
         dispatch(t, commands, *rest)
-        runner.deliver(tag, _event(2))  # arrives mid-drive: publishes (the mark was cleared by acquire)
-        r.delete(keys.lease(tag))  # the lease expires before the commit
+        if not lost:
+            assert runner.deliver(tag, _event(2)) is False  # arrives mid-drive: the holder's commit will count it
+            lost.append(r.get(keys.lease(tag)) or b"")
+            r.delete(keys.lease(tag))  # the lease expires before the commit
 
     assert runner.deliver(tag, _event(1)) is True
     driver.dispatcher.dispatch = deliver_then_lose_the_lease  # type: ignore[method-assign]
-    assert _drive(driver, tag) == "fenced"
+    assert _drive(driver, tag) == "driven"  # fenced once, then it took the lease again and drove event 2
     driver.dispatcher.dispatch = dispatch  # type: ignore[method-assign]
-    assert published == [tag, tag] and _mark(r, tag) is None
+    assert lost and published == [tag] and _mark(r, tag) is None and r.llen(keys.inbox(tag)) == 0
     assert runner.deliver(tag, _event(3)) is True  # not held back by a drive that may have been swallowed
     assert _drive(driver, tag) == "driven" and r.llen(keys.inbox(tag)) == 0
 
@@ -229,8 +230,14 @@ def test_children_ending_together_publish_one_drive_of_their_parent(r: redis.Red
     for task_id in ("7", "8"):
         dispatcher.notify_parent(make_token(settings.token_secret, flow_id, name, task_id), ended, 10_000)
     assert r.llen(settings.drive_queue) == 1 and r.llen(keys.inbox(parent)) == 3  # Started and two reports
-    Scripts(r).acquire(keys=keys.execution_keys(parent), args=[5000, new_fence()])  # the drive takes the lease
+    held = acquire_sync(r, parent, 5000, new_fence())  # the drive takes the lease
     dispatcher.notify_parent(make_token(settings.token_secret, flow_id, name, "9"), ended, 10_001)
+    assert r.llen(settings.drive_queue) == 1  # the holder's commit counts the third report: no drive for it
+    left = Scripts(r).commit(keys=keys.execution_keys(parent), args=[held.token, len(held.inbox), "{}", "", 1, 0, keys.DONE_CHANNEL, parent])
+    assert left == 1 and _mark(r, parent) is None  # left for the holder's next round; the next report publishes
+    dispatcher.notify_parent(make_token(settings.token_secret, flow_id, name, "9"), ended, 10_002)  # (a repeat: refused)
+    r.hset(keys.tasks(parent), "6", "waiting")
+    dispatcher.notify_parent(make_token(settings.token_secret, flow_id, name, "6"), ended, 10_003)
     assert r.llen(settings.drive_queue) == 2
 
 

@@ -6,6 +6,7 @@ import json
 import redis
 
 from common import keys
+from common.driverscripts import acquire_sync
 from common.scripts import Scripts
 
 TAG = keys.execution_tag("flow-id-1", "exec1")
@@ -14,10 +15,10 @@ RKEYS = [*XKEYS, keys.tasks(TAG)]
 EVENT = json.dumps({"t": "Redriven"})
 
 
-def _ended(s: Scripts, r: redis.Redis, status: str = "Failed") -> bytes:
+def _ended(s: Scripts, r: redis.Redis, status: str = "Failed") -> str:
     """A claimed execution driven to its end by commit.lua, with its retention TTL; the drive's token."""
     s.claim(keys=XKEYS[:2], args=[json.dumps({"t": "Started"}), "status", "Running", "defid", "d1", "started", "1000"])
-    token: bytes = s.acquire(keys=XKEYS, args=[5000, "t0"])[0]
+    token = acquire_sync(r, TAG, 5000, "t0").token
     r.hset(keys.tasks(TAG), "7", "done")
     fields = ["status", status, "stopped", "2000", "error", "E", "cause", "C"]
     assert s.commit(keys=XKEYS, args=[token, 1, json.dumps({"status": status}, separators=(",", ":")), '[["e"]]', 2, 3600, keys.DONE_CHANNEL, TAG, *fields]) == 0
@@ -70,13 +71,13 @@ def test_the_most_redrives_allowed(r: redis.Redis) -> None:
 def test_a_drive_holding_the_ended_execution_loses_its_fence(r: redis.Redis) -> None:
     s = Scripts(r)
     _ended(s, r)
-    token = s.acquire(keys=XKEYS, args=[5000, "t1"])[0]  # e.g. the safety net drives the ended execution
+    token = acquire_sync(r, TAG, 5000, "t1").token  # e.g. the safety net drives the ended execution
     assert s.reopen(keys=RKEYS, args=[EVENT, 1000, 5000, 5000]) == [1, 1]
     # its commit would put the TTL back and the ended state over the reopened one: it is fenced out
     fields = ["status", "Failed"]
     assert s.commit(keys=XKEYS, args=[token, 0, '{"status":"Failed"}', "", 2, 3600, keys.DONE_CHANNEL, TAG, *fields]) == -1
     assert r.hget(XKEYS[0], "status") == b"Running" and r.ttl(XKEYS[0]) == -1
-    assert s.acquire(keys=XKEYS, args=[5000, "t2"])[0] == b"t2"  # the next drive takes it and reads the Redriven event
+    assert acquire_sync(r, TAG, 5000, "t2").token == "t2"  # the next drive takes it and reads the Redriven event
 
 
 def test_a_full_history_is_refused(r: redis.Redis) -> None:

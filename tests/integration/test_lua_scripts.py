@@ -6,6 +6,7 @@ import json
 import redis
 
 from common import keys
+from common.driverscripts import HELD, NO_EXECUTION, acquire_sync
 from common.scripts import NAMES, Scripts, source
 
 TAG = keys.execution_tag("flow-id-1", "exec1")
@@ -36,14 +37,13 @@ def test_claim_once_then_report_the_holder(r: redis.Redis) -> None:
 
 def test_acquire_fences_and_commit_checks_the_fence(r: redis.Redis) -> None:
     s = Scripts(r)
-    assert s.acquire(keys=XKEYS, args=[5000, "t1"]) == [-1]  # no such execution
-    assert not r.exists(XKEYS[0]) and not r.exists(XKEYS[3])  # and nothing written for it
+    assert acquire_sync(r, TAG, 5000, "t1").token == NO_EXECUTION  # no such execution
+    assert not r.exists(XKEYS[0]) and not r.exists(XKEYS[3])  # and nothing left for it (its stray lease let go)
     _claim(s)
-    token, rec, inbox = s.acquire(keys=XKEYS, args=[5000, "t1"])
-    assert token == b"t1" and rec[0] == b"Running" and rec[2] == b"d1" and inbox == [b'{"t": "Started"}']
-    assert len(rec) == 9  # status .. tp, as documented (the `dq` mark read with them is not returned)
+    got = acquire_sync(r, TAG, 5000, "t1")
+    assert (got.token, got.status, got.def_id, got.inbox) == ("t1", "Running", "d1", ('{"t": "Started"}',))
     assert r.get(XKEYS[3]) == b"t1" and 0 < r.pttl(XKEYS[3]) <= 5000
-    assert s.acquire(keys=XKEYS, args=[5000, "t2"]) == [0]  # held
+    assert acquire_sync(r, TAG, 5000, "t2").token == HELD
     assert r.get(XKEYS[3]) == b"t1"  # the holder keeps its lease
     r.rpush(XKEYS[1], b'{"t":"Late"}')  # arrives while the driver works
     left = s.commit(keys=XKEYS, args=["t1", 1, '{"seq":3}', '[["e"]]', 3, 0, keys.DONE_CHANNEL, TAG, "status", "Running"])
@@ -53,8 +53,7 @@ def test_acquire_fences_and_commit_checks_the_fence(r: redis.Redis) -> None:
     assert r.lrange(XKEYS[2], 0, -1) == [b'[["e"]]']
     assert not r.exists(XKEYS[3])
     # A stale driver (old token) writes nothing.
-    token2 = s.acquire(keys=XKEYS, args=[5000, "t3"])[0]
-    assert token2 == b"t3"
+    assert acquire_sync(r, TAG, 5000, "t3").token == "t3"
     assert s.commit(keys=XKEYS, args=["t1", 0, "{}", "", 0, 0, keys.DONE_CHANNEL, TAG]) == -1
     assert r.hget(XKEYS[0], "state") == b'{"seq":3}'
     # The holder's commit takes the rest; an emptied inbox is deleted with the lease.
@@ -65,24 +64,26 @@ def test_acquire_fences_and_commit_checks_the_fence(r: redis.Redis) -> None:
 def test_lease_expires(r: redis.Redis) -> None:
     s = Scripts(r)
     _claim(s)
-    assert s.acquire(keys=XKEYS, args=[1, "t1"])[0] == b"t1"
+    assert acquire_sync(r, TAG, 1, "t1").token == "t1"
     r.pexpire(XKEYS[3], 1)
     while r.exists(XKEYS[3]):  # expired (Redis checks a key's expiry when it is read)
         pass
-    assert s.acquire(keys=XKEYS, args=[5000, "t2"])[0] == b"t2"  # a new holder after expiry
+    assert acquire_sync(r, TAG, 5000, "t2").token == "t2"  # a new holder after expiry
     assert s.commit(keys=XKEYS, args=["t1", 1, "{}", "", 0, 0, keys.DONE_CHANNEL, TAG]) == -1  # the old one is fenced
 
 
-def test_acquire_clears_the_drive_mark_only_when_set(r: redis.Redis) -> None:
+def test_the_drive_mark_stays_while_the_lease_is_held_and_every_commit_clears_it(r: redis.Redis) -> None:
     s = Scripts(r)
     _claim(s)
-    r.set(XKEYS[3], "other")  # held: the mark stays (the holder's commit decides)
+    r.set(XKEYS[3], "other")  # held by another driver: its commit decides
     r.hset(XKEYS[0], "dq", "1000")
-    assert s.acquire(keys=XKEYS, args=[5000, "t1"]) == [0]
-    assert r.hget(XKEYS[0], "dq") == b"1000"
+    assert acquire_sync(r, TAG, 5000, "t1").token == HELD
+    assert r.hget(XKEYS[0], "dq") == b"1000" and r.get(XKEYS[3]) == b"other"
     r.delete(XKEYS[3])
-    assert s.acquire(keys=XKEYS, args=[5000, "t1"])[0] == b"t1"
-    assert not r.hexists(XKEYS[0], "dq")
+    assert acquire_sync(r, TAG, 5000, "t1").token == "t1"
+    assert r.hget(XKEYS[0], "dq") == b"1000"  # events arriving during the drive publish nothing: the commit counts them
+    assert s.commit(keys=XKEYS, args=["t1", 1, "{}", "", 1, 0, keys.DONE_CHANNEL, TAG]) == 0
+    assert not r.hexists(XKEYS[0], "dq")  # nothing left, and the next event publishes a drive
 
 
 def test_commit_at_the_end_deletes_the_children_hash_only_when_it_ends(r: redis.Redis) -> None:
@@ -90,11 +91,11 @@ def test_commit_at_the_end_deletes_the_children_hash_only_when_it_ends(r: redis.
     _claim(s)
     kids = keys.children(TAG)
     r.hset(kids, "child-tag", "task-1")
-    s.acquire(keys=XKEYS, args=[5000, "t1"])
+    acquire_sync(r, TAG, 5000, "t1")
     r.rpush(XKEYS[1], b'{"t":"Late"}')
     assert s.commit(keys=[*XKEYS, kids], args=["t1", 1, "{}", "", 1, 0, keys.DONE_CHANNEL, TAG]) == 1
     assert r.hget(kids, "child-tag") == b"task-1"  # still running: its children stay
-    s.acquire(keys=XKEYS, args=[5000, "t2"])
+    acquire_sync(r, TAG, 5000, "t2")
     r.rpush(XKEYS[1], b'{"t":"Later"}')  # left behind by the ending drive: the inbox stays, and expires too
     assert s.commit(keys=[*XKEYS, kids], args=["t2", 1, "{}", "[1]", 2, 3600, keys.DONE_CHANNEL, TAG, "status", "Failed"]) == 1
     assert not r.exists(kids)
@@ -107,7 +108,7 @@ def test_commit_at_the_end_expires_and_publishes_only_when_watched(r: redis.Redi
     sub = r.pubsub(ignore_subscribe_messages=True)
     sub.subscribe(keys.DONE_CHANNEL)
     sub.get_message(timeout=1)
-    token = s.acquire(keys=XKEYS, args=[5000, "t1"])[0]
+    token = acquire_sync(r, TAG, 5000, "t1").token
     s.commit(keys=XKEYS, args=[token, 1, "{}", "", 0, 3600, keys.DONE_CHANNEL, TAG, "status", "Succeeded"])
     assert sub.get_message(timeout=0.2) is None  # nobody watched
     assert 0 < r.ttl(XKEYS[0]) <= 3600
@@ -116,7 +117,7 @@ def test_commit_at_the_end_expires_and_publishes_only_when_watched(r: redis.Redi
     okeys = keys.execution_keys(other)
     s.claim(keys=okeys[:2], args=["{}", "status", "Running"])
     assert s.watch(keys=okeys[:1], args=["1", "status"]) == [b"Running"]
-    token = s.acquire(keys=okeys, args=[5000, "t2"])[0]
+    token = acquire_sync(r, other, 5000, "t2").token
     s.commit(keys=okeys, args=[token, 1, "{}", "", 0, 3600, keys.DONE_CHANNEL, other, "status", "Failed"])
     msg = sub.get_message(timeout=2)
     assert msg is not None and msg["data"] == other.encode()
