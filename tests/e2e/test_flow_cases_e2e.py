@@ -12,7 +12,7 @@ the scripts in the workers as tests/flowcases.py scripted() plays them on the si
 (real seconds for `after`, callback reports with ReportTaskSucceeded/Failed and the task token).
 A case with `stop_at` is stopped with StopExecution(Error "Stopped.ByTest") that many seconds
 after its start. All cases are started first, then awaited, so they wait side by side and the
-module takes about as long as the longest case (60 s).
+module takes about as long as the longest case (30 s).
 
 Run here: every case except those marked `simulated_clock` (new_wait_until, old_wait_path, new_wait_seconds_expr_at_limit):
 their waits name absolute times chosen against the simulated clock (November 2023), which a real
