@@ -53,7 +53,7 @@ async def test_a_lost_shard_answers_503_not_500(aiohttp_client: Any, cluster: tu
     c.kill(victim)
     assert lost and kept
     for _ in range(2):  # before and after the other nodes mark it failed
-        for name in lost[:2]:
+        for name in lost[:1]:  # (each waits out the dead node: ~4 s)
             status, body = await _status(client, {"Action": "DescribeExecution", "FlowName": "lost", "ExecutionName": name})
             assert status == 503 and body["Code"] == "ServiceUnavailable", (status, body)
         await asyncio.to_thread(c.wait_ok)
