@@ -13,7 +13,9 @@ so fences this drive's commit. The record's `dq` mark (a drive is queued, append
 here and cleared by the commit (commit.lua): an event that arrives while the lease is held does not
 publish a drive, since the holder's commit counts it and the holder goes round again. A lease taken
 for an execution that does not exist (its record is missing) is a stray: the driver lets go of it
-at once (Driver.drive_many)."""
+at once (Driver.drive_many). Should that execution's claim land in the moment between, a drive of
+it that meets the stray lease gives way as to any holder, and the start's own wake-up (written
+before the claim) re-drives it after wake_after_ms: a delay in a rare race, never a loss."""
 from __future__ import annotations
 
 import secrets
