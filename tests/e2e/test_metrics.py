@@ -15,7 +15,7 @@ from alibabacloud_fnf20190315 import models
 from prometheus_client.parser import text_string_to_metric_families
 from Tea.exceptions import TeaException
 
-from openfnf.redisserver import free_port, start_redis
+from openfnf.redisserver import free_port, start_redis, wait_for_port
 from tests.conftest import Service
 
 pytestmark = pytest.mark.e2e
@@ -70,6 +70,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service
             "OPENFNF_METRICS_PORT": str(timers_port), "OPENFNF_HEARTBEAT_FILE": str(tmp / "t.alive"),
             "OPENFNF_ACTIVITY_QUEUE": PARKED,  # timers never publish activities; lets a test park messages
         })  # fmt: skip
+        for port, name in ((worker_port, "worker"), (timers_port, "timers")):  # their metrics servers are up
+            wait_for_port(port, svc.procs[name])
         yield svc, worker_port, timers_port
     finally:
         svc.stop_all()
