@@ -36,6 +36,7 @@ from typing import Any
 
 import redis
 
+from bench import table
 from common import keys, runcount
 from common.driverscripts import queue_acquire
 from common.scripts import source
@@ -236,10 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callgrind", action="store_true",
                         help="count instructions under valgrind (deterministic, unlike CPU time on a shared machine)")
     args = parser.parse_args(argv)
-    chosen = [v.strip() for v in args.only.split(",") if v.strip()]
-    unknown = [v for v in chosen if v not in VARIANTS]
-    if unknown:
-        parser.error(f"unknown variant(s): {', '.join(unknown)}")
+    chosen = table.chosen(args.only, VARIANTS, parser, "variants")
     if args.callgrind:
         return _instructions(chosen, args.n or 2000, args.batch)
     n = args.n or 16_000

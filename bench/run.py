@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench import bare, charts, cluster, completion, distributed_map, latency, memory, otlpsink, profiling, services, start
 from bench.context import Ctx, Sizes
-from bench.table import Report, Row, render
+from bench.table import Report, Row, chosen, render
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -112,10 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tracing", action="store_true",
                     help="OpenFnF's processes export every span (100%% sampling) over OTLP/HTTP to a sink in this process")
     args = ap.parse_args(argv)
-    parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = [p for p in parts if p not in PARTS]
-    if unknown:
-        ap.error(f"unknown parts {unknown}; choose from {PARTS}")
+    parts = chosen(args.only, PARTS, ap, "parts")
     sizes = Sizes.quick() if args.quick else Sizes()
     if args.repeat is not None:
         sizes = dataclasses.replace(sizes, repeat=max(1, args.repeat))

@@ -1,6 +1,8 @@
 """Rows of the result table: a figure, the peer's and the bare limit's beside it, the ratios, the target."""
 from __future__ import annotations
 
+import argparse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -93,3 +95,12 @@ def render(report: Report, header: list[str]) -> str:
         lines.append("")
         lines.extend(f"- {n}" for n in report.notes)
     return "\n".join(lines) + "\n"
+
+
+def chosen(value: str, allowed: Iterable[str], parser: argparse.ArgumentParser, what: str) -> list[str]:
+    """The comma-separated names of an --only option, each one of `allowed` (else the parser's usage error)."""
+    names, known = [v.strip() for v in value.split(",") if v.strip()], list(allowed)
+    unknown = [v for v in names if v not in known]
+    if unknown:
+        parser.error(f"unknown {what} {unknown}; choose from {known}")
+    return names

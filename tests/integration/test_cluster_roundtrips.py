@@ -107,10 +107,7 @@ class Writes:
 
 async def test_start_execution_is_three_steps_on_a_cluster(aiohttp_client: Any, cluster: tuple[Cluster, str], tmp_path: Path) -> None:
     c, broker = cluster
-    settings = Settings(
-        redis_url=c.url, redis_cluster=True, broker_url=broker, access_key_id=KEY, access_key_secret=SECRET,
-        throttle_refresh_ms=600_000, _env_file=None,
-    )  # fmt: skip
+    settings = cluster_settings(c, broker)
     client: TestClient = await aiohttp_client(make_app(settings))
     definition = "Type: StateMachine\nSpecVersion: v1\nStartAt: A\nStates:\n  - Type: Pass\n    Name: A\n    End: true\n"
     await call(client, {"Action": "CreateFlow", "Name": "rt", "Definition": definition, "Type": "FDL", "Description": ""})
@@ -134,7 +131,8 @@ DEFINITION = "Type: StateMachine\nSpecVersion: v1\nStartAt: A\nStates:\n  - Type
 HANDSHAKE = {b"HELLO", b"CLIENT", b"AUTH", b"SELECT", b"READONLY"}  # a new connection's, not a batch's
 
 
-def _cluster_settings(c: Cluster, broker: str) -> Settings:
+def cluster_settings(c: Cluster, broker: str) -> Settings:
+    """The in-process front door's settings on cluster `c` with its broker (the test key, no throttle reloads)."""
     return Settings(
         redis_url=c.url, redis_cluster=True, broker_url=broker, access_key_id=KEY, access_key_secret=SECRET,
         throttle_refresh_ms=600_000, _env_file=None,
@@ -144,7 +142,7 @@ def _cluster_settings(c: Cluster, broker: str) -> Settings:
 @contextlib.asynccontextmanager
 async def _warm_batcher(c: Cluster, broker: str, timeout: float = 5.0) -> AsyncIterator[PipelineBatcher]:
     """A PipelineBatcher on a cluster client of its own, the slots learnt and a connection open to every primary."""
-    hot = async_state_client(_cluster_settings(c, broker), socket_timeout=None)
+    hot = async_state_client(cluster_settings(c, broker), socket_timeout=None)
     batcher = PipelineBatcher(hot, Scripts(hot), timeout=timeout)
     try:
         await batcher.pipeline(lambda pipe: [pipe.set(f"warm:{{{i}}}", 1) for i in range(30)])
@@ -186,7 +184,7 @@ def _one_execution_each(c: Cluster, settings: Settings, flow_id: str, names: lis
 
 async def test_concurrent_starts_make_one_write_per_node_per_batch(aiohttp_client: Any, cluster: tuple[Cluster, str]) -> None:
     c, broker = cluster
-    settings = _cluster_settings(c, broker)
+    settings = cluster_settings(c, broker)
     client, flow_id = await _app_with_flow(aiohttp_client, settings, "burst")
     await _start(client, "burst", [f"warm{i}" for i in range(20)])  # connections to every primary
     names = [f"run{i}" for i in range(40)]
@@ -267,7 +265,7 @@ async def test_starts_after_a_slot_moved_are_redirected_and_each_runs_once(aioht
     multi-key command in a slot being migrated TRYAGAIN until the keys are all on one side; redis-py
     retries it until the migration ends or its redirections run out.)"""
     c, broker = cluster
-    settings = _cluster_settings(c, broker)
+    settings = cluster_settings(c, broker)
     client, flow_id = await _app_with_flow(aiohttp_client, settings, "moving")
     await _start(client, "moving", [f"warm{i}" for i in range(10)])  # the slots learnt
     slot = key_slot(keys.execution(keys.execution_tag(flow_id, "moved0")).encode())
@@ -327,7 +325,7 @@ async def test_a_batch_follows_ask_then_moved_during_a_migration(cluster: tuple[
 
 async def test_noscript_on_one_node_in_a_batch(aiohttp_client: Any, cluster: tuple[Cluster, str]) -> None:
     c, broker = cluster
-    settings = _cluster_settings(c, broker)
+    settings = cluster_settings(c, broker)
     client, flow_id = await _app_with_flow(aiohttp_client, settings, "flushed")
     await _start(client, "flushed", [f"warm{i}" for i in range(10)])
     names = [f"run{i}" for i in range(30)]
@@ -403,7 +401,7 @@ async def test_a_start_while_its_slot_is_migrating_is_a_503_then_runs_once_after
     script there), and redis-py gives up with "TTL exhausted": the start is a moment's unavailability,
     503 ServiceUnavailable, never a 500; once the slot has moved the same name starts, once."""
     c, broker = cluster
-    settings = _cluster_settings(c, broker)
+    settings = cluster_settings(c, broker)
     client, flow_id = await _app_with_flow(aiohttp_client, settings, "migrating")
     await _start(client, "migrating", [f"warm{i}" for i in range(10)])  # the slots learnt
     name = "mig0"

@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient
 from api.app import make_app
 from common import keys
 from common.records import definition_id
-from common.settings import Settings
-from tests.integration.test_start_roundtrips import KEY, SECRET, call, signed
+from tests.integration.test_cluster_roundtrips import cluster_settings
+from tests.integration.test_start_roundtrips import call, signed
 from tests.rediscluster import Cluster, cluster_with_broker
 
 FLOW = "Type: StateMachine\nSpecVersion: v1\nStartAt: A\nStates:\n  - Type: Pass\n    Name: A\n    End: true\n"
@@ -34,10 +34,7 @@ async def _status(client: TestClient, params: dict[str, str]) -> tuple[int, dict
 
 async def test_a_lost_shard_answers_503_not_500(aiohttp_client: Any, cluster: tuple[Cluster, str]) -> None:
     c, broker = cluster
-    settings = Settings(
-        redis_url=c.url, redis_cluster=True, broker_url=broker, access_key_id=KEY, access_key_secret=SECRET,
-        throttle_refresh_ms=600_000, _env_file=None,
-    )  # fmt: skip
+    settings = cluster_settings(c, broker)
     client: TestClient = await aiohttp_client(make_app(settings))
     await call(client, {"Action": "CreateFlow", "Name": "lost", "Definition": FLOW, "Type": "FDL", "Description": ""})
     flow_id = (await call(client, {"Action": "DescribeFlow", "Name": "lost"}))["Id"]
