@@ -217,7 +217,7 @@ def _commit(r: redis.Redis, variant: str, commit_sha: str, tags: list[str], chun
     def build(pipe: Any) -> None:
         for tag in tags:
             consumed = 0 if variant == "no-inbox" else 1
-            pipe.evalsha(commit_sha, 5, *keys.execution_keys(tag), keys.children(tag), "token", consumed, STATE, chunk, 42,
+            pipe.evalsha(commit_sha, 4, *keys.execution_keys(tag), "token", consumed, STATE, chunk, 42,
                          7_776_000, keys.DONE_CHANNEL, tag, "status", "Succeeded", "stopped", str(int(time.time() * 1000)),
                          "output", "{}")  # fmt: skip
             if variant != "no-count":

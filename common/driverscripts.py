@@ -104,6 +104,7 @@ class Commit:
     hseq: int  # history length after this chunk
     ttl_seconds: int  # retention if the execution ended (its keys then expire), else 0
     fields: tuple[str, ...] = ()  # more field, value pairs for the record (status, output, stopped, error, cause)
+    tasks: bool = True  # the execution may have a tasks or children hash (it ran an activity): the end sees to them
 
     def argv(self) -> list[Any]:
         """ARGV[1..] in commit.lua's order."""
@@ -113,5 +114,9 @@ class Commit:
 
 def queue_commit(scripts: Scripts, pipe: Any, commit: Commit) -> None:
     """Queue commit.lua (its answer: -1 if the lease was lost, else the inbox events left); at the end
-    it deletes the execution's children hash too (KEYS[5])."""
-    scripts.queue(pipe, "commit", [*keys.execution_keys(commit.tag), keys.children(commit.tag)], commit.argv())
+    of an execution that ran activities (commit.tasks) it deletes the children hash (KEYS[5]) and gives
+    the tasks hash the retention (KEYS[6]). Others pass neither: each key and call costs redis-server
+    about 1% of an execution's work (bench/rediscost.py)."""
+    tag = commit.tag
+    more = [keys.children(tag), keys.tasks(tag)] if commit.tasks else []
+    scripts.queue(pipe, "commit", [*keys.execution_keys(tag), *more], commit.argv())

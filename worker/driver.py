@@ -168,7 +168,7 @@ class Driver:
         ttl = self.settings.retention_days * 86400 if decision.ended else 0
         commit = Commit(
             tag, got.token, len(got.inbox), dumps(decision.state), encode_history_chunk(decision.history),
-            hseq + len(decision.history), ttl, tuple(fields),
+            hseq + len(decision.history), ttl, tuple(fields), tasks=bool(decision.state.get("tk", 1)),
         )  # fmt: skip
         succeeded = bool(fields) and decision.status == Status.SUCCEEDED
         # The first drive consumes the Started event, which is all a StartExecution's own wake-up guards.

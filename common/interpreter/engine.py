@@ -2,7 +2,9 @@
 
 The state (see model.py for the contract) is a JSON-able dict:
   {"v": 2, "status", "seq": last EventId, "ctx": {name, flow, input}, "nf": next frame number,
-   "frames": {frame id: frame}, "waits": {command id: [frame id, "a" | "t"]}, + output/error/cause}
+   "frames": {frame id: frame}, "waits": {command id: [frame id, "a" | "t"]}, "tk": 1 once it ran an
+   activity (its tasks and children hashes may exist; absent in states older than the field: may),
+   + output/error/cause}
 A frame is one running scope (the flow, a branch, an iteration, an old choice branch's steps):
   {"scope": scope key, "at": current state, "data": scope data, "last": its latest EventId,
    "parent": frame id | None, "slot": index in the parent, "kind": root|branch|iteration|choice,
@@ -78,6 +80,8 @@ def abort(state: dict[str, Any] | None, now: int, error: str, cause: str) -> Dec
         "v": STATE_VERSION, "status": Status.FAILED.value, "seq": seq + 1, "ctx": base.get("ctx") or {},
         "nf": base.get("nf") or 1, "frames": {}, "waits": {}, "error": error, "cause": cause,
     }  # fmt: skip
+    if "tk" in base or not base:
+        new_state["tk"] = base.get("tk", 0)
     # A redrive resumes the frames that were running (redrive.py), as after any failure: not the flow from its start.
     try:
         resume = redrive.resumable(base.get("frames") or {})
@@ -121,7 +125,7 @@ class Run:
         if state:
             self.state = _copy_state(state)
         else:
-            self.state = {"v": STATE_VERSION, "status": Status.STARTING.value, "seq": 0, "ctx": {}, "nf": 1, "frames": {}, "waits": {}}
+            self.state = {"v": STATE_VERSION, "status": Status.STARTING.value, "seq": 0, "ctx": {}, "nf": 1, "frames": {}, "waits": {}, "tk": 0}
         self.frames: dict[str, dict[str, Any]] = self.state["frames"]
         self.waits: dict[str, list[str]] = self.state["waits"]
         self.before = dict(self.waits)  # what earlier decisions asked for and is still awaited
@@ -183,6 +187,7 @@ class Run:
         """Ask for an activity on behalf of a frame; its results go to that frame."""
         self.waits[command["id"]] = [fid, "a"]
         self.commands.append(command)
+        self.state["tk"] = 1
 
     def resolve(self, cid: str) -> None:
         """A result for cid arrived: it is no longer awaited, and needs no cancelling."""

@@ -3,6 +3,8 @@
 -- KEYS[1] execution record   KEYS[2] inbox   KEYS[3] history   KEYS[4] lease
 -- KEYS[5] optional: the children hash (keys.children), deleted when the execution ends (the children
 --         its tasks waited for were stopped with those tasks)
+-- KEYS[6] optional: the tasks hash (keys.tasks), which expires with the record when the execution ends
+--         (a report until then answers TaskAlreadyCompleted; reopen.lua undoes the expiry)
 -- ARGV[1] fencing token of the acquire (common/driverscripts.py)
 -- ARGV[2] how many inbox events the drive consumed (removed from the head)
 -- ARGV[3] the new interpreter state (JSON)
@@ -45,6 +47,7 @@ end
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   redis.call('EXPIRE', KEYS[3], ttl)
+  if KEYS[6] then redis.call('EXPIRE', KEYS[6], ttl) end
   if left > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
   -- the watch mark says how the waiter listens: '1' PUBLISH on ARGV[7]; 's' SPUBLISH on the execution's
   -- own channel ARGV[7]:{tag}, in its slot (keys.done_channel), PUBLISH if this server has none

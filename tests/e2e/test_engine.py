@@ -13,6 +13,7 @@ import redis
 from alibabacloud_fnf20190315 import models
 from Tea.exceptions import TeaException
 
+from common import keys
 from openfnf.redisserver import free_port
 from tests.conftest import ROOT, Service, running_service
 
@@ -319,6 +320,11 @@ def test_reports_are_delivered_once_and_forged_tokens_refused(sdk: Any, engine: 
     assert (info.value.code, info.value.statusCode) == ("TaskAlreadyCompleted", 400)
     done = sdk.describe_execution(models.DescribeExecutionRequest(flow_name="held", execution_name="e1", wait_time_seconds=30)).body
     assert output(done) == {"ok": 1}
+    # The task's mark (a late report: TaskAlreadyCompleted) lasts as long as the execution, no longer.
+    tag = keys.execution_tag(sdk.describe_flow(models.DescribeFlowRequest(name="held")).body.id, "e1")
+    r = redis.Redis.from_url(engine.redis_url)
+    assert b"done" in r.hvals(keys.tasks(tag))
+    assert 0 < r.ttl(keys.tasks(tag)) <= r.ttl(keys.execution(tag)) + 1
 
 
 def test_start_execution_with_a_waiting_token_reports_its_end_to_it(sdk: Any, engine: Service) -> None:

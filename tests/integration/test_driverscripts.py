@@ -87,6 +87,21 @@ def test_commit_writes_by_name_and_is_fenced(r: redis.Redis) -> None:
     assert r.hget(keys.execution(TAG), "hseq") == b"9"
 
 
+def test_the_tasks_hash_expires_with_the_record_when_the_execution_ends(r: redis.Redis) -> None:
+    """A callback task's mark (and a traced task's traceparent) outlive no execution: its tasks hash gets the
+    record's retention at the end, and no expiry while the execution runs on."""
+    s = Scripts(r)
+    r.hset(keys.execution(TAG), mapping=RECORD)
+    r.hset(keys.tasks(TAG), mapping={"3": "done", "tp:3": RECORD["tp"]})
+    got = acquire(s)
+    assert commit(s, Commit(TAG, got.token, 0, '{"v":3}', "chunk", got.hseq + 1, 0)) == 0  # runs on
+    assert r.ttl(keys.tasks(TAG)) == -1
+    got = acquire(s, token="t2")
+    assert commit(s, Commit(TAG, got.token, 0, '{"v":4}', "chunk", got.hseq + 1, 3600, ("status", "Succeeded"))) == 0
+    assert 0 < r.ttl(keys.tasks(TAG)) <= 3600 and r.ttl(keys.tasks(TAG)) >= r.ttl(keys.execution(TAG)) - 1
+    assert r.hget(keys.tasks(TAG), "3") == b"done"  # a late report still finds the task completed
+
+
 def test_the_acquire_reads_what_acquired_holds_and_the_builder_follows_the_commit_header(r: redis.Redis) -> None:
     pipe = r.pipeline(transaction=False)
     queue_acquire(pipe, TAG, 5000, "t1")

@@ -91,6 +91,32 @@ def test_advance_never_mutates_its_arguments(case: FlowCase) -> None:
 # ---------------------------------------------------------------- commands
 
 
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_the_state_says_whether_the_execution_ever_ran_an_activity(case: FlowCase) -> None:
+    """`tk` tells the driver whether an ending execution may have a tasks or children hash to see to
+    (worker/driver.py): 1 from the first activity asked for (one a decision asks for and cancels at once
+    counts too: a harmless yes) and kept by every later decision; 0 in a flow of pure states."""
+    transcript = run_case(case)
+    seen = 0
+    for step in transcript.steps:
+        ran = any(c["t"] == "RunActivity" for c in step.decision.commands)
+        assert step.decision.state["tk"] >= max(seen, int(ran)), step
+        seen = step.decision.state["tk"]
+
+
+def test_a_flow_of_pure_states_never_ran_an_activity() -> None:
+    _, decision = start("Type: StateMachine\nStartAt: A\nStates:\n  - {Type: Pass, Name: A, Next: B}\n  - {Type: Pass, Name: B, End: true}\n")
+    assert decision.status == "Succeeded" and decision.state["tk"] == 0
+
+
+def test_abort_keeps_what_the_state_says_of_activities() -> None:
+    from common.interpreter import abort
+
+    assert abort(None, NOW, "E", "c").state["tk"] == 0
+    assert abort({"status": "Running", "seq": 3, "tk": 1, "waits": {}}, NOW, "E", "c").state["tk"] == 1
+    assert "tk" not in abort({"status": "Running", "seq": 3, "waits": {}}, NOW, "E", "c").state  # older: unknown
+
+
 def test_run_activity_for_a_new_syntax_function() -> None:
     _, d = start(NEW_TASK.format(mode="RequestComplete", token=""), {"n": 3})
     run, timer = d.commands
