@@ -37,10 +37,14 @@ from typing import Any
 import redis
 
 from bench import table
+from bench.callgrind import available as callgrind_missing
+from bench.callgrind import totals as callgrind_totals
+from bench.callgrind import wrapper as callgrind_wrapper
 from common import keys, runcount
 from common.driverscripts import queue_acquire
+from common.records import new_execution_fields
 from common.scripts import source
-from openfnf.redisserver import redis_server_binary, start_redis
+from openfnf.redisserver import start_redis
 
 ACCOUNT, FLOW, FLOW_ID, DEF_ID = "1234567890", "f", "3f2a9c1e-0000-4000-8000-000000000001", "d" * 32
 PARTITIONS, SHARDS = 16, 8
@@ -109,11 +113,7 @@ def replay(variant: str, n: int, batch: int, callgrind: bool = False) -> dict[st
     """Replay n executions in batches on a fresh server; CPU per execution (us), per phase, AOF bytes, and
     with `callgrind` the server's user-space instructions over its whole life (under valgrind)."""
     with tempfile.TemporaryDirectory(prefix="rediscost-") as tmp:
-        binary, out = None, Path(tmp) / "callgrind.out"
-        if callgrind:
-            binary = str(Path(tmp) / "redis-under-callgrind")
-            Path(binary).write_text(f'#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={out} {redis_server_binary()} "$@"\n')
-            Path(binary).chmod(0o755)
+        binary, out = callgrind_wrapper(Path(tmp)) if callgrind else (None, Path(tmp) / "none")
         server = start_redis(Path(tmp) / "data", aof=variant != "no-aof", binary=binary)
         try:
             r = redis.Redis.from_url(server.url)
@@ -143,17 +143,9 @@ def replay(variant: str, n: int, batch: int, callgrind: bool = False) -> dict[st
             aof = int(r.info("persistence").get("aof_current_size", 0))
         finally:
             server.stop(timeout=120)
-        instructions = _callgrind_total(out) if callgrind else 0
+        instructions = callgrind_totals(out)[-1] if callgrind else 0
         return {"variant": variant, "cpu_us": total / max(1, n) * 1e6, "phases": {k: v / max(1, n) * 1e6 for k, v in phases.seconds.items()},
                 "aof_bytes": aof / max(1, n), "instructions": instructions}  # fmt: skip
-
-
-def _callgrind_total(out: Path) -> int:
-    """The instructions callgrind counted (its `totals:` or `summary:` line)."""
-    for line in out.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith(("totals:", "summary:")):
-            return int(line.split()[1])
-    raise RuntimeError(f"no totals in {out}")
 
 
 def _pipeline(r: redis.Redis, build: Callable[[Any], None], transaction: bool = False) -> None:
@@ -172,8 +164,8 @@ def _front_door(r: redis.Redis, variant: str, claim_sha: str, tags: list[str]) -
                 pending = keys.pending_start(ACCOUNT, FLOW, name)
                 pipe.zadd(keys.wake_for(pending, PARTITIONS), {pending: int(time.time() * 1000) + 5000})
             pipe.zadd(keys.executions_index(FLOW_ID), {name: int(time.time() * 1000)}, nx=True)
-            fields = ["acct", ACCOUNT, "flow", FLOW, "fid", FLOW_ID, "name", name, "status", "Running", "input", "{}",
-                      "defid", DEF_ID, "started", str(int(time.time() * 1000)), "hseq", "0"]  # fmt: skip
+            fields = new_execution_fields(account=ACCOUNT, flow=FLOW, raw_input="{}", def_id=DEF_ID, qualifier="", callback="",
+                                          started=int(time.time() * 1000))  # fmt: skip
             started = json.dumps({"t": "Started", "input": {}, "name": name, "flow": FLOW})
             pipe.evalsha(claim_sha, 2, keys.execution(tag), keys.inbox(tag), started, *fields)
             if variant != "no-count":
@@ -239,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = table.chosen(args.only, VARIANTS, parser, "variants")
     if args.callgrind:
+        if missing := callgrind_missing():
+            parser.error(missing)
         return _instructions(chosen, args.n or 2000, args.batch)
     n = args.n or 16_000
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in chosen}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common import keys
-from common.records import EXECUTION_VIEW_FIELDS, as_str, decode_hash
+from common.records import EXECUTION_VIEW_FIELDS, as_str, decode_hash, view_fields
 from common.store import ExecutionFilter, Store
 
 CHUNK = 200  # index entries read per round trip
@@ -82,7 +82,7 @@ async def executions_newest_first(store: Store, flow_id: str, cursor: str, limit
                 return Page(out, "")
             if raw[0] is None:
                 continue  # expired after retention
-            fields = dict(zip(EXECUTION_VIEW_FIELDS, (as_str(v) for v in raw), strict=True))
+            fields = view_fields(n, raw)
             if match.accepts(fields):
                 if len(out) == limit:
                     return Page(out, n)

@@ -46,7 +46,7 @@ class PendingClaim:
         fields of the execution that holds the name."""
         result = results[self.at]
         if int(result[0]) == 1:
-            return Claim(True, dict(zip(self.fields[::2], self.fields[1::2], strict=True)))
+            return Claim(True, {**dict(zip(self.fields[::2], self.fields[1::2], strict=True)), "name": self.name})
         held = dict(zip(("status", "input", "output", "started", "stopped", "defid"), result[1:], strict=False))
         out = {k: (v.decode() if isinstance(v, bytes) else (v or "")) for k, v in held.items()}
         out.update(flow=self.flow_name, name=self.name)
@@ -78,7 +78,7 @@ def queue_claim(
     tag = keys.execution_tag(flow["Id"], name)
     started_event = dumps({"t": "Started", "input": input_obj, "name": name, "flow": flow["Name"]})
     fields = new_execution_fields(
-        account=account, flow=flow["Name"], flow_id=flow["Id"], name=name, raw_input=raw_input,
+        account=account, flow=flow["Name"], raw_input=raw_input,
         def_id=def_id, qualifier=qualifier, version=version, callback=callback, started=now, trace=trace, depth=depth,
     )  # fmt: skip
     if flow.get("Environment"):

@@ -28,7 +28,7 @@ from common.records import as_str
 from common.scripts import Scripts
 
 # The record fields a driver reads (HMGET), in its reply's order.
-RECORD_FIELDS = ("status", "state", "defid", "flow", "name", "acct", "cb", "hseq", "tp")
+RECORD_FIELDS = ("status", "state", "defid", "flow", "acct", "cb", "hseq", "tp")  # (the name is the tag's)
 NO_EXECUTION, HELD = "-1", "0"  # the token when the acquire took no lease
 ACQUIRE_REPLIES = 3  # the replies queue_acquire's commands add to a pipeline's results
 
@@ -61,10 +61,12 @@ class Acquired:
         return self.token not in (NO_EXECUTION, HELD)
 
 
-def read_acquired(replies: Sequence[Any], token: str) -> Acquired:
-    """The ACQUIRE_REPLIES replies of queue_acquire's commands (queued with fencing token `token`) as an Acquired."""
+def read_acquired(replies: Sequence[Any], token: str, tag: str) -> Acquired:
+    """The ACQUIRE_REPLIES replies of queue_acquire's commands for execution `tag` (queued with fencing token
+    `token`) as an Acquired."""
     taken, record, inbox = replies
-    status, state, def_id, flow, name, account, callback, hseq, traceparent = (as_str(v) for v in record)
+    status, state, def_id, flow, account, callback, hseq, traceparent = (as_str(v) for v in record)
+    name = keys.split_tag(tag)[1]
     if not status:  # every record has a status (claim.lua writes it first): a missing one means no execution
         return Acquired(NO_EXECUTION, stray=bool(taken))
     if not taken:
@@ -86,7 +88,7 @@ def acquire_sync(client: Any, tag: str, lease_ms: int, token: str) -> Acquired:
     lease (the execution does not exist) is let go at once."""
     pipe = client.pipeline(transaction=False)
     queue_acquire(pipe, tag, lease_ms, token)
-    got = read_acquired(pipe.execute(), token)
+    got = read_acquired(pipe.execute(), token, tag)
     if got.stray:
         client.delete(keys.lease(tag))
     return got

@@ -14,7 +14,7 @@ from typing import Any
 from common import keys
 from common.express import ExpressLimitError, check_express
 from common.fdl import FlowDef
-from common.records import EXECUTION_VIEW_FIELDS
+from common.records import EXECUTION_VIEW_FIELDS, view_fields
 from common.taskmsg import redis_task_message
 from common.timefmt import rfc3339_ms
 
@@ -127,9 +127,9 @@ async def children_page(redis: Any, flow_id: str, name: str, start: str | None, 
     for child in names[:limit]:
         pipe.hmget(keys.execution(keys.execution_tag(flow_id, child)), *EXECUTION_VIEW_FIELDS)
     rows = []
-    for raw in await pipe.execute() if names[:limit] else []:
+    for child, raw in zip(names[:limit], await pipe.execute() if names[:limit] else [], strict=True):
         if raw[0] is not None:
-            rows.append({k: _text(v) for k, v in zip(EXECUTION_VIEW_FIELDS, raw, strict=True)})
+            rows.append(view_fields(child, raw))
     return rows, (names[limit] if len(names) > limit else None)
 
 

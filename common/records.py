@@ -10,8 +10,16 @@ from common import jsonlimits
 from common.interpreter.model import HistoryEvent
 from common.timefmt import rfc3339_ms
 
-# Fields of the execution record that DescribeExecution and friends read.
-EXECUTION_VIEW_FIELDS = ("flow", "name", "status", "input", "output", "started", "stopped", "defid", "error", "cause", "qual", "env")
+# Fields of the execution record that DescribeExecution and friends read (HMGET), in view_fields' order.
+# The record does not store the execution's name or flow id: both are in its key (keys.execution_tag).
+EXECUTION_VIEW_FIELDS = ("flow", "status", "input", "output", "started", "stopped", "defid", "error", "cause", "qual", "env")
+
+
+def view_fields(name: str, raw: Any) -> dict[str, str]:
+    """The fields execution_view takes, from an HMGET of EXECUTION_VIEW_FIELDS of execution `name`."""
+    fields = dict(zip(EXECUTION_VIEW_FIELDS, (as_str(v) for v in raw), strict=True))
+    fields["name"] = name
+    return fields
 
 
 def dumps(value: Any) -> str:
@@ -42,15 +50,19 @@ def as_str(value: Any) -> str:
 
 
 def new_execution_fields(
-    *, account: str, flow: str, flow_id: str, name: str, raw_input: str, def_id: str, qualifier: str,
+    *, account: str, flow: str, raw_input: str, def_id: str, qualifier: str,
     callback: str, started: int, version: str = "", trace: str = "", depth: int = 0,
 ) -> list[str]:
     """Field/value pairs of a just-claimed execution record (version: the one a Qualifier chose;
     trace: the traceparent its drives continue, common/tracing.py, stored only when tracing is on;
-    depth: how deeply nested a child flow is, common/lineage.py, only written when above 0)."""
+    depth: how deeply nested a child flow is, common/lineage.py, only written when above 0).
+
+    Not stored: the flow id and the name (the record's key holds both, keys.execution_tag), nor the
+    history length before the first commit writes it (`hseq`, read as 0 when missing). Each field a
+    claim writes costs redis-server about 1% of an execution's work (issue 17, bench/rediscost.py),
+    and a record's memory. Records written before this still hold them; no reader uses them."""
     fields = [
-        "acct", account, "flow", flow, "fid", flow_id, "name", name, "status", "Running",
-        "input", raw_input, "defid", def_id, "started", str(started), "hseq", "0",
+        "acct", account, "flow", flow, "status", "Running", "input", raw_input, "defid", def_id, "started", str(started),
     ]  # fmt: skip
     # Optional fields only when set (every reader takes a missing field as ''): fewer values through claim.lua.
     for field, value in (("qual", qualifier), ("ver", version), ("cb", callback), ("tp", trace)):

@@ -16,6 +16,7 @@ from common.records import (
     decode_history,
     decode_pairs,
     dumps,
+    view_fields,
 )
 from common.redisclients import is_cluster
 from common.scripts import Scripts
@@ -204,7 +205,7 @@ class Store:
         raw = await self.scripts.watch(keys=[keys.execution(tag)], args=[mark, *EXECUTION_VIEW_FIELDS])
         if raw is None:
             return None
-        return dict(zip(EXECUTION_VIEW_FIELDS, (as_str(v) for v in raw), strict=True))
+        return view_fields(name, raw)
 
     async def stop(self, flow_id: str, name: str, event: dict[str, Any], now: int) -> tuple[int, list[str]]:
         """StopExecution: queue the StopRequested event for a running execution and, at once, stop every
@@ -258,7 +259,7 @@ class Store:
                 if raw[0] is None:  # expired after retention, or a claim that never completed
                     stale.append(n)
                     continue
-                fields = dict(zip(EXECUTION_VIEW_FIELDS, (as_str(v) for v in raw), strict=True))
+                fields = view_fields(n, raw)
                 if match.accepts(fields):
                     if len(out) == limit:
                         await self._drop_stale(index, stale)

@@ -91,7 +91,7 @@ class Driver:
             got = self.scripts.pipeline_sync(partial(self._acquire, tags=active, tokens=tokens, unwake=unwake))
             rounds, strays = [], []
             for i, (tag, token) in enumerate(zip(active, tokens, strict=True)):
-                acquired = read_acquired(got[i * ACQUIRE_REPLIES : (i + 1) * ACQUIRE_REPLIES], token)
+                acquired = read_acquired(got[i * ACQUIRE_REPLIES : (i + 1) * ACQUIRE_REPLIES], token, tag)
                 if acquired.token == NO_EXECUTION:
                     outcomes[tag] = "missing"
                     if acquired.stray:

@@ -624,7 +624,7 @@ class MapRuns:
                 raw_input = dumps(child_input)
                 started_event = {"t": "Started", "input": child_input, "name": child, "flow": flow}
                 record = new_execution_fields(
-                    account=acct, flow=flow, flow_id=fid, name=child, raw_input=raw_input, def_id=fields.get("defid", ""),
+                    account=acct, flow=flow, raw_input=raw_input, def_id=fields.get("defid", ""),
                     qualifier="", callback=child_callback(tag, int(index)), started=now,
                 )  # fmt: skip
                 record += ["mr", name]

@@ -24,7 +24,7 @@ from common.scripts import Scripts, source
 
 TAG = keys.execution_tag("flow-id-ds", "exec1")
 RECORD = {
-    "status": "Running", "state": '{"v":2}', "defid": "d1", "flow": "orders", "name": "exec1",
+    "status": "Running", "state": '{"v":2}', "defid": "d1", "flow": "orders", "name": "stored-by-older-claims",
     "acct": "1234567890", "cb": "parent#3", "hseq": "7", "tp": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 }  # fmt: skip
 
@@ -32,7 +32,7 @@ RECORD = {
 def acquire(s: Scripts, tag: str = TAG, token: str = "t1") -> Acquired:
     replies = s.pipeline_sync(lambda pipe: queue_acquire(pipe, tag, 5000, token))
     assert len(replies) == ACQUIRE_REPLIES
-    return read_acquired(replies, token)
+    return read_acquired(replies, token, tag)
 
 
 def commit(s: Scripts, c: Commit) -> int:
@@ -109,7 +109,7 @@ def test_the_acquire_reads_what_acquired_holds_and_the_builder_follows_the_commi
     assert sent[1] == ("HMGET", keys.execution(TAG), *RECORD_FIELDS)
     assert [c[0] for c in sent] == ["SET", "HMGET", "LRANGE"] and len(sent) == ACQUIRE_REPLIES
     names = [f.name for f in fields(Acquired)]
-    assert len(names) == 1 + len(RECORD_FIELDS) + 2  # token, one per record field, inbox, stray
+    assert len(names) == 1 + len(RECORD_FIELDS) + 3  # token, one per record field, the name (the tag's), inbox, stray
     commit_lua = source("commit")
     documented = [int(n) for n in re.findall(r"^-- ARGV\[(\d+)\]", commit_lua, re.M)]
     argv = Commit("t", "tok", 2, "s", "h", 3, 4, ("status", "Running")).argv()

@@ -26,7 +26,7 @@ def test_tracing_is_off_here_and_the_helpers_do_nothing() -> None:
 
 def test_the_execution_record_is_unchanged_without_a_trace() -> None:
     args: dict[str, Any] = {
-        "account": "1", "flow": "f", "flow_id": "fid", "name": "e", "raw_input": "{}", "def_id": "d",
+        "account": "1", "flow": "f", "raw_input": "{}", "def_id": "d",
         "qualifier": "", "callback": "", "started": 1,
     }  # fmt: skip
     off = new_execution_fields(**args)
