@@ -45,16 +45,18 @@ def dump(pid: int) -> None:
 
 def totals(out: Path) -> list[int]:
     """The instructions in each of callgrind's files for `out`: the dumps in order (out.1, out.2, ...), then
-    `out` itself, written at exit, if it is there yet."""
+    `out` itself once the server has exited (callgrind creates it at start and fills it in at exit)."""
     files = sorted(out.parent.glob(out.name + ".*"), key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0)
-    if out.exists():
-        files.append(out)
-    return [_total(f) for f in files]
+    counts = [_total(f) for f in files]
+    at_exit = _total(out) if out.exists() else None
+    if any(c is None for c in counts):
+        raise RuntimeError(f"a dump of {out} has no totals")
+    return [c for c in (*counts, at_exit) if c is not None]
 
 
-def _total(path: Path) -> int:
-    """The instructions callgrind counted in one file (its `totals:` or `summary:` line)."""
+def _total(path: Path) -> int | None:
+    """The instructions callgrind counted in one file (its `totals:` or `summary:` line), None if not written yet."""
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.startswith(("totals:", "summary:")):
             return int(line.split()[1])
-    raise RuntimeError(f"no totals in {path}")
+    return None

@@ -1,6 +1,7 @@
 """Redis work per completed execution of the 10-state Pass flow (issue 17): `INFO commandstats` per command.
 
     python -m bench.rediswork [--n 3000] [--workers 2] [--front-doors 1] [--by-script] [--cap N] [--json]
+    python -m bench.rediswork --callgrind [--n 2000]   # redis-server's instructions per execution instead
 
 Starts OpenFnF as bench scenario 2 runs it (bench/services.py: its own redis-server, `openfnf api`,
 solo workers, `openfnf timers`), warms it up, waits until the warm-up's wake-ups are gone, resets
@@ -16,6 +17,14 @@ ZCARD of the wake-up set, INFO) is left out by name; its counts are tiny and fix
 The timers process polls its sets every `timers_poll_ms` whatever the load: that background
 (idle calls/s, measured before the run) is printed too, and is part of the per-execution figure
 in the proportion of the run's duration.
+
+With `--callgrind` the service's redis-server runs under valgrind (bench/callgrind.py) and the figure
+is its user-space instructions per completed execution: the run's count less the idle polling's (its
+count over the idle seconds, scaled to the run's duration). Instructions repeat to within a couple of
+percent where CPU time moved by a quarter, so code points compare in one run each: `--code DIR` runs
+the service from another checkout (a git worktree of an older commit) under this harness, which then
+waits on what every version has (the last execution's status, the drive queue, the wake-up sets).
+Under valgrind the server is ~30 times slower: read the calls, not the times.
 """
 from __future__ import annotations
 
@@ -30,10 +39,12 @@ from typing import Any
 
 import redis
 
+from bench import callgrind
 from bench.flows import fdl_pass_chain
-from bench.measure import load, wait_ended
+from bench.measure import TERMINAL, load, wait_ended
 from bench.services import ACCOUNT, KEY_ID, SECRET, OpenFnF
 from common import keys, runcount
+from common.records import as_str
 from common.scripts import NAMES, source
 from common.settings import Settings
 
@@ -74,6 +85,23 @@ def wait_quiet(r: redis.Redis, timeout: float) -> int:
     raise RuntimeError("executions or wake-ups left after the timeout")
 
 
+def wait_settled(r: redis.Redis, flow_id: str, last: str, timeout: float) -> None:
+    """Until the last execution started has ended, the drive queue is empty and every wake-up set is: on the
+    key layout of any version (--code), with a command or two per poll. (The wake-up sets are found with
+    one KEYS once the starts are in: a SCAN per poll would cost the server more than the run.)"""
+    deadline = time.monotonic() + timeout
+    record = keys.execution(keys.execution_tag(flow_id, last))
+    while as_str(r.hget(record, "status")) not in TERMINAL or r.llen(Settings().drive_queue):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{last} did not end, or drives were left queued")
+        time.sleep(0.5)
+    wake_sets = [k for k in r.keys(keys.PREFIX + "*wake*") if r.type(k) == b"zset"]
+    while any(r.zcard(k) for k in wake_sets):
+        if time.monotonic() > deadline:
+            raise RuntimeError("wake-ups left after the timeout")
+        time.sleep(0.5)
+
+
 def by_script(r: redis.Redis) -> dict[str, tuple[int, int]]:
     """Script name -> (calls, usec) of the EVALSHAs in the slow log (every command logged: `--by-script`)."""
     names = {hashlib.sha1(source(name).encode()).hexdigest(): name for name in NAMES}
@@ -87,10 +115,15 @@ def by_script(r: redis.Redis) -> dict[str, tuple[int, int]]:
     return out
 
 
-def measure(n: int, workers: int, front_doors: int, workdir: Path, scripts: bool = False, cap: int = 0) -> dict[str, Any]:
-    """Run the workload once; the figures per completed execution."""
+def measure(
+    n: int, workers: int, front_doors: int, workdir: Path, scripts: bool = False, cap: int = 0, instructions: bool = False,
+    code: Path | None = None,
+) -> dict[str, Any]:
+    """Run the workload once; the figures per completed execution (`instructions`: under callgrind; `code`: the
+    service from another checkout)."""
     env = {"OPENFNF_MAX_RUNNING_EXECUTIONS": str(cap)} if cap else None
-    svc = OpenFnF(workdir, workers=workers, api_processes=front_doors, env=env).start()
+    binary, out = callgrind.wrapper(workdir) if instructions else (None, workdir / "none")
+    svc = OpenFnF(workdir, workers=workers, api_processes=front_doors, env=env, redis_binary=binary, code=code).start()
     try:
         assert svc.r is not None
         r = svc.r
@@ -99,10 +132,18 @@ def measure(n: int, workers: int, front_doors: int, workdir: Path, scripts: bool
                                 "flow": "f", "concurrency": 64, "duration": 600, "keep_indexes": True}  # fmt: skip
         warm = load({**spec, "prefix": "w", "count": 100})
         wait_ended(r, flow_id, [f"w{i}" for i in warm["ok_indexes"]], 120)
-        wait_quiet(r, 120)
+        if instructions:
+            wait_settled(r, flow_id, f"w{max(warm['ok_indexes'])}", 120)
+        else:
+            wait_quiet(r, 120)
         r.config_resetstat()
+        pid = svc.redis.process.pid if svc.redis is not None else 0
+        if instructions:
+            callgrind.zero(pid)
         idle_s = 3.0
         time.sleep(idle_s)  # the timers' polling when nothing runs
+        if instructions:
+            callgrind.dump(pid)
         idle = commandstats(r)
         r.config_resetstat()
         if scripts:
@@ -112,8 +153,14 @@ def measure(n: int, workers: int, front_doors: int, workdir: Path, scripts: bool
         cpu0, t0 = server_cpu(r), time.monotonic()
         result = load({**spec, "prefix": "x", "count": n})
         names = [f"x{i}" for i in result["ok_indexes"]]
-        gets = wait_quiet(r, 600)
+        gets = 0
+        if instructions:
+            wait_settled(r, flow_id, f"x{max(result['ok_indexes'])}", 600)
+        else:
+            gets = wait_quiet(r, 600)
         seconds = time.monotonic() - t0
+        if instructions:
+            callgrind.dump(pid)
         stats = commandstats(r)
         cpu = server_cpu(r) - cpu0
         per_script = by_script(r) if scripts else {}
@@ -131,9 +178,17 @@ def measure(n: int, workers: int, front_doors: int, workdir: Path, scripts: bool
             "commands": {c: {"calls": calls / n, "usec": usec / n} for c, (calls, usec) in sorted(rows.items())},
             "scripts": {s: {"calls": calls / n, "usec": usec / n} for s, (calls, usec) in sorted(per_script.items())},
             "idle_per_s": {c: {"calls": calls / idle_s, "usec": usec / idle_s} for c, (calls, usec) in sorted(idle_rows.items())},
+            **({"instructions": _instructions(out, idle_s, seconds, n)} if instructions else {}),
         }  # fmt: skip
     finally:
         svc.stop()
+
+
+def _instructions(out: Path, idle_s: float, seconds: float, n: int) -> dict[str, float]:
+    """redis-server's instructions per execution from callgrind's two dumps (the idle seconds', then the run's)."""
+    idle, run = callgrind.totals(out)[:2]
+    background = idle / idle_s * seconds
+    return {"per_execution": (run - background) / n, "idle_per_s": idle / idle_s, "background_share": background / run}
 
 
 def table(res: dict[str, Any]) -> str:
@@ -142,6 +197,13 @@ def table(res: dict[str, Any]) -> str:
         f"{res['n']} executions of the 10-state Pass flow in {res['seconds']:.1f} s; "
         f"redis-server CPU {res['cpu_us']:.1f} us per execution (INFO cpu, user + system)",
         "",
+    ]
+    if "instructions" in res:
+        ins = res["instructions"]
+        lines[0] = (f"{res['n']} executions of the 10-state Pass flow in {res['seconds']:.1f} s, redis-server under callgrind: "
+                    f"**{ins['per_execution'] / 1000:.1f}k instructions per execution** (user space; the timers' idle polling, "
+                    f"{ins['background_share']:.1%} of the run's, left out). Times below are under valgrind: read the calls")  # fmt: skip
+    lines += [
         "| command | calls/exec | usec/exec |",
         "|---|---:|---:|",
     ]
@@ -179,9 +241,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=int, default=0,
                         help="OPENFNF_MAX_RUNNING_EXECUTIONS (default 0, as scenario 2; the service's default is 10000)")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="redis-server under valgrind: its instructions per execution (repeatable, unlike CPU time)")
+    parser.add_argument("--code", type=Path, default=None,
+                        help="with --callgrind: run the service from this checkout (e.g. a git worktree of an older commit)")
     args = parser.parse_args(argv)
+    if args.callgrind and (missing := callgrind.available()):
+        parser.error(missing)
+    if args.code is not None and not args.callgrind:
+        parser.error("--code needs --callgrind (the other figures need this checkout's key layout)")
     with tempfile.TemporaryDirectory(prefix="rediswork-") as tmp:
-        res = measure(args.n, args.workers, args.front_doors, Path(tmp), args.by_script, args.cap)
+        res = measure(args.n, args.workers, args.front_doors, Path(tmp), args.by_script, args.cap, instructions=args.callgrind, code=args.code)
     print(table(res))
     if args.json:
         print(json.dumps(res, indent=1))

@@ -35,12 +35,13 @@ class Processes:
 
     workdir: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    cwd: Path = ROOT  # the checkout whose code they run (`python -m` imports from the working directory first)
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start argv as `name`, output to workdir/name.log."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=ROOT, start_new_session=True)
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=self.cwd, start_new_session=True)
         log.close()
         self.procs[name] = proc
         return proc
@@ -79,15 +80,17 @@ class OpenFnF:
 
     def __init__(
         self, workdir: Path, workers: int = 2, timers: bool = True, pool: str = "solo", env: dict[str, str] | None = None,
-        api_processes: int = 1, cluster: int = 0, broker: bool = False,
+        api_processes: int = 1, cluster: int = 0, broker: bool = False, redis_binary: str | None = None, code: Path | None = None,
     ) -> None:
         self.workdir = workdir
+        self.redis_binary = redis_binary  # the state's redis-server executable (bench/callgrind.py's wrapper), None: the bundled one
+        self.code = code or ROOT  # the checkout the OpenFnF processes run (bench.rediswork --code: an older one)
         self.n_workers = workers
         self.api_processes = api_processes
         self.with_timers = timers
         self.pool = pool
         self.extra_env = env or {}
-        self.procs = Processes(workdir)
+        self.procs = Processes(workdir, cwd=self.code)
         self.redis: RedisServer | None = None
         self.n_shards = cluster  # > 0: the state on a Redis Cluster of this many primaries (openfnf/rediscluster.py)
         self.separate_broker = broker or cluster > 0  # the Celery broker on a redis-server of its own (kombu cannot use a cluster)
@@ -101,6 +104,8 @@ class OpenFnF:
         assert self.redis is not None
         # Traced only with --tracing (the caller's other OTEL_* variables then tune it, e.g. OTEL_BSP_*).
         env = {k: v for k, v in base_env().items() if TRACING_ENV or not k.startswith("OTEL_")}
+        if self.code != ROOT:
+            env["PYTHONPATH"] = str(self.code) + os.pathsep + env["PYTHONPATH"]
         env.update(TRACING_ENV)
         env.update(
             OPENFNF_REDIS_URL=self.cluster.url if self.cluster is not None else self.redis.url,
@@ -131,7 +136,7 @@ class OpenFnF:
         if self.broker is not None and self.cluster is not None:
             self.redis = self.broker
         else:
-            self.redis = start_redis(self.workdir / "redis", aof=True, tcp=self.separate_broker)
+            self.redis = start_redis(self.workdir / "redis", aof=True, tcp=self.separate_broker, binary=self.redis_binary)
         if self.r is None:
             self.r = redis.Redis.from_url(self.redis.url)
         self.port = free_port()

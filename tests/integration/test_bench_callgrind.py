@@ -1,0 +1,42 @@
+"""The bench's instruction counts (bench/callgrind.py): the replay's (bench.rediscost --callgrind) and the real
+service's (bench.rediswork --callgrind), with redis-server under valgrind. Without valgrind these fail under
+CI=true (`.ci/run` installs it) and skip elsewhere."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from bench import callgrind, rediscost, rediswork
+
+
+@pytest.fixture(autouse=True)
+def _valgrind() -> None:
+    missing = callgrind.available()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(missing)
+        pytest.skip(missing)
+
+
+def test_the_replay_counts_instructions_per_execution(capsys: pytest.CaptureFixture[str]) -> None:
+    assert rediscost.main(["--callgrind", "--n", "64", "--only", "base,no-count"]) == 0
+    rows = dict(re.findall(r"^\| (base|no-count): .*? \| ([0-9.]+) \|", capsys.readouterr().out, re.M))
+    assert set(rows) == {"base", "no-count"}
+    assert 50 < float(rows["no-count"]) < float(rows["base"])  # leaving the INCRBY and DECRBY out costs less
+
+
+def test_the_service_is_counted_in_instructions_with_its_idle_polling_left_out(tmp_path: Path) -> None:
+    res = rediswork.measure(60, 1, 1, tmp_path, instructions=True)
+    ins = res["instructions"]
+    assert 0 < ins["background_share"] < 1 and ins["idle_per_s"] > 0
+    assert 50_000 < ins["per_execution"]  # a start and a drive's scripts and commands
+    assert res["commands"]["evalsha"]["calls"] >= 2  # the claim and the commit of every execution
+    assert "instructions per execution" in rediswork.table(res)
+
+
+def test_another_checkout_is_counted_only_in_instructions() -> None:
+    with pytest.raises(SystemExit):
+        rediswork.main(["--code", "/nowhere"])
