@@ -2,7 +2,9 @@
 
 `python -m bench` draws them after the parts that feed them ran (not for `--quick` or `--no-write`
 unless `--charts DIR` says where): docs/bench-dmap.svg (scenario 6) and docs/bench-cluster.svg
-(scenario 7). Written without a date or random ids, so a file changes only when its figures do.
+(scenario 7); `python -m bench.rediswork --callgrind --code A --code B ... --chart FILE` draws
+docs/bench-redis-instructions.svg. Written without a date or random ids, so a file changes only when
+its figures do.
 """
 from __future__ import annotations
 
@@ -60,6 +62,22 @@ def dmap_chart(f: dict[str, Any], path: Path, caption: str) -> Path:
     ax.set_xlabel("items per second (more is better)")
     ax.set_title("Distributed Map: items/s, 2 workers", fontsize=10)
     fig.supxlabel(caption, x=0.01, ha="left", fontsize=6, color=GREY)  # its own space under the axes
+    _save(fig, path)
+    return path
+
+
+def instructions_chart(points: list[tuple[str, float]], path: Path, caption: str) -> Path:
+    """bench.rediswork --callgrind over several checkouts: redis-server's instructions per execution, with
+    half of the first's (issue 17's target) marked."""
+    fig = _figure(8.0, 0.6 + 0.45 * len(points))
+    ax = fig.add_subplot()
+    _bars(ax, [label for label, _ in points], [v / 1000 for _, v in points], [GREY] + [OURS] * (len(points) - 1), "k")
+    half = points[0][1] / 2000
+    ax.axvline(half, color=PEER, linestyle="--", linewidth=1, label=f"half of the first: {half:,.0f}k")
+    ax.legend(loc="lower right", fontsize=7)
+    ax.set_xlabel("redis-server instructions per completed execution, thousands (less is better)")
+    ax.set_title("Redis work per execution of the 10-state Pass flow, by code point", fontsize=10)
+    fig.supxlabel(caption, x=0.01, ha="left", fontsize=6, color=GREY)
     _save(fig, path)
     return path
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -243,19 +244,53 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
     parser.add_argument("--callgrind", action="store_true",
                         help="redis-server under valgrind: its instructions per execution (repeatable, unlike CPU time)")
-    parser.add_argument("--code", type=Path, default=None,
-                        help="with --callgrind: run the service from this checkout (e.g. a git worktree of an older commit)")
+    parser.add_argument("--code", type=Path, action="append", default=None,
+                        help="with --callgrind: run the service from this checkout (a git worktree of an older commit; "
+                             "repeat it to compare several, `.` for this one), one after the other")
+    parser.add_argument("--chart", type=Path, default=None, help="with several --code: draw the comparison (SVG) here")
     args = parser.parse_args(argv)
     if args.callgrind and (missing := callgrind.available()):
         parser.error(missing)
     if args.code is not None and not args.callgrind:
         parser.error("--code needs --callgrind (the other figures need this checkout's key layout)")
-    with tempfile.TemporaryDirectory(prefix="rediswork-") as tmp:
-        res = measure(args.n, args.workers, args.front_doors, Path(tmp), args.by_script, args.cap, instructions=args.callgrind, code=args.code)
-    print(table(res))
-    if args.json:
-        print(json.dumps(res, indent=1))
+    if args.chart is not None and len(args.code or []) < 2:
+        parser.error("--chart needs two --code checkouts or more")
+    points: list[tuple[str, float]] = []
+    for code in args.code or [None]:
+        with tempfile.TemporaryDirectory(prefix="rediswork-") as tmp:
+            where = None if code is None else code.resolve()
+            res = measure(args.n, args.workers, args.front_doors, Path(tmp), args.by_script, args.cap, instructions=args.callgrind, code=where)
+        if code is not None:
+            points.append((checkout_label(code), res["instructions"]["per_execution"]))
+            print(f"## {points[-1][0]}\n")
+        print(table(res) + "\n")
+        if args.json:
+            print(json.dumps(res, indent=1))
+    if len(points) > 1:
+        print(comparison(points, args.n))
+        if args.chart is not None:
+            from bench.charts import instructions_chart
+
+            caption = f"python -m bench.rediswork --callgrind --n {args.n} --code ...: bundled redis-server, 2 solo workers, AOF"
+            print(f"chart: {instructions_chart(points, args.chart, caption)}")
     return 0
+
+
+def checkout_label(code: Path) -> str:
+    """A checkout's commit and date (`git log`), or its path where git cannot say."""
+    got = subprocess.run(["git", "-C", str(code), "log", "-1", "--format=%h %cs %s"], capture_output=True, text=True, check=False)
+    line = got.stdout.strip()
+    return line[:72] if got.returncode == 0 and line else str(code)
+
+
+def comparison(points: list[tuple[str, float]], n: int) -> str:
+    """The table of instructions per execution by checkout, each against the first."""
+    first = points[0][1]
+    lines = [f"redis-server instructions per completed execution, {n} executions each (callgrind, user space)", "",
+             "| checkout | k instructions | vs the first |", "|---|---:|---:|"]  # fmt: skip
+    for label, value in points:
+        lines.append(f"| {label} | {value / 1000:.1f} | {(value - first) / first:+.1%} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

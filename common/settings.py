@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     max_activity_crashes: int = 3  # a call whose worker died this many times while running it fails FnF.WorkerCrashed; 0: no limit
     lease_ms: int = 10000  # driver lease; a drive taking longer loses its fence
     timers_poll_ms: int = 50
+    # The safety nets' sets (wake-ups, activity rescue) are looked at this often: their deadlines are seconds
+    # away, and under load their partitions are never empty, so each look is a command per partition.
+    rescue_poll_ms: int = 500
     # Seconds before Celery's Redis transport re-delivers an unacknowledged message (a worker killed
     # mid-activity). Must stay above the longest activity timeout, or long calls run twice.
     visibility_timeout_seconds: int = 3600

@@ -59,6 +59,7 @@ class Timers:
         self._renew_at = 0
         self._occupied: dict[Callable[[int, int], str], bool] = {}  # set -> some partition had a key at the last poll (Timers.due)
         self.redis_ok = True  # the last loop reached Redis (`timers --check` fails after lasting errors)
+        self._rescue_at = 0  # when the next poll looks at the safety nets' sets (Timers.polled)
 
     def publish_drives(self, tags: list[str]) -> None:
         """Push drive messages for these executions."""
@@ -317,16 +318,13 @@ class Timers:
             signal.signal(signal.SIGTERM, self._stop)
             signal.signal(signal.SIGINT, self._stop)
         idle = self.settings.timers_poll_ms / 1000
-        served: list[tuple[Callable[[int, int], str], Callable[[int, list[int]], int]]] = [
-            (keys.timers, self.fire_timers), (keys.wake, self.rescue), (keys.activities, self.rescue_activities),
-            (keys.schedules_due, self.schedules.fire), (keys.maprun_wake, self.rescue_mapruns),
-        ]  # fmt: skip
         failing = False  # said once when Redis fails, once when it answers again (not every retry)
         while not self.stopping:
             try:
                 now = int(time.time() * 1000)
                 parts = self.share(now)
                 busy = 0
+                served = self.polled(now)
                 due = self.due(now, parts, [key for key, _ in served]) if parts else []
                 for (_, serve), due_parts in zip(served, due, strict=True):
                     if due_parts:  # claim_due (a script) only where something is due
@@ -352,6 +350,18 @@ class Timers:
                 time.sleep(idle)
         with contextlib.suppress(Exception):  # best effort: an unreleased lease expires after lease_ms
             self.release()
+
+    def polled(self, now: int) -> list[tuple[Callable[[int, int], str], Callable[[int, list[int]], int]]]:
+        """The partitioned sets this poll looks at, each with what serves its due members: timers, schedules
+        and MapRun wake-ups (also refills, worker/mapruns.py) every poll; the safety nets (the wake-ups,
+        the activity rescue) every rescue_poll_ms, as late as that on deadlines seconds away."""
+        sets: list[tuple[Callable[[int, int], str], Callable[[int, list[int]], int]]] = [
+            (keys.timers, self.fire_timers), (keys.schedules_due, self.schedules.fire), (keys.maprun_wake, self.rescue_mapruns),
+        ]  # fmt: skip
+        if now >= self._rescue_at:
+            self._rescue_at = now + self.settings.rescue_poll_ms
+            sets += [(keys.wake, self.rescue), (keys.activities, self.rescue_activities)]
+        return sets
 
     def _stop(self, *_: object) -> None:
         self.stopping = True

@@ -80,3 +80,34 @@ def test_a_poll_peeks_with_plain_commands_and_claims_only_where_something_is_due
     # Every set empty: one EXISTS per set a poll, no peek partition by partition (a single Redis).
     assert len(polls) == 5 and stats["cmdstat_exists"]["calls"] >= 5 * len(sets) and "cmdstat_zrangebyscore" not in stats
     assert logged and not [c for c in logged if claim_due in c]
+
+
+def test_the_safety_nets_sets_are_looked_at_every_rescue_poll_the_others_every_poll(r: redis.Redis) -> None:
+    t = Timers(r, r, Settings(partitions=N, timers_poll_ms=50, rescue_poll_ms=500, _env_file=None))  # type: ignore[call-arg]
+    every = {keys.timers, keys.schedules_due, keys.maprun_wake}
+    nets = {keys.wake, keys.activities}
+    now = _now()
+    assert {key for key, _ in t.polled(now)} == every | nets  # the first poll looks at every set
+    for later in (50, 250, 499):
+        assert {key for key, _ in t.polled(now + later)} == every
+    assert {key for key, _ in t.polled(now + 500)} == every | nets
+    assert {key for key, _ in t.polled(now + 550)} == every
+    # A wake-up due now is rescued by the loop no later than a rescue poll after its deadline.
+    tag = keys.execution_tag("f-cadence", "e1")
+    r.hset(keys.execution(tag), mapping={"status": "Running", "acct": "1", "flow": "f"})
+    r.rpush(keys.inbox(tag), '{"t": "Started"}')
+    r.zadd(keys.wake_for(tag, N), {tag: _now() - 1})
+    published: list[list[str]] = []
+    t.publish_drives = published.append  # type: ignore[method-assign]
+    t._rescue_at = armed = _now() + 300  # the last look at the safety nets was 200 ms ago: the next is 300 ms away
+    deadline = time.monotonic() + 10
+    while not published:
+        now = _now()
+        owned = t.share(now)
+        served = t.polled(now)
+        for (_, serve), due_parts in zip(served, t.due(now, owned, [key for key, _ in served]), strict=True):
+            if due_parts:
+                serve(now, due_parts)
+        assert time.monotonic() < deadline, "the wake-up was never rescued"
+        time.sleep(0.05)
+    assert published == [[tag]] and _now() >= armed  # not before the next look, though due from the start
