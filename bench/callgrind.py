@@ -26,6 +26,7 @@ def available() -> str:
 
 def wrapper(directory: Path) -> tuple[str, Path]:
     """(a redis-server executable running under callgrind, the callgrind output file it writes)."""
+    directory.mkdir(parents=True, exist_ok=True)
     out = directory / "callgrind.out"
     binary = directory / "redis-under-callgrind"
     binary.write_text(f'#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={out} {redis_server_binary()} "$@"\n')

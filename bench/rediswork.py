@@ -244,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
     parser.add_argument("--callgrind", action="store_true",
                         help="redis-server under valgrind: its instructions per execution (repeatable, unlike CPU time)")
-    parser.add_argument("--code", type=Path, action="append", default=None,
+    parser.add_argument("--code", action="append", default=None, metavar="DIR[=LABEL]",
                         help="with --callgrind: run the service from this checkout (a git worktree of an older commit; "
-                             "repeat it to compare several, `.` for this one), one after the other")
+                             "repeat it to compare several, `.` for this one), one after the other; LABEL names it in "
+                             "the table and chart (default: its commit, date and subject)")
     parser.add_argument("--chart", type=Path, default=None, help="with several --code: draw the comparison (SVG) here")
     args = parser.parse_args(argv)
     if args.callgrind and (missing := callgrind.available()):
@@ -257,11 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--chart needs two --code checkouts or more")
     points: list[tuple[str, float]] = []
     for code in args.code or [None]:
+        directory, _, label = (code or "").partition("=")
         with tempfile.TemporaryDirectory(prefix="rediswork-") as tmp:
-            where = None if code is None else code.resolve()
+            where = Path(directory).resolve() if code else None
             res = measure(args.n, args.workers, args.front_doors, Path(tmp), args.by_script, args.cap, instructions=args.callgrind, code=where)
-        if code is not None:
-            points.append((checkout_label(code), res["instructions"]["per_execution"]))
+        if where is not None:
+            points.append((label or checkout_label(where), res["instructions"]["per_execution"]))
             print(f"## {points[-1][0]}\n")
         print(table(res) + "\n")
         if args.json:

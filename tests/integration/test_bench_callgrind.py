@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import callgrind, rediscost, rediswork
+from bench.services import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +30,9 @@ def test_the_replay_counts_instructions_per_execution(capsys: pytest.CaptureFixt
 
 
 def test_the_service_is_counted_in_instructions_with_its_idle_polling_left_out(tmp_path: Path) -> None:
-    res = rediswork.measure(60, 1, 1, tmp_path, instructions=True)
+    checkout = tmp_path / "checkout"  # run as --code runs another checkout (here: this one, by another path)
+    checkout.symlink_to(ROOT)
+    res = rediswork.measure(60, 1, 1, tmp_path / "work", instructions=True, code=checkout)
     ins = res["instructions"]
     assert 0 < ins["background_share"] < 1 and ins["idle_per_s"] > 0
     assert 50_000 < ins["per_execution"]  # a start and a drive's scripts and commands
@@ -37,6 +40,11 @@ def test_the_service_is_counted_in_instructions_with_its_idle_polling_left_out(t
     assert "instructions per execution" in rediswork.table(res)
 
 
-def test_another_checkout_is_counted_only_in_instructions() -> None:
+def test_another_checkout_is_counted_only_in_instructions_and_compared_with_the_first() -> None:
     with pytest.raises(SystemExit):
         rediswork.main(["--code", "/nowhere"])
+    with pytest.raises(SystemExit):
+        rediswork.main(["--callgrind", "--code", ".", "--chart", "x.svg"])  # a chart compares two or more
+    table = rediswork.comparison([("old", 500_000.0), ("new", 350_000.0)], 2000)
+    assert "| old | 500.0 | +0.0% |" in table and "| new | 350.0 | -30.0% |" in table
+    assert re.fullmatch(r"[0-9a-f]{7,} \d{4}-\d\d-\d\d .+", rediswork.checkout_label(ROOT))

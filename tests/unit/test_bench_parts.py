@@ -46,3 +46,11 @@ def test_charts_are_svg_without_a_date(tmp_path: Path) -> None:
         assert text.startswith("<?xml") and "<dc:date>" not in text
         assert a.read_bytes() == b.read_bytes()  # a file changes only when its figures do
     assert "5,100/s" in first[0].read_text() and "33,333/s" in first[1].read_text()  # text stays text (svg.fonttype none)
+
+
+def test_the_instructions_chart_marks_half_of_the_first(tmp_path: Path) -> None:
+    points = [("old", 510_400.0), ("new", 357_500.0)]
+    path = charts.instructions_chart(points, tmp_path / "i.svg", "caption")
+    text = path.read_text()
+    assert text.startswith("<?xml") and "510k" in text and "358k" in text and "half of the first: 255k" in text
+    assert charts.instructions_chart(points, tmp_path / "j.svg", "caption").read_bytes() == path.read_bytes()
