@@ -17,7 +17,9 @@
 -- Returns -1 if the fence was lost (nothing of the drive written), else the number of inbox events left.
 -- Either way the record's `dq` mark (a drive is queued, append.lua) is cleared: an event that came
 -- while the lease was held published no drive and is among those left (the driver goes round again),
--- and the next event publishes one, whether or not this driver goes on.
+-- and the next event publishes one, whether or not this driver goes on. Not when the execution ends
+-- (ARGV[6] > 0): no event joins an ended execution (every appender checks the status first), and
+-- reopen.lua sets the mark afresh; one call less for every execution (issue 17).
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then
   redis.call('HDEL', KEYS[1], 'dq')
   return -1
@@ -59,5 +61,5 @@ if ttl > 0 then
     redis.call('PUBLISH', ARGV[7], ARGV[8])
   end
 end
-redis.call('HDEL', KEYS[1], 'dq')
+if ttl == 0 then redis.call('HDEL', KEYS[1], 'dq') end
 return left

@@ -86,6 +86,19 @@ def test_the_drive_mark_stays_while_the_lease_is_held_and_every_commit_clears_it
     assert not r.hexists(XKEYS[0], "dq")  # nothing left, and the next event publishes a drive
 
 
+def test_the_commit_that_ends_an_execution_leaves_the_mark_which_nothing_reads_any_more(r: redis.Redis) -> None:
+    s = Scripts(r)
+    _claim(s)
+    r.hset(XKEYS[0], "dq", "1000")
+    assert acquire_sync(r, TAG, 5000, "t1").token == "t1"
+    end = ["t1", 1, "{}", "", 1, 3600, keys.DONE_CHANNEL, TAG, "status", "Failed"]
+    assert s.commit(keys=XKEYS, args=end) == 0
+    assert r.hget(XKEYS[0], "dq") == b"1000"  # one call less: an ended execution takes no events
+    assert s.append(keys=XKEYS[:2], args=["{}", 2000, 5000]) == [0, b"Failed"]  # so no drive is published
+    assert s.reopen(keys=[*XKEYS, keys.tasks(TAG)], args=['{"t":"Redriven"}', 10, 3000, 1000]) == [1, 1]
+    assert r.hget(XKEYS[0], "dq") == b"3000"  # a redrive marks its own drive afresh
+
+
 def test_commit_at_the_end_deletes_the_children_hash_only_when_it_ends(r: redis.Redis) -> None:
     s = Scripts(r)
     _claim(s)
