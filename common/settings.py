@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     functions_access_key_secret: str = ""
     functions_endpoint: str = ""  # host:port of a front door; default OPENFNF_HOST:OPENFNF_PORT
     retention_days: int = 90  # finished executions and their history
+    # On average one StartExecution in this many also drops expired names from its flow's executions index
+    # (Store.sweep_index; ListExecutions drops those it reads); 0: only ListExecutions does.
+    index_sweep_every: int = 256
     wake_after_ms: int = 5000  # safety net: re-drive an execution whose inbox is still full after this
     activity_rescue_ms: int = 60000  # an activity no worker shows life for (lost message, killed worker) runs again after this
     rescue_backlog_limit: int = 1000  # ... unless more drive messages than this wait in the queue (they are queued, not lost)

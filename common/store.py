@@ -273,6 +273,23 @@ class Store:
             return out, (as_str(nxt[0]) if nxt else None)
         return out, None
 
+    async def sweep_index(self, flow_id: str, now: int, retention_ms: int, limit: int = LIST_CHUNK) -> int:
+        """Drop from the flow's executions index up to `limit` of its oldest names whose record is gone (expired
+        after the retention period); how many. Only names started more than `retention_ms` ago are looked at (a
+        record expires that long after its end, so a younger one is there, or its claim is still on its way),
+        and an execution still running past that stays. ListExecutions drops what it reads too; this bounds
+        the index of a flow nobody lists (the front door calls it now and then, OPENFNF_INDEX_SWEEP_EVERY)."""
+        index = keys.executions_index(flow_id)
+        old = [as_str(n) for n in await self.redis.zrangebyscore(index, "-inf", now - retention_ms, start=0, num=limit)]
+        if not old:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for n in old:
+            pipe.exists(keys.execution(keys.execution_tag(flow_id, n)))
+        gone = [n for n, there in zip(old, await pipe.execute(), strict=True) if not there]
+        await self._drop_stale(index, gone)
+        return len(gone)
+
     async def _drop_stale(self, index: str, names: list[str]) -> None:
         if names:
             await self.redis.zrem(index, *names)

@@ -1,6 +1,9 @@
 """StartExecution, DescribeExecution (long-poll), ListExecutions, GetExecutionHistory, StopExecution."""
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +26,8 @@ from common.records import execution_view, history_view
 from common.store import ExecutionFilter
 from common.timefmt import parse_rfc3339
 from common.tokens import InvalidToken, TaskRef, parse_token
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,11 +80,33 @@ async def start_execution(call: Call) -> dict[str, Any]:
     qualifier = optional(p, "Qualifier")
     runs = await resolve_qualifier(call, flow, qualifier)
     name = name or call.execution_name or str(uuid.uuid4())
-    return await control.start(
+    started = await control.start(
         call.store, call.publisher.publish, call.settings, account=call.account, flow=flow, name=name,
         raw_input=raw_input, input_obj=input_obj, runs=runs, qualifier=qualifier, callback=callback, now=call.now,
         parent=parent, depth=depth, woken=call.flow_head is not None,  # the admission wrote its wake-up (api/admission.py)
     )  # fmt: skip
+    _sweep_now_and_then(call, flow["Id"])
+    return started
+
+
+_SWEEPS: set[asyncio.Task[int]] = set()  # running index sweeps (a task needs a reference until it is done)
+
+
+def _sweep_now_and_then(call: Call, flow_id: str) -> None:
+    """On average one start in OPENFNF_INDEX_SWEEP_EVERY drops expired names from its flow's executions index,
+    after the answer (Store.sweep_index): the index of a flow nobody lists stays bounded."""
+    every = call.settings.index_sweep_every
+    if every <= 0 or random.randrange(every):
+        return
+    task = asyncio.create_task(call.store.sweep_index(flow_id, call.now, call.settings.retention_days * 86_400_000))
+    _SWEEPS.add(task)
+    task.add_done_callback(_swept)
+
+
+def _swept(task: asyncio.Task[int]) -> None:
+    _SWEEPS.discard(task)
+    if not task.cancelled() and task.exception() is not None:  # the next sweep tries again
+        logger.warning("sweeping an executions index failed: %r", task.exception())
 
 
 async def check_waiting_token(call: Call, token: str) -> tuple[TaskRef, int]:
