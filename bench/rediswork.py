@@ -23,7 +23,8 @@ is its user-space instructions per completed execution: the run's count less the
 count over the idle seconds, scaled to the run's duration). Instructions repeat to within a couple of
 percent where CPU time moved by a quarter, so code points compare in one run each: `--code DIR` runs
 the service from another checkout (a git worktree of an older commit) under this harness, which then
-waits on what every version has (the last execution's status, the drive queue, the wake-up sets).
+waits on what every version has (the last execution's status, the drive queue, the wake-up sets);
+without `--callgrind` it compares their CPU the same way.
 Under valgrind the server is ~30 times slower: read the calls, not the times.
 """
 from __future__ import annotations
@@ -67,10 +68,10 @@ def commandstats(r: redis.Redis) -> dict[str, tuple[int, int]]:
     return out
 
 
-def server_cpu(r: redis.Redis) -> float:
-    """redis-server's user + system CPU seconds so far (INFO cpu)."""
+def server_cpu(r: redis.Redis) -> tuple[float, float]:
+    """redis-server's user and system CPU seconds so far (INFO cpu)."""
     info: dict[str, Any] = r.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    return float(info["used_cpu_user"]), float(info["used_cpu_sys"])
 
 
 def wait_quiet(r: redis.Redis, timeout: float) -> int:
@@ -123,6 +124,7 @@ def measure(
     """Run the workload once; the figures per completed execution (`instructions`: under callgrind; `code`: the
     service from another checkout)."""
     env = {"OPENFNF_MAX_RUNNING_EXECUTIONS": str(cap)} if cap else None
+    settled = instructions or code is not None  # wait on what every version has (another checkout's keys differ)
     binary, out = callgrind.wrapper(workdir) if instructions else (None, workdir / "none")
     svc = OpenFnF(workdir, workers=workers, api_processes=front_doors, env=env, redis_binary=binary, code=code).start()
     try:
@@ -133,7 +135,7 @@ def measure(
                                 "flow": "f", "concurrency": 64, "duration": 600, "keep_indexes": True}  # fmt: skip
         warm = load({**spec, "prefix": "w", "count": 100})
         wait_ended(r, flow_id, [f"w{i}" for i in warm["ok_indexes"]], 120)
-        if instructions:
+        if settled:
             wait_settled(r, flow_id, f"w{max(warm['ok_indexes'])}", 120)
         else:
             wait_quiet(r, 120)
@@ -155,7 +157,7 @@ def measure(
         result = load({**spec, "prefix": "x", "count": n})
         names = [f"x{i}" for i in result["ok_indexes"]]
         gets = 0
-        if instructions:
+        if settled:
             wait_settled(r, flow_id, f"x{max(result['ok_indexes'])}", 600)
         else:
             gets = wait_quiet(r, 600)
@@ -163,7 +165,7 @@ def measure(
         if instructions:
             callgrind.dump(pid)
         stats = commandstats(r)
-        cpu = server_cpu(r) - cpu0
+        user, system = (b - a for a, b in zip(cpu0, server_cpu(r), strict=True))
         per_script = by_script(r) if scripts else {}
         ended = wait_ended(r, flow_id, names, 10)
         done = ended.by_status.get("Succeeded", 0)
@@ -175,7 +177,7 @@ def measure(
         rows = {c: v for c, v in stats.items() if c not in HARNESS and v[0] > 0}
         idle_rows = {c: v for c, v in idle.items() if c not in HARNESS}
         return {
-            "n": n, "seconds": seconds, "cpu_us": cpu / n * 1e6,
+            "n": n, "seconds": seconds, "cpu_us": (user + system) / n * 1e6, "cpu_user_us": user / n * 1e6, "cpu_sys_us": system / n * 1e6,
             "commands": {c: {"calls": calls / n, "usec": usec / n} for c, (calls, usec) in sorted(rows.items())},
             "scripts": {s: {"calls": calls / n, "usec": usec / n} for s, (calls, usec) in sorted(per_script.items())},
             "idle_per_s": {c: {"calls": calls / idle_s, "usec": usec / idle_s} for c, (calls, usec) in sorted(idle_rows.items())},
@@ -196,7 +198,7 @@ def table(res: dict[str, Any]) -> str:
     """The Markdown table of one measurement."""
     lines = [
         f"{res['n']} executions of the 10-state Pass flow in {res['seconds']:.1f} s; "
-        f"redis-server CPU {res['cpu_us']:.1f} us per execution (INFO cpu, user + system)",
+        f"redis-server CPU {res['cpu_us']:.1f} us per execution (INFO cpu: user {res['cpu_user_us']:.1f} + system {res['cpu_sys_us']:.1f})",
         "",
     ]
     if "instructions" in res:
@@ -245,17 +247,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callgrind", action="store_true",
                         help="redis-server under valgrind: its instructions per execution (repeatable, unlike CPU time)")
     parser.add_argument("--code", action="append", default=None, metavar="DIR[=LABEL]",
-                        help="with --callgrind: run the service from this checkout (a git worktree of an older commit; "
-                             "repeat it to compare several, `.` for this one), one after the other; LABEL names it in "
-                             "the table and chart (default: its commit, date and subject)")
+                        help="run the service from this checkout (a git worktree of an older commit; repeat it to compare "
+                             "several, `.` for this one), one after the other, the harness waiting on what every version "
+                             "has; LABEL names it in the table and chart (default: its commit, date and subject)")
     parser.add_argument("--chart", type=Path, default=None, help="with several --code: draw the comparison (SVG) here")
     args = parser.parse_args(argv)
     if args.callgrind and (missing := callgrind.available()):
         parser.error(missing)
-    if args.code is not None and not args.callgrind:
-        parser.error("--code needs --callgrind (the other figures need this checkout's key layout)")
-    if args.chart is not None and len(args.code or []) < 2:
-        parser.error("--chart needs two --code checkouts or more")
+    if args.chart is not None and (len(args.code or []) < 2 or not args.callgrind):
+        parser.error("--chart needs --callgrind and two --code checkouts or more")
     points: list[tuple[str, float]] = []
     for code in args.code or [None]:
         directory, _, label = (code or "").partition("=")
@@ -263,13 +263,13 @@ def main(argv: list[str] | None = None) -> int:
             where = Path(directory).resolve() if code else None
             res = measure(args.n, args.workers, args.front_doors, Path(tmp), args.by_script, args.cap, instructions=args.callgrind, code=where)
         if where is not None:
-            points.append((label or checkout_label(where), res["instructions"]["per_execution"]))
+            points.append((label or checkout_label(where), res["instructions"]["per_execution"] if args.callgrind else res["cpu_us"]))
             print(f"## {points[-1][0]}\n")
         print(table(res) + "\n")
         if args.json:
             print(json.dumps(res, indent=1))
     if len(points) > 1:
-        print(comparison(points, args.n))
+        print(comparison(points, args.n, instructions=args.callgrind))
         if args.chart is not None:
             from bench.charts import instructions_chart
 
@@ -285,13 +285,14 @@ def checkout_label(code: Path) -> str:
     return line[:72] if got.returncode == 0 and line else str(code)
 
 
-def comparison(points: list[tuple[str, float]], n: int) -> str:
-    """The table of instructions per execution by checkout, each against the first."""
+def comparison(points: list[tuple[str, float]], n: int, instructions: bool = True) -> str:
+    """The table of instructions (or, not under callgrind, CPU us) per execution by checkout, each against the first."""
     first = points[0][1]
-    lines = [f"redis-server instructions per completed execution, {n} executions each (callgrind, user space)", "",
-             "| checkout | k instructions | vs the first |", "|---|---:|---:|"]  # fmt: skip
+    what, unit, scale = ("instructions", "k instructions", 1000.0) if instructions else ("CPU (INFO cpu, user + system)", "us", 1.0)
+    lines = [f"redis-server {what} per completed execution, {n} executions each", "",
+             f"| checkout | {unit} | vs the first |", "|---|---:|---:|"]  # fmt: skip
     for label, value in points:
-        lines.append(f"| {label} | {value / 1000:.1f} | {(value - first) / first:+.1%} |")
+        lines.append(f"| {label} | {value / scale:.1f} | {(value - first) / first:+.1%} |")
     return "\n".join(lines)
 
 

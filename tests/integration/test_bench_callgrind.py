@@ -40,11 +40,12 @@ def test_the_service_is_counted_in_instructions_with_its_idle_polling_left_out(t
     assert "instructions per execution" in rediswork.table(res)
 
 
-def test_another_checkout_is_counted_only_in_instructions_and_compared_with_the_first() -> None:
-    with pytest.raises(SystemExit):
-        rediswork.main(["--code", "/nowhere"])
+def test_checkouts_are_compared_with_the_first_and_charted_in_instructions_only() -> None:
     with pytest.raises(SystemExit):
         rediswork.main(["--callgrind", "--code", ".", "--chart", "x.svg"])  # a chart compares two or more
+    with pytest.raises(SystemExit):
+        rediswork.main(["--code", ".", "--code", ".", "--chart", "x.svg"])  # ... in instructions
     table = rediswork.comparison([("old", 500_000.0), ("new", 350_000.0)], 2000)
     assert "| old | 500.0 | +0.0% |" in table and "| new | 350.0 | -30.0% |" in table
+    assert "| new | 70.0 | -30.0% |" in rediswork.comparison([("old", 100.0), ("new", 70.0)], 2000, instructions=False)
     assert re.fullmatch(r"[0-9a-f]{7,} \d{4}-\d\d-\d\d .+", rediswork.checkout_label(ROOT))
