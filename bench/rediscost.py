@@ -56,6 +56,8 @@ VARIANTS = {
     "no-count": "without the running count (INCRBY at the claim, DECRBY at the end)",
     "no-lease": "without the lease (no SET NX PX at the acquire, commit.lua without its fence check)",
     "no-inbox": "Started not queued in the inbox (claim.lua without its RPUSH, nothing to read or delete)",
+    "at-claim": "a flow of pure states run to its end by the front door, its claim writing the ended record and history "
+                "(no wake-up, count, broker, lease, acquire or commit): what DESIGN.md rules out, priced",
 }
 CLAIM_WITHOUT_INBOX = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
@@ -70,6 +72,15 @@ if not redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[1]) then return {0} 
 if rec[10] then redis.call('HDEL', KEYS[1], 'dq') end
 rec[10] = nil
 return {ARGV[2], rec, redis.call('LRANGE', KEYS[2], 0, -1)}
+"""
+# The `at-claim` what-if: the claim writes the ended execution (record, history, their retention) at once.
+CLAIM_ENDED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return {1}
 """
 FENCE_CHECK = """if redis.call('GET', KEYS[4]) ~= ARGV[1] then
   redis.call('HDEL', KEYS[1], 'dq')
@@ -119,6 +130,8 @@ def replay(variant: str, n: int, batch: int, callgrind: bool = False) -> dict[st
             r = redis.Redis.from_url(server.url)
             sha = {name: r.script_load(source(name)) for name in ("claim", "commit")}
             claim_sha = r.script_load(CLAIM_WITHOUT_INBOX) if variant == "no-inbox" else sha["claim"]
+            if variant == "at-claim":
+                claim_sha = r.script_load(CLAIM_ENDED)
             sha["acquire.lua"] = r.script_load(ACQUIRE_LUA)
             if variant == "no-lease":
                 sha["commit"] = r.script_load(commit_without_fence())
@@ -128,8 +141,10 @@ def replay(variant: str, n: int, batch: int, callgrind: bool = False) -> dict[st
             start_cpu = phases.last
             for first in range(0, n, batch):
                 tags = [keys.execution_tag(FLOW_ID, f"x{first + i}-{uuid.uuid4().hex[:8]}") for i in range(batch)]
-                _front_door(r, variant, claim_sha, tags)
+                _front_door(r, variant, claim_sha, tags, chunk)
                 phases.mark("front door")
+                if variant == "at-claim":
+                    continue
                 r.brpop([b"openfnf.drives"], 1)
                 _kombu(r, "unacked")
                 phases.mark("broker")
@@ -154,23 +169,29 @@ def _pipeline(r: redis.Redis, build: Callable[[Any], None], transaction: bool = 
     pipe.execute()
 
 
-def _front_door(r: redis.Redis, variant: str, claim_sha: str, tags: list[str]) -> None:
+def _front_door(r: redis.Redis, variant: str, claim_sha: str, tags: list[str], chunk: bytes) -> None:
     def build(pipe: Any) -> None:
         for tag in tags:
             name = keys.split_tag(tag)[1]
             pipe.set(keys.signature_nonce("LTAIbenchkey000001", secrets.token_hex(8), ACCOUNT), 1, nx=True, px=900_000)
             pipe.hmget(keys.flow(ACCOUNT, FLOW), "Id", "Name", "DefId", "ExecutionMode", "Environment")
-            if variant != "no-wake":
+            if variant not in ("no-wake", "at-claim"):
                 pending = keys.pending_start(ACCOUNT, FLOW, name)
                 pipe.zadd(keys.wake_for(pending, PARTITIONS), {pending: int(time.time() * 1000) + 5000})
             pipe.zadd(keys.executions_index(FLOW_ID), {name: int(time.time() * 1000)}, nx=True)
             fields = new_execution_fields(account=ACCOUNT, flow=FLOW, raw_input="{}", def_id=DEF_ID, qualifier="", callback="",
                                           started=int(time.time() * 1000))  # fmt: skip
+            if variant == "at-claim":  # the record as the commit leaves it, and the history chunk, at once
+                fields = [*fields, "state", STATE, "hseq", "42", "output", "{}", "stopped", str(int(time.time() * 1000))]
+                fields[fields.index("status") + 1] = "Succeeded"
+                pipe.evalsha(claim_sha, 2, keys.execution(tag), keys.history(tag), chunk, 7_776_000, *fields)
+                continue
             started = json.dumps({"t": "Started", "input": {}, "name": name, "flow": FLOW})
             pipe.evalsha(claim_sha, 2, keys.execution(tag), keys.inbox(tag), started, *fields)
             if variant != "no-count":
                 pipe.incrby(runcount.key_for(ACCOUNT, tag, SHARDS), 1)
-        pipe.lpush("openfnf.drives", MESSAGE)
+        if variant != "at-claim":
+            pipe.lpush("openfnf.drives", MESSAGE)
 
     _pipeline(r, build)
 

@@ -12,7 +12,8 @@ from bench.rediscost import VARIANTS, main, replay
 def test_every_variant_replays_without_an_error(variant: str) -> None:
     got = replay(variant, 64, 32)
     assert got["variant"] == variant and got["cpu_us"] > 0
-    assert set(got["phases"]) == {"front door", "broker", "acquire", "commit"}
+    drives = variant != "at-claim"  # (that what-if ends every execution at its claim: nothing reaches a worker)
+    assert set(got["phases"]) == ({"front door", "broker", "acquire", "commit"} if drives else {"front door"})
     if variant == "no-aof":
         assert got["aof_bytes"] == 0
     else:
