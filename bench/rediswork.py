@@ -91,9 +91,9 @@ def wait_settled(r: redis.Redis, flow_id: str, last: str, timeout: float) -> Non
     """Until the last execution started has ended, the drive queue is empty and every wake-up set is: on the
     key layout of any version (--code), with a command or two per poll. (The wake-up sets are found with
     one KEYS once the starts are in: a SCAN per poll would cost the server more than the run.)"""
-    deadline = time.monotonic() + timeout
+    deadline, queue = time.monotonic() + timeout, Settings().drive_queue
     record = keys.execution(keys.execution_tag(flow_id, last))
-    while as_str(r.hget(record, "status")) not in TERMINAL or r.llen(Settings().drive_queue):
+    while as_str(r.hget(record, "status")) not in TERMINAL or r.llen(queue):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{last} did not end, or drives were left queued")
         time.sleep(0.5)

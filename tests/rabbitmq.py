@@ -7,10 +7,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from openfnf.rabbitserver import RabbitServer, find_rabbitmq
 from openfnf.rabbitserver import start_rabbitmq as _start
+from tests import needs
 
 __all__ = ["RabbitServer", "start_rabbitmq"]
 
@@ -19,8 +18,5 @@ def start_rabbitmq(base: Path) -> RabbitServer:
     """A started RabbitMQ node of the test's own under `base`."""
     binary = os.environ.get("OPENFNF_TEST_RABBITMQ_SERVER") or find_rabbitmq()
     if binary is None:
-        message = "rabbitmq-server is not installed (apt-get install -y rabbitmq-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        needs.missing("rabbitmq-server is not installed (apt-get install -y rabbitmq-server)")
     return _start(base, binary)

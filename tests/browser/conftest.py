@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import needs
 from tests.conftest import ROOT, Service, running_service
 
 ACCOUNT, OTHER_ACCOUNT = "1234567890", "2222222222"  # the service key's account (Settings.account_id), and another
@@ -68,10 +69,7 @@ def browser() -> Iterator[Any]:
     chromium = _binary("chromium", "/usr/bin/chromium", "chromium-browser", "google-chrome")
     driver_path = _binary("chromedriver", "/usr/bin/chromedriver")
     if chromium is None or driver_path is None:
-        message = "no Chromium/chromedriver: apt-get install -y chromium chromium-driver"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        needs.missing("no Chromium/chromedriver: apt-get install -y chromium chromium-driver")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as DriverService
 

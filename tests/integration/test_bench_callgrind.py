@@ -3,7 +3,6 @@ service's (bench.rediswork --callgrind), with redis-server under valgrind. Witho
 CI=true (`.ci/run` installs it) and skip elsewhere."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -11,15 +10,14 @@ import pytest
 
 from bench import callgrind, rediscost, rediswork
 from bench.services import ROOT
+from tests import needs
 
 
 @pytest.fixture(autouse=True)
 def _valgrind() -> None:
     missing = callgrind.available()
     if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(missing)
-        pytest.skip(missing)
+        needs.missing(missing)
 
 
 def test_the_replay_counts_instructions_per_execution(capsys: pytest.CaptureFixture[str]) -> None:
