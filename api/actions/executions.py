@@ -85,16 +85,17 @@ async def start_execution(call: Call) -> dict[str, Any]:
         raw_input=raw_input, input_obj=input_obj, runs=runs, qualifier=qualifier, callback=callback, now=call.now,
         parent=parent, depth=depth, woken=call.flow_head is not None,  # the admission wrote its wake-up (api/admission.py)
     )  # fmt: skip
-    _sweep_now_and_then(call, flow["Id"])
+    sweep_now_and_then(call, flow["Id"])
     return started
 
 
 _SWEEPS: set[asyncio.Task[int]] = set()  # running index sweeps (a task needs a reference until it is done)
 
 
-def _sweep_now_and_then(call: Call, flow_id: str) -> None:
-    """On average one start in OPENFNF_INDEX_SWEEP_EVERY drops expired names from its flow's executions index,
-    after the answer (Store.sweep_index): the index of a flow nobody lists stays bounded."""
+def sweep_now_and_then(call: Call, flow_id: str) -> None:
+    """On average one start (StartExecution, StartSyncExecution) in OPENFNF_INDEX_SWEEP_EVERY drops expired names
+    from its flow's executions index, after the answer (Store.sweep_index): the index of a flow nobody lists
+    stays bounded."""
     every = call.settings.index_sweep_every
     if every <= 0 or random.randrange(every):
         return

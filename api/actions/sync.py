@@ -7,7 +7,7 @@ from dataclasses import astuple
 from typing import Any
 
 from api.actions.context import Call
-from api.actions.executions import start_params
+from api.actions.executions import start_params, sweep_now_and_then
 from api.actions.flows import get_flow
 from api.actions.versions import resolve_qualifier
 from api.params import optional
@@ -55,6 +55,7 @@ async def start_sync_execution(call: Call) -> dict[str, Any]:
         raise ExecutionAlreadyExists(name, flow_name)
     await call.store.redis.incr(runcount.key_for(call.account, tag, call.settings.running_shards))  # the running-executions cap (issue 7)
     await call.publisher.publish(tag)
+    sweep_now_and_then(call, flow["Id"])
     fields = await _until_end(call, flow["Id"], name, tag, limit + call.settings.express_grace_seconds)
     return _view(fields or claim.fields, flow)
 

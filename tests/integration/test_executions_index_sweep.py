@@ -64,3 +64,25 @@ async def test_a_start_sweeps_its_flows_index_after_answering(aiohttp_client: An
         assert time.monotonic() < deadline, _names(r, flow_id)
         await asyncio.sleep(0.05)
     assert _names(r, flow_id) == {"running", "claiming", "new"}
+
+
+async def test_a_sync_start_sweeps_its_flows_index_too(aiohttp_client: Any, redis_server: str, r: Any, tmp_path: Path) -> None:
+    settings = make_settings(redis_server, tmp_path).model_copy(update={"index_sweep_every": 1})
+    client: TestClient = await aiohttp_client(make_app(settings))
+    path, form = signed_request("CreateFlow", {"Name": "swept_sync", "Definition": PASS_FLOW.format(name="swept_sync"),
+                                               "Type": "FDL", "ExecutionMode": "Express"})  # fmt: skip
+    resp = await client.post(path, data=form, headers=FORM_HEADERS)
+    assert resp.status == 200, await resp.text()
+    flow_id = r.hget(keys.flow(ACCOUNT_A, "swept_sync"), "Id").decode()
+    _index(r, flow_id, int(time.time() * 1000))
+    path, form = signed_request("StartSyncExecution", {"FlowName": "swept_sync"})
+    waiting = asyncio.create_task(client.post(path, data=form, headers=FORM_HEADERS))  # no worker here: it waits for the end
+    try:
+        deadline = time.monotonic() + 10
+        while {"gone-1", "gone-2"} & _names(r, flow_id):
+            assert time.monotonic() < deadline, _names(r, flow_id)
+            assert not waiting.done(), waiting.result()
+            await asyncio.sleep(0.05)
+        assert {"running", "claiming"} <= _names(r, flow_id)
+    finally:
+        waiting.cancel()
