@@ -10,7 +10,8 @@ policy is a CPU check, so it is decided first, and then one pipeline carries:
   or one GET per shard on a cluster) and gcra.lua when a rule applies, which charges the buckets all
   or nothing. A request refused after the charge (a replay, or one over the running cap) is not
   charged: gcra_refund.lua gives the charge back (one more round trip, for those only).
-- for StartExecution, the execution's wake-up (keys.pending_start), durable before the claim.
+- for StartExecution, the execution's wake-up (keys.pending_start), durable before the claim; not for a
+  flow this process last ran to its end at its start (remember_pure, common/purestart.py).
 - for StartExecution, the flow's head fields (Store.queue_flow_head): read in the same round trip,
   so the handler does not read the flow again. They are read fresh for every request, so an
   UpdateFlow or DeleteFlow done through another front door is seen by the next start; only the
@@ -41,7 +42,27 @@ class Admitted:
     """A request that passed every check before its handler; what was read for it on the way."""
 
     flow_head: list[Any] | None = None  # StartExecution: the raw answer of Store.queue_flow_head (None: not read)
-    execution_name: str = ""  # StartExecution: the name its wake-up was written for (chosen here if none was asked)
+    execution_name: str = ""  # StartExecution: its name (chosen here if none was asked), the wake-up's if written
+    woken: bool = False  # StartExecution: its wake-up (keys.pending_start) was written
+
+
+# Flows whose last StartExecution through this process ran to its end at its start (common/purestart.py):
+# their next start writes no wake-up with the admission, since it will most likely need none. When it does
+# (the flow was updated, the start has a callback token), the claim writes the wake-up itself, first
+# (Store.claim_execution with woken=False). Bounded: forgotten all at once when full.
+_PURE_FLOWS: set[tuple[str, str]] = set()
+_PURE_FLOWS_MAX = 10_000
+
+
+def remember_pure(account: str, flow_name: str, pure: bool) -> None:
+    """Record whether a StartExecution of this flow just ran it to its end at its start."""
+    key = (account, flow_name)
+    if not pure:
+        _PURE_FLOWS.discard(key)
+        return
+    if key not in _PURE_FLOWS and len(_PURE_FLOWS) >= _PURE_FLOWS_MAX:
+        _PURE_FLOWS.clear()
+    _PURE_FLOWS.add(key)
 
 
 def nonce_ttl_ms(verified: Verified, now_ms: int, skew_seconds: int) -> int:
@@ -67,6 +88,7 @@ async def admit(
     # Named here when not asked, so its wake-up is written with the admission.
     execution_name = (params.get("ExecutionName") or str(uuid.uuid4())) if flow_name else ""
     pending = keys.pending_start(key.account, flow_name, execution_name) if flow_name else ""
+    wake = bool(flow_name) and (key.account, flow_name) not in _PURE_FLOWS
 
     cluster = is_cluster(store.redis)
     answers = 0  # how many answers the limiter's check takes (after the nonce's)
@@ -78,6 +100,7 @@ async def admit(
             answers = check.queue(pipe, store.scripts, cluster)
         if flow_name:
             store.queue_flow_head(pipe, key.account, flow_name)
+        if wake:
             # The safety net's wake-up, durable before the claim (the next round trip) can be seen on any
             # topology: if this process dies or the claim's answer is lost, the timers find the execution
             # through its flow and drive it; a start refused after this leaves a wake-up they drop.
@@ -97,5 +120,5 @@ async def admit(
     if check is not None:
         limiter.judge(check, verdict, value)
     limiter.chaos(action)
-    return Admitted(flow_head=results[1 + answers] if flow_name else None, execution_name=execution_name)
+    return Admitted(flow_head=results[1 + answers] if flow_name else None, execution_name=execution_name, woken=wake)
 

@@ -179,6 +179,7 @@ async def rpc(request: web.Request) -> web.Response:
         waiters=app[WAITERS],
         flow_head=admitted.flow_head,
         execution_name=admitted.execution_name,
+        woken=admitted.woken,
     )
     body = await handler(call)
     body["RequestId"] = request[REQUEST_ID]

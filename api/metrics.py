@@ -6,7 +6,9 @@ Requests are counted by a middleware that sees every RPC answer, errors included
 - `openfnf_api_requests_total{action, code}`: code is `Success` or the error `Code` of the body;
 - `openfnf_api_request_seconds{action}`: latency histogram (long polls included, up to 60 s);
 - `openfnf_api_requests_in_flight`: requests being handled now;
-- `openfnf_api_throttled_total{action}`: answers with Code `ResourceThrottled`.
+- `openfnf_api_throttled_total{action}`: answers with Code `ResourceThrottled`;
+- `openfnf_executions_total{status}`: executions this front door ran to their end at their start
+  (common/execmetrics.py, common/purestart.py), counted as the workers count theirs.
 
 The throttled count is derived from the answers, so the throttling code needs to do nothing;
 `THROTTLED` stays public for a caller that rejects work in another way (use `throttled(action)`).
@@ -32,6 +34,7 @@ from prometheus_client import (
 
 from api.actions import ALL_ACTIONS
 from api.protocol import ACTION
+from common import execmetrics  # noqa: F401 - registers openfnf_executions_total on this registry
 
 THROTTLED_CODE = "ResourceThrottled"
 UNKNOWN = "unknown"  # an Action that is not one of the API's (bounded label values)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common import keys
+from common.purestart import Ended
 from common.records import dumps, new_execution_fields
 from common.scripts import Scripts
 from common.settings import Settings
@@ -72,11 +73,13 @@ def queue_claim(
     trace: str = "",
     depth: int = 0,
     wake: bool = True,
+    ended: Ended | None = None,
 ) -> PendingClaim:
     """Queue the claim of execution `name` of `flow` (as StartExecution's); `watch`: publish its end at once (a str: the watch mark);
-    `depth`: its nesting depth as a child flow (common/lineage.py)."""
+    `depth`: its nesting depth as a child flow (common/lineage.py); `ended`: the execution was run to its end
+    at its start (common/purestart.py run_at_start on started_event(...)): the claim writes it ended, with
+    its history and retention (claim_ended.lua), and no wake-up guards it."""
     tag = keys.execution_tag(flow["Id"], name)
-    started_event = dumps({"t": "Started", "input": input_obj, "name": name, "flow": flow["Name"]})
     fields = new_execution_fields(
         account=account, flow=flow["Name"], raw_input=raw_input,
         def_id=def_id, qualifier=qualifier, version=version, callback=callback, started=now, trace=trace, depth=depth,
@@ -85,6 +88,12 @@ def queue_claim(
         fields += ["env", flow["Environment"]]  # the environment this execution runs with (DescribeExecution)
     if watch:
         fields += ["watch", watch if isinstance(watch, str) else "1"]  # how commit.lua publishes the end (api/waiters.py)
+    if ended is not None:
+        fields = [*fields[: fields.index("status")], *fields[fields.index("status") + 2 :], *ended.fields]
+        pipe.zadd(keys.executions_index(flow["Id"]), {name: now}, nx=True)
+        at = len(pipe)
+        scripts.queue(pipe, "claim_ended", [keys.execution(tag), keys.history(tag)], [ended.history_chunk, settings.retention_seconds, *fields])
+        return PendingClaim(account, flow["Name"], name, tag, fields, at)
     # The wake-up goes first: if this process dies before the drive is published, the timers
     # process re-drives the execution after wake_after_ms. First in one pipeline holds on one server
     # only: on a cluster the caller writes it a round trip before (wake=False here; see store.claim_execution).
@@ -92,8 +101,13 @@ def queue_claim(
         pipe.zadd(keys.wake_for(tag, settings.partitions), {tag: now + settings.wake_after_ms})
     pipe.zadd(keys.executions_index(flow["Id"]), {name: now}, nx=True)
     at = len(pipe)
-    scripts.queue(pipe, "claim", [keys.execution(tag), keys.inbox(tag)], [started_event, *fields])
+    scripts.queue(pipe, "claim", [keys.execution(tag), keys.inbox(tag)], [dumps(started_event(input_obj, name, flow["Name"])), *fields])
     return PendingClaim(account, flow["Name"], name, tag, fields, at)
+
+
+def started_event(input_obj: dict[str, Any], name: str, flow_name: str) -> dict[str, Any]:
+    """The Started inbox event of a new execution (its first drive's, or run_at_start's, common/purestart.py)."""
+    return {"t": "Started", "input": input_obj, "name": name, "flow": flow_name}
 
 
 def queue_express_timeout(pipe: Any, tag: str, now: int, seconds: int, partitions: int) -> None:

@@ -23,8 +23,10 @@ from common.errors import (
     InvalidArgument,
     TaskAlreadyCompleted,
 )
+from common.execmetrics import count_execution_events
 from common.faults import fault_point
 from common.interpreter import TERMINAL, EventType, Status
+from common.purestart import Ended
 from common.records import dumps, execution_view
 from common.reports import report_keys
 from common.settings import Settings
@@ -76,23 +78,29 @@ def pick_version(routes: list[dict[str, Any]], draw: float) -> str:
 async def start(
     store: Store, publish: Publish, settings: Settings, *, account: str, flow: dict[str, str], name: str,
     raw_input: str, input_obj: dict[str, Any], runs: Resolved, qualifier: str, callback: str, now: int,
-    parent: TaskRef | None = None, depth: int = 0, woken: bool = False,
+    parent: TaskRef | None = None, depth: int = 0, woken: bool = False, ended: Ended | None = None,
 ) -> dict[str, Any]:
     """Claim the execution name atomically and hand the run to the workers; the API's execution object.
 
     A name still running answers that execution; a finished one is ExecutionAlreadyExists. `parent`:
     the task whose token is the callback (the new execution is its child, `depth` deep: common/lineage.py).
-    `woken`: its wake-up was written already (api/admission.py, keys.pending_start).
+    `woken`: its wake-up was written already (api/admission.py, keys.pending_start). `ended`: the execution
+    was run to its end already (common/purestart.py, never with a parent): its claim writes it ended, and no
+    worker is told (the answer is the ended execution).
     """
     claim = await store.claim_execution(
         account=account, flow=flow, name=name, raw_input=raw_input, input_obj=input_obj, def_id=runs.def_id,
         qualifier=qualifier, version=runs.version, callback=callback, now=now, depth=depth, woken=woken,
         trace=tracing.execution_started(flow["Name"], name),  # its drives continue the StartExecution span's trace
+        ended=ended,
     )  # fmt: skip
     if not claim.created:
         if claim.fields.get("status") in TERMINAL:
             raise ExecutionAlreadyExists(name, flow["Name"])
         return execution_view(claim.fields, await store.definition(claim.fields["defid"]))
+    if ended is not None:
+        count_execution_events(ended.events)
+        return execution_view(claim.fields, runs.definition)
     fault_point(settings, "api.after_claim")
     tag = keys.execution_tag(flow["Id"], name)
     if parent is not None:  # the token's task owns this child: cancelling the task stops it

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # On average one StartExecution in this many also drops expired names from its flow's executions index
     # (Store.sweep_index; ListExecutions drops those it reads); 0: only ListExecutions does.
     index_sweep_every: int = 256
+    # Issue 17: a StartExecution of a flow whose states are all pure (Pass, Choice, Succeed, Fail, Parallel and
+    # inline Map of those) runs it to its end itself and writes it ended with its claim (common/purestart.py),
+    # unless its history would pass this many events (a Choice loop, a large Map: left to the workers); 0: the
+    # workers run every execution.
+    pure_at_start_events: int = 500
     wake_after_ms: int = 5000  # safety net: re-drive an execution whose inbox is still full after this
     activity_rescue_ms: int = 60000  # an activity no worker shows life for (lost message, killed worker) runs again after this
     rescue_backlog_limit: int = 1000  # ... unless more drive messages than this wait in the queue (they are queued, not lost)
@@ -149,3 +154,8 @@ class Settings(BaseSettings):
     def effective_broker_url(self) -> str:
         """The Celery broker URL, defaulting to the state Redis."""
         return self.broker_url or self.redis_url
+
+    @property
+    def retention_seconds(self) -> int:
+        """How long an ended execution's keys stay (retention_days)."""
+        return self.retention_days * 86400

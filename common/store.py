@@ -9,6 +9,7 @@ from common import keys, runcount
 from common.claims import Claim, PendingClaim, queue_claim
 from common.interpreter.model import HistoryEvent
 from common.lineage import adoption_refused, depth_of, orphan_event, queue_adopt, queue_stops, stop_tree_async
+from common.purestart import Ended
 from common.records import (
     EXECUTION_VIEW_FIELDS,
     as_str,
@@ -157,6 +158,7 @@ class Store:
         trace: str = "",
         depth: int = 0,
         woken: bool = False,
+        ended: Ended | None = None,
     ) -> Claim:
         """StartExecution's claim: one round trip (wake-up, index entry, atomic claim script, running count).
 
@@ -164,7 +166,14 @@ class Store:
         so none is queued here. Otherwise it is queued before the claim in this pipeline, which orders
         them on one server only: on a cluster (the pieces go to several nodes at once) the claim could
         land while the wake-up does not, so it is written first, in a round trip of its own.
+
+        `ended`: the execution was run to its end at its start (common/purestart.py): the claim writes it
+        ended; it needs no wake-up and never counts as running. A wake-up the admission wrote for it anyway
+        is removed once the claim is won (not before: a claim lost to a running execution of that name
+        leaves that execution's own wake-up, the same member, alone).
         """
+        if ended is not None:
+            return await self._claim_ended(account, flow, name, raw_input, input_obj, def_id, qualifier, now, version, woken, ended)
         pending: list[PendingClaim] = []
         cluster = is_cluster(self.redis)
 
@@ -195,6 +204,28 @@ class Store:
         claim = pending[0].outcome(results)
         if not claim.created:
             await self.redis.decr(counted)  # nothing started: give the running count back
+        return claim
+
+    async def _claim_ended(
+        self, account: str, flow: dict[str, str], name: str, raw_input: str, input_obj: dict[str, Any], def_id: str,
+        qualifier: str, now: int, version: str, woken: bool, ended: Ended,
+    ) -> Claim:
+        """claim_execution of an execution run to its end at its start: one round trip (index entry, claim_ended.lua)."""
+        pending: list[PendingClaim] = []
+
+        def build(pipe: Any) -> None:
+            pending[:] = [
+                queue_claim(
+                    self.scripts, pipe, self.settings, account=account, flow=flow, name=name, raw_input=raw_input,
+                    input_obj=input_obj, def_id=def_id, now=now, qualifier=qualifier, version=version, ended=ended,
+                )
+            ]
+
+        results = await self.runner.pipeline(build)  # fills `pending` first
+        claim = pending[0].outcome(results)
+        if claim.created and woken:  # the admission's wake-up guards nothing now
+            pending_start = keys.pending_start(account, flow["Name"], name)
+            await self.redis.zrem(keys.wake_for(pending_start, self.settings.partitions), pending_start)
         return claim
 
     async def read_execution(self, flow_id: str, name: str, watch: bool | str = False) -> dict[str, str] | None:

@@ -76,6 +76,10 @@ class Service:
             OPENFNF_PORT=str(self.port),
             OPENFNF_WAKE_AFTER_MS="1000",
             OPENFNF_LEASE_MS="3000",
+            # The suite's Pass flows stand in for any flow: they test the workers' drive path (crashes, hand-offs,
+            # shutdowns), so the start does not run them itself here. tests/e2e/test_pure_at_start.py runs with
+            # the default (common/purestart.py), as do the bench and `openfnf dev`.
+            OPENFNF_PURE_AT_START_EVENTS="0",
             PYTHONUNBUFFERED="1",
         )
         env.update(self.env_extra)

@@ -23,9 +23,9 @@ from common.driverscripts import (
 from common.faults import fault_point
 from common.fdl import FlowDef, parse_definition
 from common.interpreter import CommandType, EventType, HistoryEvent, Status, abort, advance
-from common.interpreter.model import Limits
 from common.lineage import orphan_event
 from common.logs import execution_var, flow_var
+from common.purestart import end_fields, execution_limits
 from common.records import dumps, encode_history_chunk
 from common.scripts import Scripts
 from common.settings import Settings
@@ -54,7 +54,7 @@ class Driver:
         self.settings = settings
         self.scripts = Scripts(redis)
         self.dispatcher = dispatcher or Dispatcher(redis, redis, settings)
-        self.limits = Limits(max_state_bytes=settings.max_state_bytes, max_history_events=settings.max_history_events)
+        self.limits = execution_limits(settings)
         self._flows: dict[str, FlowDef] = {}  # def id -> parsed definition (immutable)
         # Wake-up members (keys.wake) this driver's commits made needless: removed with the next acquire round trip
         # (see _commit): the tags of executions it ended Succeeded and the StartExecution wake-ups (keys.pending_start)
@@ -150,13 +150,7 @@ class Driver:
             logger.exception("the interpreter failed; ending the execution as Failed")
             # The same end as any failure: current state shape, cancels, parent and callback told.
             decision = abort(state, now, INTERNAL_ERROR, f"internal error: {type(exc).__name__}: {exc}")
-        fields: list[str] = []
-        if decision.ended and status != decision.status.value:
-            fields += ["status", decision.status.value, "stopped", str(now)]
-            if decision.status == Status.SUCCEEDED:
-                fields += ["output", dumps(decision.output)]
-            else:
-                fields += ["error", decision.error or "", "cause", decision.cause or ""]
+        fields = end_fields(decision, now) if decision.ended and status != decision.status.value else []
         # Side effects first (see worker/dispatch.py): a crash before the commit repeats them harmlessly.
         # A cancelled task's child flow is stopped with it (common/lineage.py).
         cancels = any(c["t"] == CommandType.CANCEL_ACTIVITY for c in decision.commands)
@@ -165,7 +159,7 @@ class Driver:
         if fields and got.callback:
             self.dispatcher.notify_parent(got.callback, decision, now, tag)
         fault_point(self.settings, "driver.before_commit")
-        ttl = self.settings.retention_days * 86400 if decision.ended else 0
+        ttl = self.settings.retention_seconds if decision.ended else 0
         commit = Commit(
             tag, got.token, len(got.inbox), dumps(decision.state), encode_history_chunk(decision.history),
             hseq + len(decision.history), ttl, tuple(fields), tasks=bool(decision.state.get("tk", 1)),

@@ -9,7 +9,8 @@ tasks run in children this registry cannot see, so prefork is refused with metri
   returned (driven, busy, missing, fenced, idle, handed_back), an activity's ok/failed;
 - `openfnf_worker_task_seconds{task}`: task duration histogram;
 - `openfnf_executions_total{status}`: execution lifecycle events this process committed
-  (Started, Succeeded, Failed, TimedOut, Stopped...), i.e. executions by status over time;
+  (Started, Succeeded, Failed, TimedOut, Stopped...), i.e. executions by status over time
+  (common/execmetrics.py; the front door counts the flows it runs to their end at their start);
 - `openfnf_timers_fired_total`, `openfnf_timers_redriven_total`: the timers loop's work;
 - read from Redis at scrape time: `openfnf_queue_depth{queue}` (messages waiting in the
   drives/activities lists), `openfnf_timers_pending`, `openfnf_wakeups_pending`.
@@ -32,6 +33,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from common import brokers, keys
+from common.execmetrics import count_execution_events
 from common.settings import Settings
 from common.taskmsg import DRIVE_TASK
 
@@ -44,20 +46,15 @@ TASK_SECONDS = Histogram(
     ["task"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
-EXECUTIONS = Counter("openfnf_executions", "Execution lifecycle events committed by this process, by status.", ["status"])
 TIMERS_FIRED = Counter("openfnf_timers_fired", "Due timers moved into execution inboxes.")
 REDRIVEN = Counter("openfnf_timers_redriven", "Executions re-driven by the safety net (overdue wake-ups).")
 
-_EXECUTION_EVENT_PREFIX = "Execution"
 DRIVE_OUTCOMES = frozenset({"driven", "busy", "missing", "fenced", "idle", "handed_back"})  # bounded label values
 
 
 def record_history(events: Iterable[Any]) -> None:
     """Count the execution-level events (ExecutionStarted, ExecutionSucceeded...) of a committed drive."""
-    for event in events:
-        kind = getattr(event, "type", "")
-        if kind.startswith(_EXECUTION_EVENT_PREFIX) and len(kind) > len(_EXECUTION_EVENT_PREFIX):
-            EXECUTIONS.labels(status=kind[len(_EXECUTION_EVENT_PREFIX) :]).inc()
+    count_execution_events(getattr(event, "type", "") for event in events)
 
 
 class RedisDepthCollector(Collector):

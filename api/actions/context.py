@@ -21,7 +21,8 @@ class Call:
     publisher: Any  # api.handoff.DrivePublisher
     waiters: Any  # api.waiters.EndWaiters
     flow_head: list[Any] | None = None  # StartExecution: Store.queue_flow_head's answer, read at admission
-    execution_name: str = ""  # StartExecution without ExecutionName: the name the admission chose (its wake-up's)
+    execution_name: str = ""  # StartExecution without ExecutionName: the name the admission chose
+    woken: bool = False  # StartExecution: the admission wrote its wake-up (keys.pending_start)
 
     @property
     def account(self) -> str:

@@ -12,8 +12,11 @@ from api.actions.context import Call
 from api.actions.flows import get_flow
 from api.actions.mapruns import map_run_children
 from api.actions.versions import resolve_qualifier
+from api.admission import remember_pure
 from api.params import boolean, integer, json_object, optional, required, resource_name
-from common import control, keys
+from common import control, keys, tracing
+from common.claims import started_event
+from common.control import Resolved
 from common.errors import (
     ActionNotSupported,
     EntityTooLarge,
@@ -22,6 +25,7 @@ from common.errors import (
     InvalidArgument,
 )
 from common.interpreter import TERMINAL, Status
+from common.purestart import Ended, execution_limits, pure_flow, run_at_start
 from common.records import execution_view, history_view
 from common.store import ExecutionFilter
 from common.timefmt import parse_rfc3339
@@ -80,13 +84,33 @@ async def start_execution(call: Call) -> dict[str, Any]:
     qualifier = optional(p, "Qualifier")
     runs = await resolve_qualifier(call, flow, qualifier)
     name = name or call.execution_name or str(uuid.uuid4())
+    ended = None if callback else run_pure(call, flow, runs, name, input_obj)
     started = await control.start(
         call.store, call.publisher.publish, call.settings, account=call.account, flow=flow, name=name,
         raw_input=raw_input, input_obj=input_obj, runs=runs, qualifier=qualifier, callback=callback, now=call.now,
-        parent=parent, depth=depth, woken=call.flow_head is not None,  # the admission wrote its wake-up (api/admission.py)
+        parent=parent, depth=depth, woken=call.woken, ended=ended,
     )  # fmt: skip
     sweep_now_and_then(call, flow["Id"])
     return started
+
+
+def run_pure(call: Call, flow: dict[str, str], runs: Resolved, name: str, input_obj: dict[str, Any]) -> Ended | None:
+    """A flow of pure states run to its end here, for its claim to write ended (common/purestart.py); None: the
+    workers run it (not pure, over OPENFNF_PURE_AT_START_EVENTS, or tracing is on: a traced execution shows
+    its drive)."""
+    budget = call.settings.pure_at_start_events
+    if budget <= 0 or tracing.tracer is not None:
+        return None
+    parsed = pure_flow(runs.def_id, runs.definition)
+    ended = None
+    if parsed is not None:
+        try:
+            event = started_event(input_obj, name, flow["Name"])
+            ended = run_at_start(parsed, event, call.now, execution_limits(call.settings), budget)
+        except Exception:  # a bug in the interpreter: the workers run it, and end it Failed if it fails there too
+            logger.exception("running flow %s at its start failed; the workers run it", flow["Name"])
+    remember_pure(call.account, flow["Name"], ended is not None)
+    return ended
 
 
 _SWEEPS: set[asyncio.Task[int]] = set()  # running index sweeps (a task needs a reference until it is done)

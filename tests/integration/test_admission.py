@@ -50,15 +50,16 @@ def definition(name: str, state: str = "A") -> str:
 
 @pytest.fixture
 async def doors(aiohttp_client: Any, redis_server: str, r: Any, tmp_path: Path) -> tuple[TestClient, TestClient]:
-    """Two front doors on one Redis (rules re-read every 20 ms)."""
-    first = await aiohttp_client(make_app(make_settings(redis_server, tmp_path, throttle_refresh_ms=20)))
-    second = await aiohttp_client(make_app(make_settings(redis_server, tmp_path, throttle_refresh_ms=20)))
+    """Two front doors on one Redis (rules re-read every 20 ms); their Pass flows run on workers, as any flow."""
+    first = await aiohttp_client(make_app(make_settings(redis_server, tmp_path, throttle_refresh_ms=20, pure_at_start_events=0)))
+    second = await aiohttp_client(make_app(make_settings(redis_server, tmp_path, throttle_refresh_ms=20, pure_at_start_events=0)))
     return first, second
 
 
 async def test_a_whole_start_is_admission_claim_and_hand_off(aiohttp_client: Any, redis_server: str, r: Any, tmp_path: Path) -> None:
     # No background rule refresh during the count (it would be one more command).
-    client = await aiohttp_client(make_app(make_settings(redis_server, tmp_path, throttle_refresh_ms=600_000)))
+    # Its Pass flow goes to the workers, as any flow (tests/integration/test_start_roundtrips.py counts a pure start).
+    client = await aiohttp_client(make_app(make_settings(redis_server, tmp_path, throttle_refresh_ms=600_000, pure_at_start_events=0)))
     await ok(client, "CreateFlow", {"Name": "rt", "Definition": definition("rt"), "Type": "FDL"})
     await ok(client, "StartExecution", {"FlowName": "rt", "ExecutionName": "warm"})  # scripts, definition cache
     with Counting() as counted:  # the running cap (on by default) is checked in the admission round trip
@@ -154,7 +155,7 @@ async def _rules_seen(client: TestClient, flow: str, bucket: str, r: Any) -> Non
 async def test_the_cap_alone_needs_no_script_and_still_refuses_and_spots_replays(
     aiohttp_client: Any, redis_server: str, r: Any, tmp_path: Path
 ) -> None:
-    client = await aiohttp_client(make_app(make_settings(redis_server, tmp_path, max_running_executions=2)))
+    client = await aiohttp_client(make_app(make_settings(redis_server, tmp_path, max_running_executions=2, pure_at_start_events=0)))
     await ok(client, "CreateFlow", {"Name": "capped", "Definition": definition("capped"), "Type": "FDL"})
     r.set(keys.running(ACCOUNT_A), 1)
     await ok(client, "StartExecution", {"FlowName": "capped", "ExecutionName": "second"})  # 1 running < 2

@@ -33,8 +33,8 @@ def test_the_service_is_counted_in_instructions_with_its_idle_polling_left_out(t
     res = rediswork.measure(60, 1, 1, tmp_path / "work", instructions=True, code=checkout)
     ins = res["instructions"]
     assert 0 < ins["background_share"] < 1 and ins["idle_per_s"] > 0
-    assert 50_000 < ins["per_execution"]  # a start and a drive's scripts and commands
-    assert res["commands"]["evalsha"]["calls"] >= 2  # the claim and the commit of every execution
+    assert 50_000 < ins["per_execution"]  # a start's scripts and commands
+    assert res["commands"]["evalsha"]["calls"] >= 1  # the claim of every execution (run to its end at its start)
     assert "instructions per execution" in rediswork.table(res)
 
 

@@ -127,15 +127,37 @@ async def test_start_execution_is_three_steps_on_a_cluster(aiohttp_client: Any, 
     assert c.client().zscore(keys.wake_for(wake.decode(), settings.partitions), wake.decode()) is not None
 
 
+async def test_a_pure_flow_started_on_a_cluster_is_two_steps_and_ends_there(aiohttp_client: Any, cluster: tuple[Cluster, str], tmp_path: Path) -> None:
+    """The default on a cluster: the admission, then the claim writing the ended execution; no wake-up, no hand-off."""
+    c, broker = cluster
+    settings = cluster_settings(c, broker, pure_at_start_events=Settings.model_fields["pure_at_start_events"].default)
+    client: TestClient = await aiohttp_client(make_app(settings))
+    await call(client, {"Action": "CreateFlow", "Name": "pure", "Definition": DEFINITION, "Type": "FDL", "Description": ""})
+    for i in range(3):  # warm, and the flow known as pure (api/admission.py remember_pure)
+        await call(client, {"Action": "StartExecution", "FlowName": "pure", "ExecutionName": f"warm{i}"})
+    with Writes() as w:
+        answer = await call(client, {"Action": "StartExecution", "FlowName": "pure", "ExecutionName": "counted"})
+    assert answer["Status"] == "Succeeded"
+    steps = [step for step in w.steps if step]
+    assert len(steps) == 2, steps
+    assert all(port != 0 for step in steps for port, _ in step)  # nothing for the broker
+    assert not any(b"ZADD" in raw and b"counted" in raw and b"fnf:w" in raw for step in steps for _, raw in step)
+    assert any(b"EVALSHA" in raw and b"counted" in raw for _, raw in steps[1])
+    wake = keys.pending_start(settings.account_id, "pure", "counted")
+    assert c.client().zscore(keys.wake_for(wake, settings.partitions), wake) is None
+
+
 DEFINITION = "Type: StateMachine\nSpecVersion: v1\nStartAt: A\nStates:\n  - Type: Pass\n    Name: A\n    End: true\n"
 HANDSHAKE = {b"HELLO", b"CLIENT", b"AUTH", b"SELECT", b"READONLY"}  # a new connection's, not a batch's
 
 
-def cluster_settings(c: Cluster, broker: str) -> Settings:
-    """The in-process front door's settings on cluster `c` with its broker (the test key, no throttle reloads)."""
+def cluster_settings(c: Cluster, broker: str, pure_at_start_events: int = 0) -> Settings:
+    """The in-process front door's settings on cluster `c` with its broker (the test key, no throttle reloads).
+    Its Pass flows go to the workers, as any flow (the start's own run of a pure flow, common/purestart.py, is off)
+    unless `pure_at_start_events` is given."""
     return Settings(
         redis_url=c.url, redis_cluster=True, broker_url=broker, access_key_id=KEY, access_key_secret=SECRET,
-        throttle_refresh_ms=600_000, _env_file=None,
+        throttle_refresh_ms=600_000, pure_at_start_events=pure_at_start_events, _env_file=None,
     )  # fmt: skip
 
 

@@ -55,7 +55,8 @@ class Counting:
 @pytest.fixture
 def settings(redis_server: str, r: Any) -> Iterator[Settings]:
     # No background throttle-rule refresh during a count (it would be one more command).
-    yield Settings(redis_url=redis_server, access_key_id=KEY, access_key_secret=SECRET, throttle_refresh_ms=600_000, _env_file=None)
+    # Its Pass flows go to the workers, as any flow (the start's own run of pure flows is counted below).
+    yield Settings(redis_url=redis_server, access_key_id=KEY, access_key_secret=SECRET, throttle_refresh_ms=600_000, pure_at_start_events=0, _env_file=None)
 
 
 async def call(client: TestClient, params: dict[str, str]) -> dict[str, Any]:
@@ -89,3 +90,18 @@ async def test_the_claim_is_one_round_trip(aiohttp_client: Any, settings: Settin
     # The admission (nonce, throttle and running cap, flow lookup: api/admission.py), the claim, the
     # drive hand-off. Concurrent requests share these round trips (api/batching.py).
     assert whole.sent == 3, sent
+
+
+async def test_a_pure_flow_is_admission_and_claim_only(aiohttp_client: Any, settings: Settings) -> None:
+    """A flow the start runs to its end itself (common/purestart.py): no wake-up, no drive, two round trips."""
+    app = make_app(settings.model_copy(update={"pure_at_start_events": Settings.model_fields["pure_at_start_events"].default}))
+    client = await aiohttp_client(app)
+    definition = "Type: StateMachine\nSpecVersion: v1\nStartAt: A\nStates:\n  - Type: Pass\n    Name: A\n    End: true\n"
+    await call(client, {"Action": "CreateFlow", "Name": "pure", "Definition": definition, "Type": "FDL", "Description": ""})
+    await call(client, {"Action": "StartExecution", "FlowName": "pure", "ExecutionName": "warm"})  # scripts; the flow known as pure
+    with Counting() as whole:
+        answer = await call(client, {"Action": "StartExecution", "FlowName": "pure", "ExecutionName": "whole"})
+    assert answer["Status"] == "Succeeded"
+    sent = [bytes(c if isinstance(c, bytes) else b"".join(bytes(p) for p in c)) for c in whole.commands]
+    assert whole.sent == 2, [s[:120] for s in sent]
+    assert b"ZADD" not in sent[0] and b"EVALSHA" in sent[1] and not any(b"LPUSH" in s for s in sent)
