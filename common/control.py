@@ -98,10 +98,10 @@ async def start(
         if claim.fields.get("status") in TERMINAL:
             raise ExecutionAlreadyExists(name, flow["Name"])
         return execution_view(claim.fields, await store.definition(claim.fields["defid"]))
+    fault_point(settings, "api.after_claim")
     if ended is not None:
         count_execution_events(ended.events)
         return execution_view(claim.fields, runs.definition)
-    fault_point(settings, "api.after_claim")
     tag = keys.execution_tag(flow["Id"], name)
     if parent is not None:  # the token's task owns this child: cancelling the task stops it
         await store.adopt(parent.tag, parent.task_id, tag, now)

@@ -194,3 +194,28 @@ def test_the_old_sdk_reads_the_ended_execution_from_the_start_too(no_workers: Se
     describe_request.set_FlowName("old_sdk_pure")
     describe_request.set_ExecutionName("o1")
     assert old(describe_request)["StoppedTime"] == answer["StoppedTime"]
+
+
+def test_a_front_door_killed_after_the_claim_of_a_pure_flow_leaves_it_ended_whole(no_workers: Service) -> None:
+    """SIGKILL-equivalent exit right after the claim (the fault point api.after_claim): the execution was written
+    ended, whole, by that one atomic script; nothing is left to drive, and a retry finds it ended."""
+    from openfnf.redisserver import free_port
+    from tests.conftest import new_sdk_client
+
+    sdk, rdb = no_workers.client(), redis.Redis.from_url(no_workers.redis_url)
+    create(sdk, "crashy_pure", pass_flow(10))
+    port = free_port()
+    no_workers.start("api_dies", "api", "--port", str(port), env={"OPENFNF_FAULT_POINTS": '["api.after_claim"]'})
+    doomed = new_sdk_client(f"127.0.0.1:{port}", no_workers.key_id, no_workers.secret)
+    with pytest.raises(Exception):  # noqa: B017 - the connection dies with the process; any client error
+        start(doomed, "crashy_pure", "orphan", '{"n": 1}')
+    assert no_workers.procs["api_dies"].wait(30) == 137  # it really died at the fault point
+    no_workers.procs.pop("api_dies")
+    seen = describe(sdk, "crashy_pure", "orphan")
+    assert (seen.status, json.loads(seen.output)) == ("Succeeded", {"n": 46})
+    kinds = [e.type for e in history(sdk, "crashy_pure", "orphan")]
+    assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionSucceeded" and kinds.count("StepEntered") == 10
+    assert keys.pending_start(ACCOUNT, "crashy_pure", "orphan").encode() not in wakes(rdb)  # the admission's, removed once the claim won
+    with pytest.raises(TeaException) as again:
+        start(sdk, "crashy_pure", "orphan", '{"n": 1}')
+    assert again.value.code == "ExecutionAlreadyExists"
