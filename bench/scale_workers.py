@@ -92,6 +92,7 @@ def run(workers: int, executions: int, states: int, work: Path) -> float:
         OPENFNF_REDIS_URL=server.url, OPENFNF_ACCESS_KEY_ID=KEY_ID, OPENFNF_ACCESS_KEY_SECRET=SECRET,
         OPENFNF_PORT=str(api_port), OPENFNF_LOG_LEVEL="WARNING", OPENFNF_HEARTBEAT_INTERVAL_SECONDS="0.2",
         OPENFNF_WAKE_AFTER_MS="600000",  # no safety-net re-drives during the measurement
+        OPENFNF_PURE_AT_START_EVENTS="0",  # the workers' throughput: the Pass flows go to them (common/purestart.py)
     )  # fmt: skip
     procs: list[subprocess.Popen[bytes]] = []
     r = redis.Redis.from_url(server.url)

@@ -32,6 +32,9 @@ import pytest
 import yaml
 from alibabacloud_fnf20190315 import models
 
+from common.claims import started_event
+from common.fdl import parse_definition
+from common.purestart import execution_limits, run_at_start
 from common.settings import Settings
 from tests.conftest import Service, make_service
 from tests.flowcases import EXECUTION, NOW, FlowCase, load_cases, run_case
@@ -52,7 +55,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     tmp = tmp_path_factory.mktemp("flowcases")
     functions = tmp / "functions.yaml"
     functions.write_text(yaml.safe_dump({"functions": [{"arn": "*", "python": "tests.scripted:answer"}]}), encoding="utf-8")
-    svc = make_service(tmp, workers=0)
+    # The product's default (tests/conftest.py turns it off): the pure cases run to their end at their start
+    # (common/purestart.py), the others on the workers; both must meet the same expectations.
+    svc = make_service(tmp, workers=0, OPENFNF_PURE_AT_START_EVENTS=str(Settings.model_fields["pure_at_start_events"].default))
     try:
         # The scripted handler reports callbacks and reads histories with the service's own key.
         svc.env_extra.update({
@@ -208,3 +213,16 @@ def test_every_case_run_here_has_its_own_flow_name() -> None:
 def test_every_case_but_the_simulated_clock_ones_runs_here() -> None:
     assert sorted(c.name for c in load_cases() if c not in CASES) == ["new_wait_seconds_expr_at_limit", "new_wait_until", "old_wait_path"]
     assert all(c.activities for c in CASES if "activities" in c.engine)
+
+
+def test_the_pure_cases_ended_at_their_start_and_the_others_went_to_the_workers(started: dict[str, Any]) -> None:
+    """Which path each case took: StartExecution answers an ended execution exactly for the cases the start runs
+    itself (common/purestart.py), so the test above held both paths to the fixtures' expectations."""
+    settings = Settings(_env_file=None)
+    budget = Settings.model_fields["pure_at_start_events"].default
+    at_start = {
+        c.name for c in CASES
+        if run_at_start(parse_definition(c.definition), started_event(c.input, EXECUTION, c.flow_name), NOW, execution_limits(settings), budget)
+    }  # fmt: skip
+    assert len(at_start) >= 10 and len(CASES) - len(at_start) >= 10  # both paths, many cases each
+    assert {c.name for c in CASES if started[c.name].status not in ("Starting", "Running")} == at_start
