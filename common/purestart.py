@@ -1,4 +1,4 @@
-"""Pure flows run to their end by the start itself (issue 17), pure logic: no I/O.
+"""Pure flows run to their end by the start itself (StartExecution, StartSyncExecution; issue 17), pure logic: no I/O.
 
 A flow whose states are all pure (Pass, Choice, Succeed, Fail, and Parallel or inline Map scopes of
 those) decides nothing that depends on anything but its input: no function, no timer, no callback.

@@ -219,3 +219,19 @@ def test_a_front_door_killed_after_the_claim_of_a_pure_flow_leaves_it_ended_whol
     with pytest.raises(TeaException) as again:
         start(sdk, "crashy_pure", "orphan", '{"n": 1}')
     assert again.value.code == "ExecutionAlreadyExists"
+
+
+def test_start_sync_execution_of_a_pure_express_flow_answers_from_its_start(no_workers: Service) -> None:
+    """No worker runs here: the answer can only come from the start itself; nothing is armed for it."""
+    sdk, rdb = no_workers.client(), redis.Redis.from_url(no_workers.redis_url)
+    for name, definition in (("express_pure", pass_flow(10)), ("express_fail", FAIL)):
+        sdk.create_flow(models.CreateFlowRequest(name=name, definition=definition, description="", type="FDL", execution_mode="Express"))
+    timers_before = sum(rdb.zcard(keys.timers(p, SETTINGS.partitions)) for p in range(SETTINGS.partitions))
+    ok = sdk.start_sync_execution(models.StartSyncExecutionRequest(flow_name="express_pure", execution_name="s1", input='{"n": 0}')).body
+    assert (ok.status, json.loads(ok.output), ok.name.startswith("s1:")) == ("Succeeded", {"n": 45}, True)
+    assert ok.stopped_time >= ok.started_time
+    failed = sdk.start_sync_execution(models.StartSyncExecutionRequest(flow_name="express_fail")).body
+    assert (failed.status, failed.error_code, failed.error_message) == ("Failed", "Refused", "by the flow")
+    assert sum(rdb.zcard(keys.timers(p, SETTINGS.partitions)) for p in range(SETTINGS.partitions)) == timers_before  # no Express timeout armed
+    assert not {m for m in wakes(rdb) if m.startswith(flow_id(rdb, "express_pure").encode())}
+    assert describe(sdk, "express_pure", ok.name).status == "Succeeded"
