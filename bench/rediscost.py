@@ -57,11 +57,11 @@ VARIANTS = {
     "no-lease": "without the lease (no SET NX PX at the acquire, commit.lua without its fence check)",
     "no-inbox": "Started not queued in the inbox (claim.lua without its RPUSH, nothing to read or delete)",
     "at-claim": "a flow of pure states run to its end by the front door, its claim writing the ended record and history "
-                "(no wake-up, count, broker, lease, acquire or commit): what DESIGN.md rules out, priced",
+                "(no wake-up, count, broker, lease, acquire or commit): common/purestart.py since issue 17's last step",
 }
 CLAIM_WITHOUT_INBOX = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 return {1}
 """
 # The acquire before it became plain commands (common/lua/acquire.lua at 9fdeaa2), for the comparison.
@@ -72,15 +72,6 @@ if not redis.call('SET', KEYS[4], ARGV[2], 'NX', 'PX', ARGV[1]) then return {0} 
 if rec[10] then redis.call('HDEL', KEYS[1], 'dq') end
 rec[10] = nil
 return {ARGV[2], rec, redis.call('LRANGE', KEYS[2], 0, -1)}
-"""
-# The `at-claim` what-if: the claim writes the ended execution (record, history, their retention) at once.
-CLAIM_ENDED = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return {1}
 """
 FENCE_CHECK = """if redis.call('GET', KEYS[4]) ~= ARGV[1] then
   redis.call('HDEL', KEYS[1], 'dq')
@@ -130,8 +121,6 @@ def replay(variant: str, n: int, batch: int, callgrind: bool = False) -> dict[st
             r = redis.Redis.from_url(server.url)
             sha = {name: r.script_load(source(name)) for name in ("claim", "commit")}
             claim_sha = r.script_load(CLAIM_WITHOUT_INBOX) if variant == "no-inbox" else sha["claim"]
-            if variant == "at-claim":
-                claim_sha = r.script_load(CLAIM_ENDED)
             sha["acquire.lua"] = r.script_load(ACQUIRE_LUA)
             if variant == "no-lease":
                 sha["commit"] = r.script_load(commit_without_fence())
@@ -184,10 +173,10 @@ def _front_door(r: redis.Redis, variant: str, claim_sha: str, tags: list[str], c
             if variant == "at-claim":  # the record as the commit leaves it, and the history chunk, at once
                 fields = [*fields, "state", STATE, "hseq", "42", "output", "{}", "stopped", str(int(time.time() * 1000))]
                 fields[fields.index("status") + 1] = "Succeeded"
-                pipe.evalsha(claim_sha, 2, keys.execution(tag), keys.history(tag), chunk, 7_776_000, *fields)
+                pipe.evalsha(claim_sha, 2, keys.execution(tag), keys.history(tag), chunk, 7_776_000, *fields)  # claim.lua, given a retention
                 continue
             started = json.dumps({"t": "Started", "input": {}, "name": name, "flow": FLOW})
-            pipe.evalsha(claim_sha, 2, keys.execution(tag), keys.inbox(tag), started, *fields)
+            pipe.evalsha(claim_sha, 2, keys.execution(tag), keys.inbox(tag), started, 0, *fields)
             if variant != "no-count":
                 pipe.incrby(runcount.key_for(ACCOUNT, tag, SHARDS), 1)
         if variant != "at-claim":

@@ -78,7 +78,7 @@ def queue_claim(
     """Queue the claim of execution `name` of `flow` (as StartExecution's); `watch`: publish its end at once (a str: the watch mark);
     `depth`: its nesting depth as a child flow (common/lineage.py); `ended`: the execution was run to its end
     at its start (common/purestart.py run_at_start on started_event(...)): the claim writes it ended, with
-    its history and retention (claim_ended.lua), and no wake-up guards it."""
+    its history and retention (claim.lua with a retention), and no wake-up guards it."""
     tag = keys.execution_tag(flow["Id"], name)
     fields = new_execution_fields(
         account=account, flow=flow["Name"], raw_input=raw_input,
@@ -92,7 +92,7 @@ def queue_claim(
         fields = [*fields[: fields.index("status")], *fields[fields.index("status") + 2 :], *ended.fields]
         pipe.zadd(keys.executions_index(flow["Id"]), {name: now}, nx=True)
         at = len(pipe)
-        scripts.queue(pipe, "claim_ended", [keys.execution(tag), keys.history(tag)], [ended.history_chunk, settings.retention_seconds, *fields])
+        scripts.queue(pipe, "claim", [keys.execution(tag), keys.history(tag)], [ended.history_chunk, settings.retention_seconds, *fields])
         return PendingClaim(account, flow["Name"], name, tag, fields, at)
     # The wake-up goes first: if this process dies before the drive is published, the timers
     # process re-drives the execution after wake_after_ms. First in one pipeline holds on one server
@@ -101,7 +101,7 @@ def queue_claim(
         pipe.zadd(keys.wake_for(tag, settings.partitions), {tag: now + settings.wake_after_ms})
     pipe.zadd(keys.executions_index(flow["Id"]), {name: now}, nx=True)
     at = len(pipe)
-    scripts.queue(pipe, "claim", [keys.execution(tag), keys.inbox(tag)], [dumps(started_event(input_obj, name, flow["Name"])), *fields])
+    scripts.queue(pipe, "claim", [keys.execution(tag), keys.inbox(tag)], [dumps(started_event(input_obj, name, flow["Name"])), 0, *fields])
     return PendingClaim(account, flow["Name"], name, tag, fields, at)
 
 

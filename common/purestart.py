@@ -4,7 +4,7 @@ A flow whose states are all pure (Pass, Choice, Succeed, Fail, and Parallel or i
 those) decides nothing that depends on anything but its input: no function, no timer, no callback.
 DESIGN.md hands every execution to a worker, whose first drive would run all of it at once anyway,
 then write it in one commit; the start can run the same interpreter on the same Started event and
-write the ended execution with its claim instead, in one atomic script (claim_ended.lua).
+write the ended execution with its claim instead, in one atomic script (claim.lua, given a retention).
 The execution is then never Running to anyone: no wake-up, no running count, no drive message, no
 lease, no acquire and no commit. On the 10-state Pass flow that is about half of redis-server's work
 per execution (bench/rediscost.py `at-claim`, bench/rediswork.py).

@@ -10,7 +10,6 @@ from redis.exceptions import NoScriptError
 
 NAMES = (
     "claim",
-    "claim_ended",  # a pure flow run to its end at its start (issue 17, common/purestart.py)
     "commit",
     "append",
     "watch",

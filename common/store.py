@@ -210,7 +210,7 @@ class Store:
         self, account: str, flow: dict[str, str], name: str, raw_input: str, input_obj: dict[str, Any], def_id: str,
         qualifier: str, now: int, version: str, woken: bool, ended: Ended,
     ) -> Claim:
-        """claim_execution of an execution run to its end at its start: one round trip (index entry, claim_ended.lua)."""
+        """claim_execution of an execution run to its end at its start: one round trip (index entry, claim.lua with a retention)."""
         pending: list[PendingClaim] = []
 
         def build(pipe: Any) -> None:

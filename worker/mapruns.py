@@ -141,7 +141,7 @@ class MapRuns:
             pipe.sadd(keys.execution_mapruns(parent_tag), tag)
             pipe.expire(keys.execution_mapruns(parent_tag), self.settings.retention_days * 86400)
             pipe.zadd(keys.maprun_wake_for(tag, self.settings.partitions), {tag: now + self.settings.wake_after_ms})
-            self.scripts.queue(pipe, "claim", [keys.maprun(tag), keys.maprun_inbox(tag)], [dumps({"t": "Start"}), *fields])
+            self.scripts.queue(pipe, "claim", [keys.maprun(tag), keys.maprun_inbox(tag)], [dumps({"t": "Start"}), 0, *fields])
 
         if self._cancelled(parent_tag, str(command["id"])):  # the parent left the Map before its run began
             return Outcome.failed(ABORTED, "the parent execution no longer waits for this MapRun")
@@ -639,7 +639,7 @@ class MapRuns:
                     continue
                 pipe.zadd(keys.wake_for(ctag, self.settings.partitions), {ctag: now + wake})
                 at.append((len(pipe), ctag, False))
-                self.scripts.queue(pipe, "claim", [keys.execution(ctag), keys.inbox(ctag)], [dumps(started_event), *record])
+                self.scripts.queue(pipe, "claim", [keys.execution(ctag), keys.inbox(ctag)], [dumps(started_event), 0, *record])
                 if express:
                     queue_express_timeout(pipe, ctag, now, self.settings.express_timeout_seconds, self.settings.partitions)
                 tags.append(ctag)

@@ -93,7 +93,7 @@ def test_the_safety_net_holds_back_while_the_rabbitmq_queue_is_backlogged(
     settings = Settings(_env_file=None, rescue_backlog_limit=2, wake_after_ms=1000, drive_queue=drives, activity_queue=activities)
     timers = Timers(r, client, settings)
     tag = keys.execution_tag("flow-id-1", "exec1")
-    Scripts(r).claim(keys=keys.execution_keys(tag)[:2], args=[json.dumps({"t": "Started"}), "status", "Running"])
+    Scripts(r).claim(keys=keys.execution_keys(tag)[:2], args=[json.dumps({"t": "Started"}), 0, "status", "Running"])
     r.zadd(keys.wake_for(tag, 16), {tag: 0})
     client.lpush(drives, *drive_messages(["x", "y", "z"], drives, 1))  # a backlog of three queued drives
     assert timers.rescue(10_000) == 1

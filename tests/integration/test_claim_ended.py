@@ -1,4 +1,4 @@
-"""claim_ended.lua and Store.claim_execution for a flow run to its end at its start (common/purestart.py), on a real
+"""claim.lua given a retention, and Store.claim_execution for a flow run to its end at its start (common/purestart.py), on a real
 redis-server: the ended record and history written at once with their retention, nothing that guards a running one."""
 from __future__ import annotations
 

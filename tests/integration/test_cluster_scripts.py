@@ -30,7 +30,7 @@ def _build(s: Scripts, prefix: str) -> Any:
     def build(pipe: Any) -> None:
         for tag in TAGS:
             pipe.incr(f"count:{prefix}")
-            s.queue(pipe, "claim", [keys.execution(prefix + tag), keys.inbox(prefix + tag)], [json.dumps({"t": "Started"}), "status", "Running"])
+            s.queue(pipe, "claim", [keys.execution(prefix + tag), keys.inbox(prefix + tag)], [json.dumps({"t": "Started"}), 0, "status", "Running"])
 
     return build
 

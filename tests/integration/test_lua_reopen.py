@@ -17,7 +17,7 @@ EVENT = json.dumps({"t": "Redriven"})
 
 def _ended(s: Scripts, r: redis.Redis, status: str = "Failed") -> str:
     """A claimed execution driven to its end by commit.lua, with its retention TTL; the drive's token."""
-    s.claim(keys=XKEYS[:2], args=[json.dumps({"t": "Started"}), "status", "Running", "defid", "d1", "started", "1000"])
+    s.claim(keys=XKEYS[:2], args=[json.dumps({"t": "Started"}), 0, "status", "Running", "defid", "d1", "started", "1000"])
     token = acquire_sync(r, TAG, 5000, "t0").token
     r.hset(keys.tasks(TAG), "7", "done")
     fields = ["status", status, "stopped", "2000", "error", "E", "cause", "C"]

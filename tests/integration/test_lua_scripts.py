@@ -15,7 +15,7 @@ XKEYS = keys.execution_keys(TAG)
 
 def _claim(s: Scripts, fields: list[str] | None = None) -> list[object]:
     fields = fields or ["status", "Running", "input", "{}", "defid", "d1", "started", "1000", "output", "", "stopped", ""]
-    return s.claim(keys=XKEYS[:2], args=[json.dumps({"t": "Started"}), *fields])
+    return s.claim(keys=XKEYS[:2], args=[json.dumps({"t": "Started"}), 0, *fields])
 
 
 def test_every_script_has_a_documented_header() -> None:
@@ -128,7 +128,7 @@ def test_commit_at_the_end_expires_and_publishes_only_when_watched(r: redis.Redi
 
     other = keys.execution_tag("flow-id-1", "exec2")
     okeys = keys.execution_keys(other)
-    s.claim(keys=okeys[:2], args=["{}", "status", "Running"])
+    s.claim(keys=okeys[:2], args=["{}", 0, "status", "Running"])
     assert s.watch(keys=okeys[:1], args=["1", "status"]) == [b"Running"]
     token = acquire_sync(r, other, 5000, "t2").token
     s.commit(keys=okeys, args=[token, 1, "{}", "", 0, 3600, keys.DONE_CHANNEL, other, "status", "Failed"])

@@ -16,7 +16,7 @@ def _build(scripts: Scripts) -> Any:
 
     def build(pipe: Any) -> None:
         pipe.incr("counter")
-        scripts.queue(pipe, "claim", [keys.execution(tag), keys.inbox(tag)], ["{}", "status", "Running"])
+        scripts.queue(pipe, "claim", [keys.execution(tag), keys.inbox(tag)], ["{}", 0, "status", "Running"])
         pipe.incr("counter")
 
     return build

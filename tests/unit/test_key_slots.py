@@ -25,8 +25,7 @@ def _gcra_keys() -> list[str]:
 
 # Each script, with the KEYS every call site builds (several lists where several sites call it).
 SCRIPT_KEYS: dict[str, list[list[str]]] = {
-    "claim": [[keys.execution(TAG), keys.inbox(TAG)]],
-    "claim_ended": [[keys.execution(TAG), keys.history(TAG)]],
+    "claim": [[keys.execution(TAG), keys.inbox(TAG)], [keys.execution(TAG), keys.history(TAG)], [keys.maprun(TAG), keys.maprun_inbox(TAG)]],
     "commit": [keys.execution_keys(TAG)],
     "append": [[keys.execution(TAG), keys.inbox(TAG)]],
     "watch": [[keys.execution(TAG)]],
