@@ -75,6 +75,7 @@ def flow_id(rdb: redis.Redis, flow: str) -> str:
 def test_a_pure_flow_ends_at_its_start_with_its_whole_history_and_nothing_left_to_drive(no_workers: Service) -> None:
     sdk, rdb = no_workers.client(), redis.Redis.from_url(no_workers.redis_url)
     create(sdk, "pure10", pass_flow(10))
+    running, queued = runcount.read_total_sync(rdb, ACCOUNT, SETTINGS.running_shards), rdb.llen(SETTINGS.drive_queue)
     for i in range(3):  # the first start, and the next ones whose admission writes no wake-up (api/admission.py)
         name = f"p{i}"
         answer = start(sdk, "pure10", name, json.dumps({"n": i}))
@@ -87,9 +88,10 @@ def test_a_pure_flow_ends_at_its_start_with_its_whole_history_and_nothing_left_t
         assert events[0].type == "ExecutionStarted" and events[-1].type == "ExecutionSucceeded"
         assert [e.step_name for e in events if e.type == "StepEntered"] == [f"S{k}" for k in range(10)]
     tag = keys.execution_tag(flow_id(rdb, "pure10"), "p2")
-    assert not wakes(rdb)  # no wake-up guards anything: nothing is left to drive
-    assert rdb.llen(SETTINGS.drive_queue) == 0  # and no worker was told
-    assert runcount.read_total_sync(rdb, ACCOUNT, SETTINGS.running_shards) == 0  # never counted as running
+    fid = flow_id(rdb, "pure10").encode()
+    assert not [m for m in wakes(rdb) if fid in m or b'"pure10"' in m]  # no wake-up guards them: nothing is left to drive
+    assert rdb.llen(SETTINGS.drive_queue) == queued  # and no worker was told
+    assert runcount.read_total_sync(rdb, ACCOUNT, SETTINGS.running_shards) == running  # never counted as running
     assert 0 < rdb.ttl(keys.execution(tag)) <= SETTINGS.retention_seconds  # kept for the retention period, as any end
     listed = sdk.list_executions(models.ListExecutionsRequest(flow_name="pure10")).body.executions
     assert [(e.name, e.status) for e in listed] == [(f"p{i}", "Succeeded") for i in range(3)]
@@ -111,22 +113,24 @@ def test_a_failing_pure_flow_ends_failed_at_its_start(no_workers: Service) -> No
 def test_what_is_not_pure_goes_to_the_workers_guarded_by_its_wake_up(no_workers: Service) -> None:
     sdk, rdb = no_workers.client(), redis.Redis.from_url(no_workers.redis_url)
     create(sdk, "waits", WAIT)
+    running = runcount.read_total_sync(rdb, ACCOUNT, SETTINGS.running_shards)
     assert start(sdk, "waits", "w1").status == "Running"
     pending = keys.pending_start(ACCOUNT, "waits", "w1").encode()
     assert pending in wakes(rdb)
-    assert runcount.read_total_sync(rdb, ACCOUNT, SETTINGS.running_shards) == 1
+    assert runcount.read_total_sync(rdb, ACCOUNT, SETTINGS.running_shards) == running + 1
     assert describe(sdk, "waits", "w1").status == "Running"
 
 
 def test_a_pure_flow_updated_to_one_that_is_not_still_gets_its_wake_up(no_workers: Service) -> None:
     """The admission skips the wake-up of a flow last run at its start; the claim writes it when that no longer holds."""
     sdk, rdb = no_workers.client(), redis.Redis.from_url(no_workers.redis_url)
+    queued = rdb.llen(SETTINGS.drive_queue)
     create(sdk, "changes", pass_flow(2))
     assert start(sdk, "changes", "c1", '{"n": 1}').status == "Succeeded"
     sdk.update_flow(models.UpdateFlowRequest(name="changes", definition=WAIT, description=""))
     assert start(sdk, "changes", "c2").status == "Running"
     assert keys.execution_tag(flow_id(rdb, "changes"), "c2").encode() in wakes(rdb)  # the claim's own (Store.claim_execution)
-    assert rdb.llen(SETTINGS.drive_queue) >= 1  # handed to the workers
+    assert rdb.llen(SETTINGS.drive_queue) == queued + 1  # handed to the workers
 
 
 def test_the_front_door_counts_the_executions_it_ends(tmp_path_factory: pytest.TempPathFactory) -> None:
