@@ -88,20 +88,22 @@ def queue_claim(
         fields += ["env", flow["Environment"]]  # the environment this execution runs with (DescribeExecution)
     if watch:
         fields += ["watch", watch if isinstance(watch, str) else "1"]  # how commit.lua publishes the end (api/waiters.py)
-    if ended is not None:
-        fields = [*fields[: fields.index("status")], *fields[fields.index("status") + 2 :], *ended.fields]
-        pipe.zadd(keys.executions_index(flow["Id"]), {name: now}, nx=True)
-        at = len(pipe)
-        scripts.queue(pipe, "claim", [keys.execution(tag), keys.history(tag)], [ended.history_chunk, settings.retention_seconds, *fields])
-        return PendingClaim(account, flow["Name"], name, tag, fields, at)
-    # The wake-up goes first: if this process dies before the drive is published, the timers
-    # process re-drives the execution after wake_after_ms. First in one pipeline holds on one server
-    # only: on a cluster the caller writes it a round trip before (wake=False here; see store.claim_execution).
-    if wake:
-        pipe.zadd(keys.wake_for(tag, settings.partitions), {tag: now + settings.wake_after_ms})
+    first: str | bytes  # ARGV[1]: the Started event, or the whole history
+    if ended is None:
+        # Queued with Started in its inbox. The wake-up goes first: if this process dies before the drive is
+        # published, the timers process re-drives the execution after wake_after_ms. First in one pipeline holds
+        # on one server only: on a cluster the caller writes it a round trip before (wake=False here; see
+        # store.claim_execution).
+        if wake:
+            pipe.zadd(keys.wake_for(tag, settings.partitions), {tag: now + settings.wake_after_ms})
+        into, first, ttl = keys.inbox(tag), dumps(started_event(input_obj, name, flow["Name"])), 0
+    else:  # written ended: its whole history, the end's fields instead of Running, the retention
+        at_status = fields.index("status")
+        fields = [*fields[:at_status], *fields[at_status + 2 :], *ended.fields]
+        into, first, ttl = keys.history(tag), ended.history_chunk, settings.retention_seconds
     pipe.zadd(keys.executions_index(flow["Id"]), {name: now}, nx=True)
     at = len(pipe)
-    scripts.queue(pipe, "claim", [keys.execution(tag), keys.inbox(tag)], [dumps(started_event(input_obj, name, flow["Name"])), 0, *fields])
+    scripts.queue(pipe, "claim", [keys.execution(tag), into], [first, ttl, *fields])
     return PendingClaim(account, flow["Name"], name, tag, fields, at)
 
 

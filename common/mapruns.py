@@ -14,7 +14,7 @@ from typing import Any
 from common import keys
 from common.express import ExpressLimitError, check_express
 from common.fdl import FlowDef
-from common.records import EXECUTION_VIEW_FIELDS, view_fields
+from common.records import EXECUTION_VIEW_FIELDS, as_str, view_fields
 from common.taskmsg import redis_task_message
 from common.timefmt import rfc3339_ms
 
@@ -102,14 +102,10 @@ def describe_view(fields: dict[str, str]) -> dict[str, Any]:
 VIEW_FIELDS = ("pname", "name", "status", "started", "stopped", "conc", "tcount", "tpct", "total", "running", "succeeded", "failed", "aborted")
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")
-
-
 async def read_view(redis: Any, flow_id: str, name: str) -> dict[str, str] | None:
     """The view fields of MapRun `name` of the flow, read in one command (its counts add up); None if there is none."""
     raw = await redis.hmget(keys.maprun(run_tag(flow_id, name)), *VIEW_FIELDS)
-    fields = {k: _text(v) for k, v in zip(VIEW_FIELDS, raw, strict=True)}
+    fields = {k: as_str(v) for k, v in zip(VIEW_FIELDS, raw, strict=True)}
     return fields if fields["name"] else None
 
 
@@ -122,7 +118,7 @@ async def children_page(redis: Any, flow_id: str, name: str, start: str | None, 
         if rank is None:
             return [], None
         first = int(rank)
-    names = [_text(n) for n in await redis.zrange(index, first, first + limit)]
+    names = [as_str(n) for n in await redis.zrange(index, first, first + limit)]
     pipe = redis.pipeline(transaction=False)
     for child in names[:limit]:
         pipe.hmget(keys.execution(keys.execution_tag(flow_id, child)), *EXECUTION_VIEW_FIELDS)

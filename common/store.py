@@ -172,60 +172,41 @@ class Store:
         is removed once the claim is won (not before: a claim lost to a running execution of that name
         leaves that execution's own wake-up, the same member, alone).
         """
-        if ended is not None:
-            return await self._claim_ended(account, flow, name, raw_input, input_obj, def_id, qualifier, now, version, woken, ended)
         pending: list[PendingClaim] = []
         cluster = is_cluster(self.redis)
+        counts = ended is None  # an execution written ended never counts as running
 
         def build(pipe: Any) -> None:
             pending[:] = [
                 queue_claim(
                     self.scripts, pipe, self.settings, account=account, flow=flow, name=name, raw_input=raw_input,
                     input_obj=input_obj, def_id=def_id, now=now, qualifier=qualifier, version=version, callback=callback, trace=trace,
-                    depth=depth,
-                    wake=not woken and not cluster,
+                    depth=depth, wake=not woken and not cluster, ended=ended,
                 )
             ]  # fmt: skip
-            # Counted in the same round trip (Scripts.pipeline runs non-script commands once), given back below if lost.
-            pipe.incr(counted)
+            if counts:  # in the same round trip (Scripts.pipeline runs non-script commands once), given back below if lost
+                pipe.incr(counted)
 
         tag = keys.execution_tag(flow["Id"], name)
         counted = runcount.key_for(account, tag, self.settings.running_shards)  # the shard its end gives back
-        if cluster and not woken:
+        if cluster and not woken and counts:
             await self.redis.zadd(keys.wake_for(tag, self.settings.partitions), {tag: now + self.settings.wake_after_ms})
         try:
             results = await self.runner.pipeline(build)  # fills `pending` first
         except Exception:
             # The claim's answer is lost: give the count back (a claim that landed anyway is driven by
             # its wake-up, and its end gives the count back once more: the cap errs on the open side).
-            with contextlib.suppress(Exception):
-                await self.redis.decr(counted)
+            if counts:
+                with contextlib.suppress(Exception):
+                    await self.redis.decr(counted)
             raise
         claim = pending[0].outcome(results)
-        if not claim.created:
+        if not counts:
+            if claim.created and woken:  # the admission's wake-up guards nothing now
+                pending_start = keys.pending_start(account, flow["Name"], name)
+                await self.redis.zrem(keys.wake_for(pending_start, self.settings.partitions), pending_start)
+        elif not claim.created:
             await self.redis.decr(counted)  # nothing started: give the running count back
-        return claim
-
-    async def _claim_ended(
-        self, account: str, flow: dict[str, str], name: str, raw_input: str, input_obj: dict[str, Any], def_id: str,
-        qualifier: str, now: int, version: str, woken: bool, ended: Ended,
-    ) -> Claim:
-        """claim_execution of an execution run to its end at its start: one round trip (index entry, claim.lua with a retention)."""
-        pending: list[PendingClaim] = []
-
-        def build(pipe: Any) -> None:
-            pending[:] = [
-                queue_claim(
-                    self.scripts, pipe, self.settings, account=account, flow=flow, name=name, raw_input=raw_input,
-                    input_obj=input_obj, def_id=def_id, now=now, qualifier=qualifier, version=version, ended=ended,
-                )
-            ]
-
-        results = await self.runner.pipeline(build)  # fills `pending` first
-        claim = pending[0].outcome(results)
-        if claim.created and woken:  # the admission's wake-up guards nothing now
-            pending_start = keys.pending_start(account, flow["Name"], name)
-            await self.redis.zrem(keys.wake_for(pending_start, self.settings.partitions), pending_start)
         return claim
 
     async def read_execution(self, flow_id: str, name: str, watch: bool | str = False) -> dict[str, str] | None:

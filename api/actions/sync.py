@@ -35,47 +35,37 @@ async def start_sync_execution(call: Call) -> dict[str, Any]:
     tag = keys.execution_tag(flow["Id"], name)
     limit = call.settings.express_timeout_seconds
     pending: list[PendingClaim] = []
+    # A flow of pure states is run to its end here (common/purestart.py): the claim writes it ended, with no
+    # wake-up, Express timeout or watch mark; nobody waits for it.
     ended = run_pure(call, flow, runs, name, input_obj)
-    if ended is not None:  # run to its end here (common/purestart.py): the claim writes it ended, nobody waits
-        def claim_ended(pipe: Any) -> None:
-            pending[:] = [
-                queue_claim(
-                    call.store.scripts, pipe, call.settings, account=call.account, flow=flow, name=name,
-                    raw_input=raw_input, input_obj=input_obj, def_id=runs.def_id, now=call.now,
-                    qualifier=qualifier, version=runs.version, ended=ended,
-                )
-            ]  # fmt: skip
-
-        results = await call.store.scripts.pipeline(claim_ended)  # fills `pending` first
-        claimed = pending[0].outcome(results)
-        if not claimed.created:  # a UUID that collided: never in practice
-            raise ExecutionAlreadyExists(name, flow_name)
-        count_execution_events(ended.events)
-        sweep_now_and_then(call, flow["Id"])
-        return _view(claimed.fields, flow)
     trace = tracing.execution_started(flow_name, name)
 
     cluster = is_cluster(call.store.redis)
-    if cluster:  # the wake-up durable before the claim (one pipeline orders them on one server only)
+    if cluster and ended is None:  # the wake-up durable before the claim (one pipeline orders them on one server only)
         await call.store.redis.zadd(keys.wake_for(tag, call.settings.partitions), {tag: call.now + call.settings.wake_after_ms})
 
     def build(pipe: Any) -> None:
         pending[:] = [
             queue_claim(
                 call.store.scripts, pipe, call.settings, account=call.account, flow=flow, name=name,
-                raw_input=raw_input, input_obj=input_obj, def_id=runs.def_id, now=call.now,
-                qualifier=qualifier, version=runs.version, watch=call.waiters.mark, trace=trace, wake=not cluster,
+                raw_input=raw_input, input_obj=input_obj, def_id=runs.def_id, now=call.now, qualifier=qualifier,
+                version=runs.version, watch=call.waiters.mark if ended is None else False, trace=trace, wake=not cluster,
+                ended=ended,
             )
         ]  # fmt: skip
-        queue_express_timeout(pipe, tag, call.now, limit, call.settings.partitions)
+        if ended is None:
+            queue_express_timeout(pipe, tag, call.now, limit, call.settings.partitions)
 
     results = await call.store.scripts.pipeline(build)
     claim = pending[0].outcome(results)
     if not claim.created:  # a UUID that collided: never in practice
         raise ExecutionAlreadyExists(name, flow_name)
+    sweep_now_and_then(call, flow["Id"])
+    if ended is not None:
+        count_execution_events(ended.events)
+        return _view(claim.fields, flow)
     await call.store.redis.incr(runcount.key_for(call.account, tag, call.settings.running_shards))  # the running-executions cap (issue 7)
     await call.publisher.publish(tag)
-    sweep_now_and_then(call, flow["Id"])
     fields = await _until_end(call, flow["Id"], name, tag, limit + call.settings.express_grace_seconds)
     return _view(fields or claim.fields, flow)
 
